@@ -1,0 +1,18 @@
+#!/usr/bin/env node
+// Builds what the integration tests run against, once, into ~/.cache/vmgpu
+// (override with VMGPU_CACHE). Each step prints what it does; any failure
+// exits non-zero with a message saying what is missing and what to run.
+import { spawnSync } from 'node:child_process';
+
+const steps = [
+  // [description, command, args]
+];
+
+for (const [what, cmd, args] of steps) {
+  console.log(`[prepare] ${what}`);
+  const r = spawnSync(cmd, args, { stdio: 'inherit' });
+  if (r.error || r.status !== 0) {
+    console.error(`[prepare] FAILED: ${what} (${r.error ? r.error.message : `exit ${r.status}`}). Run \`${cmd} ${args.join(' ')}\` to see why.`);
+    process.exit(1);
+  }
+}

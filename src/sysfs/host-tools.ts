@@ -1,0 +1,76 @@
+/**
+ * NVIDIA's host tools, the one other way vmgpu changes a GPU: `sriov-manage`
+ * (enable VFs) and `nvidia-smi` (catalog fallback, mixed-size mode). They live
+ * beside the sysfs port because they act on the same hardware; the simulator
+ * implements the same interface.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { SysfsError } from './errors.js';
+import { checkPciAddress, type PciAddress } from './names.js';
+
+const run = promisify(execFile);
+
+export interface HostTools {
+  /** Run `sriov-manage -e <pf>`; resolves when VFs are enabled. Throws SysfsError (op exec). */
+  sriovManageEnable(pf: PciAddress): Promise<void>;
+  /** `nvidia-smi vgpu -s -i <pf>` output (supported types, IDs in hex), or undefined if the tool is missing. */
+  nvidiaSmiSupportedTypes(pf: PciAddress): Promise<string | undefined>;
+  /** Mixed-size ("heterogeneous") vGPU mode of a GPU; undefined when it cannot be told. */
+  heterogeneousMode(pf: PciAddress): Promise<boolean | undefined>;
+  /** `nvidia-smi vgpu -shm 0|1 -i <pf>`. */
+  setHeterogeneousMode(pf: PciAddress, enabled: boolean): Promise<void>;
+}
+
+export interface RealHostToolsOptions {
+  /** Host path of sriov-manage (from SysfsPort.sriovManagePath()). */
+  sriovManage: string;
+  /** nvidia-smi command; default `nvidia-smi` on PATH. */
+  nvidiaSmi?: string;
+  timeoutMs?: number;
+}
+
+/** Runs the real tools on the host. */
+export class RealHostTools implements HostTools {
+  constructor(private readonly opts: RealHostToolsOptions) {}
+
+  async sriovManageEnable(pf: PciAddress): Promise<void> {
+    await this.exec(this.opts.sriovManage, ['-e', checkPciAddress(pf)], 120_000);
+  }
+
+  async nvidiaSmiSupportedTypes(pf: PciAddress): Promise<string | undefined> {
+    try {
+      return await this.exec(this.opts.nvidiaSmi ?? 'nvidia-smi', ['vgpu', '-s', '-i', checkPciAddress(pf)]);
+    } catch (err) {
+      if (err instanceof SysfsError && err.code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  async heterogeneousMode(pf: PciAddress): Promise<boolean | undefined> {
+    let out: string;
+    try {
+      out = await this.exec(this.opts.nvidiaSmi ?? 'nvidia-smi', ['-q', '-i', checkPciAddress(pf)]);
+    } catch {
+      return undefined;
+    }
+    const m = /vGPU Heterogeneous Mode\s*:\s*(\w+)/i.exec(out);
+    if (!m) return undefined;
+    return /^enabled$/i.test(m[1]!);
+  }
+
+  async setHeterogeneousMode(pf: PciAddress, enabled: boolean): Promise<void> {
+    await this.exec(this.opts.nvidiaSmi ?? 'nvidia-smi', ['vgpu', '-shm', enabled ? '1' : '0', '-i', checkPciAddress(pf)]);
+  }
+
+  private async exec(cmd: string, args: string[], timeout = this.opts.timeoutMs ?? 30_000): Promise<string> {
+    try {
+      const { stdout } = await run(cmd, args, { timeout, maxBuffer: 4 << 20 });
+      return stdout;
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException & { stderr?: string };
+      const code = typeof e.code === 'string' ? e.code : 'EIO';
+      throw new SysfsError('exec', `${cmd} ${args.join(' ')}`, code, (e.stderr ?? e.message ?? '').trim().slice(0, 500));
+    }
+  }
+}
