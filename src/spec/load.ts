@@ -1,0 +1,568 @@
+/**
+ * Read a config file (NVIDIA vgpu-device-manager `api/spec/v1` format plus
+ * vmgpu's optional extensions) strictly: every unknown key, wrong type,
+ * duplicate key or bad name becomes a problem with its key path, line and
+ * column, and all of them are reported at once in a ConfigError.
+ *
+ * The reference for the format is docs/config.md.
+ */
+import { readFileSync } from 'node:fs';
+import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Node } from 'yaml';
+import { parsePciAddress } from '../sysfs/names.js';
+import {
+  ConfigError,
+  GPU_MODES,
+  type ConfigEntry,
+  type ConfigFile,
+  type ConfigProblem,
+  type GpuMode,
+  type NamedConfig,
+  type VgpuDeviceRequest,
+} from './config.js';
+import {
+  checkConfigName,
+  checkExtendedResourceName,
+  checkParamKey,
+  checkParamValue,
+  NUMERIC_PROFILE_MESSAGE,
+  parseBareProfile,
+  parseDeviceFilter,
+  parseProfileKey,
+  type DeviceFilter,
+  type ProfileName,
+} from './grammar.js';
+import { closestNames, didYouMean } from './suggest.js';
+import { plainInteger, scalarText, YamlReader, type Field } from './yaml-reader.js';
+
+/** Files larger than this are refused before parsing (NVIDIA's full example is ~54 KB). */
+export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+/** Upper bound for counts, GPU indices and VF indices: far above any real card, well inside safe integers. */
+export const MAX_COUNT = 65535;
+
+const ROOT_KEYS = ['version', 'vgpu-configs'] as const;
+/** NVIDIA's keys first, then vmgpu's extensions. */
+export const ENTRY_KEYS = [
+  'device-filter',
+  'devices',
+  'vgpu-devices',
+  'pci-addresses',
+  'mode',
+  'vf-placement',
+  'vgpu-params',
+  'resource-names',
+  'resource-name',
+  'mixed-sizes',
+] as const;
+
+/** Keys that only make sense for `mode: vgpu`. */
+const VGPU_ONLY_KEYS = ['vf-placement', 'vgpu-params', 'resource-names', 'mixed-sizes'] as const;
+
+/**
+ * Parse config text. `filename` is used in messages only.
+ * Throws ConfigError listing every problem, sorted by line.
+ */
+export function parseConfig(text: string, filename: string): ConfigFile {
+  if (typeof text !== 'string') throw new TypeError('parseConfig: text must be a string');
+  const lc = new LineCounter();
+  const docs = parseAllDocuments(text, {
+    lineCounter: lc,
+    prettyErrors: false,
+    uniqueKeys: false, // duplicates are reported by the reader, with their key path
+    strict: true,
+    version: '1.2',
+  });
+  const at = (offset: number): { line: number; column: number } => {
+    const p = lc.linePos(Math.max(0, offset));
+    return { line: p.line, column: p.col };
+  };
+
+  if (!Array.isArray(docs) || docs.length === 0) {
+    throw new ConfigError(filename, [
+      { path: '', line: 1, column: 1, message: 'the file is empty: expected "version: v1" and a "vgpu-configs" mapping' },
+    ]);
+  }
+  const syntax: ConfigProblem[] = [];
+  for (const d of docs) {
+    for (const e of [...d.errors, ...d.warnings]) {
+      syntax.push({ path: '', ...at(e.pos[0]), message: `YAML: ${e.message.split('\n')[0]}` });
+    }
+  }
+  if (docs.length > 1) {
+    syntax.push({
+      path: '',
+      ...at(docs[1]!.range[0]),
+      message: `a config file holds one YAML document; this one has ${docs.length} (separated by "---")`,
+    });
+  }
+  if (syntax.length > 0) throw new ConfigError(filename, syntax);
+
+  const doc = docs[0]!;
+  const r = new YamlReader(doc, lc);
+  const root = r.deref(doc.contents, '');
+  if (root === null || (isScalar(root) && (root.value === null || root.value === undefined))) {
+    throw new ConfigError(filename, [
+      { path: '', line: 1, column: 1, message: 'the file is empty: expected "version: v1" and a "vgpu-configs" mapping' },
+    ]);
+  }
+  if (!isMap(root)) {
+    r.wrongType('', root, 0, 'a mapping with "version" and "vgpu-configs"');
+    throw new ConfigError(filename, r.problems);
+  }
+  const f = r.known(r.fields(root, ''), ROOT_KEYS, '');
+
+  const version = f.get('version');
+  if (!version) {
+    r.report('', 0, 'missing required key "version": add "version: v1" at the top');
+  } else if (!(version.value && isScalar(version.value) && version.value.value === 'v1')) {
+    if (version.value && isScalar(version.value) && typeof version.value.value === 'string') {
+      r.report(version.path, version.valueOffset, `unsupported version ${JSON.stringify(version.value.value)}: this vmgpu reads version v1`);
+    } else {
+      r.wrongType(version.path, version.value, version.valueOffset, 'v1');
+    }
+  }
+
+  const configs: NamedConfig[] = [];
+  const cf = f.get('vgpu-configs');
+  if (cf) {
+    if (cf.value === null || !isMap(cf.value)) {
+      r.wrongType(cf.path, cf.value, cf.valueOffset, 'a mapping of config names to lists of entries');
+    } else {
+      const named = r.fields(cf.value, cf.path);
+      if (named.length === 0 && cf.value.items.length === 0) {
+        r.report(cf.path, cf.valueOffset, 'at least one config is required, e.g. "default: [{devices: all, vgpu-devices: {}}]"');
+      }
+      for (const c of named) {
+        const nameProblem = checkConfigName(c.key);
+        if (nameProblem) r.report(cf.path, c.keyOffset, nameProblem);
+        const entries = readEntryList(r, c);
+        configs.push({ name: c.key, entries, line: r.position(c.keyOffset).line });
+      }
+    }
+  }
+
+  if (r.problems.length > 0) throw new ConfigError(filename, r.problems);
+  return { version: 'v1', filename, configs };
+}
+
+/** Read a config file from disk (`-` reads standard input). Throws ConfigError. */
+export function loadConfigFile(path: string): ConfigFile {
+  const name = path === '-' ? '<stdin>' : path;
+  let buf: Buffer;
+  try {
+    buf = readFileSync(path === '-' ? 0 : path);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why =
+      e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EISDIR' ? 'is a directory' : String(e.message);
+    throw new ConfigError(name, [{ path: '', line: 0, column: 0, message: `cannot read the config file: ${why}` }]);
+  }
+  if (buf.length > MAX_CONFIG_BYTES) {
+    throw new ConfigError(name, [
+      { path: '', line: 0, column: 0, message: `the file is ${buf.length} bytes; config files are limited to ${MAX_CONFIG_BYTES} bytes` },
+    ]);
+  }
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(buf);
+  } catch {
+    throw new ConfigError(name, [{ path: '', line: 0, column: 0, message: 'the file is not valid UTF-8 text' }]);
+  }
+  return parseConfig(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text, name);
+}
+
+/** The names of the configs in a file, in file order. */
+export function configNames(file: ConfigFile): string[] {
+  return file.configs.map((c) => c.name);
+}
+
+/**
+ * The entries of config `name`. Throws ConfigError naming the available
+ * configs and the closest one when it does not exist.
+ */
+export function selectConfig(file: ConfigFile, name: string): ConfigEntry[] {
+  const found = file.configs.find((c) => c.name === name);
+  if (found) return found.entries;
+  const names = configNames(file);
+  let message: string;
+  if (names.length === 0) {
+    message = `no config named ${JSON.stringify(name)}: the file defines no configs (add a "vgpu-configs" mapping)`;
+  } else {
+    const hint = didYouMean(name, names, 1);
+    const shown = names.length > 20 ? `${names.slice(0, 20).join(', ')}, ... (${names.length} in all)` : names.join(', ');
+    message = `no config named ${JSON.stringify(name)}.${hint} Available: ${shown}`;
+  }
+  throw new ConfigError(file.filename, [{ path: 'vgpu-configs', line: 0, column: 0, message }]);
+}
+
+function readEntryList(r: YamlReader, c: Field): ConfigEntry[] {
+  if (c.value === null || !isSeq(c.value)) {
+    r.wrongType(c.path, c.value, c.valueOffset, 'a list of entries (each "- devices: ..." with "vgpu-devices")');
+    return [];
+  }
+  const items = r.items(c.value, c.path);
+  if (items.length === 0) {
+    r.report(c.path, c.valueOffset, 'at least one entry is required, e.g. "- devices: all" with "vgpu-devices: {...}"');
+  }
+  const out: ConfigEntry[] = [];
+  for (const it of items) {
+    const e = readEntry(r, it.node, it.offset, it.path);
+    if (e) out.push(e);
+  }
+  return out;
+}
+
+function readEntry(r: YamlReader, node: Node | null, offset: number, path: string): ConfigEntry | null {
+  if (node === null || !isMap(node)) {
+    r.wrongType(path, node, offset, 'a mapping with "devices" and "vgpu-devices"');
+    return null;
+  }
+  const pos = r.position(offset);
+  const f = r.known(r.fields(node, path), ENTRY_KEYS, path);
+  const entry: ConfigEntry = {
+    deviceFilter: null,
+    devices: 'all',
+    pciAddresses: null,
+    mode: 'vgpu',
+    vgpuDevices: [],
+    vfPlacement: {},
+    vgpuParams: {},
+    resourceNames: {},
+    passthroughResourceName: null,
+    mixedSizes: null,
+    line: pos.line,
+    column: pos.column,
+    path,
+  };
+
+  // mode first: what else is required or allowed depends on it.
+  let mode: GpuMode | null = 'vgpu';
+  const mf = f.get('mode');
+  if (mf) {
+    const v = mf.value && isScalar(mf.value) ? mf.value.value : undefined;
+    if (typeof v === 'string' && (GPU_MODES as readonly string[]).includes(v)) {
+      mode = v as GpuMode;
+    } else {
+      mode = null;
+      const hint = typeof v === 'string' ? didYouMean(v, GPU_MODES, 1) : '';
+      r.report(mf.path, mf.valueOffset, `expected one of ${GPU_MODES.join(', ')}, got ${r.describe(mf.value)}.${hint}`.replace(/\.$/, ''));
+    }
+  }
+  entry.mode = mode ?? 'vgpu';
+
+  const df = f.get('device-filter');
+  if (df) entry.deviceFilter = readDeviceFilter(r, df);
+
+  const pf = f.get('pci-addresses');
+  if (pf) entry.pciAddresses = readPciAddresses(r, pf);
+
+  const dv = f.get('devices');
+  if (dv) {
+    entry.devices = readDevices(r, dv);
+    if (pf && Array.isArray(entry.devices)) {
+      r.report(dv.path, dv.valueOffset, 'use either "devices: [indices]" or "pci-addresses", not both ("devices: all" may be combined with "pci-addresses")');
+    }
+  } else if (!pf) {
+    r.report(path, offset, 'missing required key "devices": use "devices: all", a list of GPU indices such as [0, 1], or "pci-addresses"');
+  }
+
+  const vd = f.get('vgpu-devices');
+  const profiles = new Map<string, VgpuDeviceRequest>();
+  if (vd) {
+    entry.vgpuDevices = readVgpuDevices(r, vd);
+    for (const d of entry.vgpuDevices) profiles.set(d.profile, d);
+    if ((mode === 'passthrough' || mode === 'host') && entry.vgpuDevices.length > 0) {
+      r.report(vd.path, vd.valueOffset, `mode ${mode} takes no vGPUs; remove "vgpu-devices" or use "mode: vgpu"`);
+    }
+  } else if (mode === 'vgpu') {
+    r.report(path, offset, 'missing required key "vgpu-devices": list the vGPU types and counts, e.g. {"L40S-12Q": 4}, or {} for none');
+  }
+
+  for (const k of VGPU_ONLY_KEYS) {
+    const kf = f.get(k);
+    if (kf && mode !== null && mode !== 'vgpu') {
+      r.report(path, kf.keyOffset, `"${k}" only applies to mode vgpu; this entry is mode ${mode}`);
+    }
+  }
+  const rn = f.get('resource-name');
+  if (rn && mode !== null && mode !== 'passthrough') {
+    r.report(path, rn.keyOffset, `"resource-name" only applies to mode passthrough (for vGPU types use "resource-names"); this entry is mode ${mode}`);
+  }
+
+  const vp = f.get('vf-placement');
+  if (vp && mode === 'vgpu') entry.vfPlacement = readVfPlacement(r, vp, profiles);
+  const pp = f.get('vgpu-params');
+  if (pp && mode === 'vgpu') entry.vgpuParams = readVgpuParams(r, pp, profiles);
+  const rs = f.get('resource-names');
+  if (rs && mode === 'vgpu') entry.resourceNames = readResourceNames(r, rs, profiles);
+  if (rn && mode === 'passthrough') {
+    if (rn.value && isScalar(rn.value) && typeof rn.value.value === 'string') {
+      const bad = checkExtendedResourceName(rn.value.value);
+      if (bad) r.report(rn.path, rn.valueOffset, bad);
+      else entry.passthroughResourceName = rn.value.value;
+    } else {
+      r.wrongType(rn.path, rn.value, rn.valueOffset, 'a resource name such as "nvidia.com/L40S"');
+    }
+  }
+  const ms = f.get('mixed-sizes');
+  if (ms && mode === 'vgpu') {
+    if (ms.value && isScalar(ms.value) && typeof ms.value.value === 'boolean') entry.mixedSizes = ms.value.value;
+    else r.wrongType(ms.path, ms.value, ms.valueOffset, 'true or false');
+  }
+  return entry;
+}
+
+function readDeviceFilter(r: YamlReader, f: Field): DeviceFilter[] | null {
+  const one = (node: Node | null, offset: number, path: string): DeviceFilter | null => {
+    if (node === null || !isScalar(node) || (typeof node.value !== 'string' && typeof node.value !== 'number')) {
+      r.wrongType(path, node, offset, 'a PCI ID string such as "0x26B910DE"');
+      return null;
+    }
+    const parsed = parseDeviceFilter(scalarText(node));
+    if ('error' in parsed) {
+      r.report(path, offset, parsed.error);
+      return null;
+    }
+    return parsed;
+  };
+  const v = f.value;
+  if (v === null || (isScalar(v) && (v.value === null || v.value === ''))) return null; // NVIDIA: no filter
+  if (isSeq(v)) {
+    const out: DeviceFilter[] = [];
+    for (const it of r.items(v, f.path)) {
+      const p = one(it.node, it.offset, it.path);
+      if (p) out.push(p);
+    }
+    return out.length > 0 ? out : null;
+  }
+  const p = one(v, f.valueOffset, f.path);
+  return p ? [p] : null;
+}
+
+function readDevices(r: YamlReader, f: Field): 'all' | number[] {
+  const v = f.value;
+  if (v && isScalar(v) && v.value === 'all') return 'all';
+  if (v && isSeq(v)) {
+    const out: number[] = [];
+    const seen = new Set<number>();
+    for (const it of r.items(v, f.path)) {
+      const n = plainInteger(it.node);
+      if (n === null || n > MAX_COUNT) {
+        r.wrongType(it.path, it.node, it.offset, 'a GPU index (0, 1, ...: position among NVIDIA GPUs sorted by PCI address)');
+      } else if (seen.has(n)) {
+        r.report(it.path, it.offset, `GPU index ${n} is listed twice`);
+      } else {
+        seen.add(n);
+        out.push(n);
+      }
+    }
+    return out;
+  }
+  const hint = v && isScalar(v) && typeof v.value === 'string' ? didYouMean(v.value, ['all'], 1) : '';
+  r.report(f.path, f.valueOffset, `expected "all" or a list of GPU indices such as [0, 1], got ${r.describe(v)}.${hint}`.replace(/\.$/, ''));
+  return [];
+}
+
+function readPciAddresses(r: YamlReader, f: Field): string[] {
+  const v = f.value;
+  const list = v && isSeq(v) ? r.items(v, f.path) : [{ node: v, offset: f.valueOffset, path: f.path }];
+  if (v && isSeq(v) && list.length === 0) {
+    r.report(f.path, f.valueOffset, 'list at least one PCI address, e.g. ["0000:3b:00.0"]');
+  }
+  const out: string[] = [];
+  const seen = new Set<string>();
+  for (const it of list) {
+    if (it.node === null || !isScalar(it.node) || typeof it.node.value !== 'string') {
+      r.wrongType(it.path, it.node, it.offset, 'a PCI address string such as "0000:3b:00.0"');
+      continue;
+    }
+    let addr: string;
+    try {
+      addr = parsePciAddress(it.node.value);
+    } catch {
+      r.report(it.path, it.offset, `${JSON.stringify(it.node.value)} is not a PCI address: expected dddd:bb:dd.f in hex, e.g. "0000:3b:00.0"`);
+      continue;
+    }
+    if (seen.has(addr)) {
+      r.report(it.path, it.offset, `PCI address ${addr} is listed twice`);
+      continue;
+    }
+    seen.add(addr);
+    out.push(addr);
+  }
+  return out;
+}
+
+/** A profile-name key (in vgpu-devices, vf-placement, ...); reports and returns null when it is not a name. */
+function readProfileKey(r: YamlReader, path: string, field: Field): ProfileName | null {
+  const kn = field.keyNode;
+  if (isScalar(kn) && typeof kn.value === 'number') {
+    r.report(path, field.keyOffset, `${JSON.stringify(field.key)} is a number: ${NUMERIC_PROFILE_MESSAGE}`);
+    return null;
+  }
+  const parsed = parseProfileKey(field.key);
+  if ('error' in parsed) {
+    r.report(path, field.keyOffset, parsed.error);
+    return null;
+  }
+  return parsed;
+}
+
+function readVgpuDevices(r: YamlReader, f: Field): VgpuDeviceRequest[] {
+  const v = f.value;
+  if (v === null || (isScalar(v) && (v.value === null || v.value === undefined))) return []; // NVIDIA: null = none
+  if (!isMap(v)) {
+    r.wrongType(f.path, v, f.valueOffset, 'a mapping of vGPU type names to counts, e.g. {"L40S-12Q": 4}');
+    return [];
+  }
+  const out: VgpuDeviceRequest[] = [];
+  const byProfile = new Map<string, string>();
+  for (const t of r.fields(v, f.path)) {
+    const p = readProfileKey(r, f.path, t);
+    const count = plainInteger(t.value);
+    if (count === null || count < 1 || count > MAX_COUNT) {
+      if (count === 0) r.report(t.path, t.valueOffset, 'count must be at least 1; remove the type to have none');
+      else r.wrongType(t.path, t.value, t.valueOffset, `a count from 1 to ${MAX_COUNT}`);
+    }
+    if (!p) continue;
+    const prev = byProfile.get(p.profile);
+    if (prev !== undefined) {
+      r.report(f.path, t.keyOffset, `${JSON.stringify(t.key)} names the same type as ${JSON.stringify(prev)}; merge them into one count`);
+      continue;
+    }
+    byProfile.set(p.profile, t.key);
+    if (count !== null && count >= 1 && count <= MAX_COUNT) out.push({ profile: p.profile, original: t.key, count });
+  }
+  // Like NVIDIA: time-sliced and MIG-backed types cannot share a GPU.
+  const parsed = out.map((d) => ({ d, mig: parseBareProfile(d.profile)?.migBacked === true }));
+  const mig = parsed.find((x) => x.mig);
+  const ts = parsed.find((x) => !x.mig);
+  if (mig && ts) {
+    r.report(f.path, f.valueOffset, `cannot mix time-sliced (${ts.d.original}) and MIG-backed (${mig.d.original}) vGPU types on the same GPU; use separate entries for separate GPUs`);
+  }
+  return out;
+}
+
+/**
+ * Fields of a profile-keyed mapping (vf-placement, vgpu-params, resource-names):
+ * each key must name a type requested in vgpu-devices.
+ */
+function profileFields(
+  r: YamlReader,
+  f: Field,
+  profiles: Map<string, VgpuDeviceRequest>,
+  expected: string,
+): { field: Field; profile: string }[] {
+  const v = f.value;
+  if (v === null || !isMap(v)) {
+    r.wrongType(f.path, v, f.valueOffset, expected);
+    return [];
+  }
+  const out: { field: Field; profile: string }[] = [];
+  const seen = new Map<string, string>();
+  for (const t of r.fields(v, f.path)) {
+    const p = readProfileKey(r, f.path, t);
+    if (!p) continue;
+    if (seen.has(p.profile)) {
+      r.report(f.path, t.keyOffset, `${JSON.stringify(t.key)} names the same type as ${JSON.stringify(seen.get(p.profile))}; keep one`);
+      continue;
+    }
+    seen.set(p.profile, t.key);
+    if (!profiles.has(p.profile)) {
+      const requested = [...profiles.keys()];
+      const close = closestNames(p.profile, requested, 1);
+      const hint = close.length > 0 ? `; did you mean ${JSON.stringify(close[0])}?` : requested.length > 0 ? ` (requested: ${requested.join(', ')})` : '';
+      r.report(f.path, t.keyOffset, `${JSON.stringify(t.key)} is not requested in vgpu-devices of this entry${hint}`);
+      continue;
+    }
+    out.push({ field: t, profile: p.profile });
+  }
+  return out;
+}
+
+function readVfPlacement(r: YamlReader, f: Field, profiles: Map<string, VgpuDeviceRequest>): Record<string, number[]> {
+  const out: Record<string, number[]> = {};
+  const owner = new Map<number, string>();
+  for (const { field, profile } of profileFields(r, f, profiles, 'a mapping of vGPU type names to VF index lists, e.g. {"L40S-12Q": [0, 1]}')) {
+    const v = field.value;
+    if (v === null || !isSeq(v)) {
+      r.wrongType(field.path, v, field.valueOffset, 'a list of VF indices such as [0, 1]');
+      continue;
+    }
+    const indices: number[] = [];
+    for (const it of r.items(v, field.path)) {
+      const n = plainInteger(it.node);
+      if (n === null || n > MAX_COUNT) {
+        r.wrongType(it.path, it.node, it.offset, 'a VF index (the N of virtfnN on the GPU: 0, 1, ...)');
+        continue;
+      }
+      const prev = owner.get(n);
+      if (prev !== undefined) {
+        r.report(it.path, it.offset, prev === profile ? `VF ${n} is listed twice` : `VF ${n} is already placed for ${prev}; one VF holds one vGPU`);
+        continue;
+      }
+      owner.set(n, profile);
+      indices.push(n);
+    }
+    const want = profiles.get(profile)!.count;
+    if (v.items.length !== want) {
+      r.report(
+        field.path,
+        field.valueOffset,
+        `lists ${v.items.length} VF${v.items.length === 1 ? '' : 's'} but vgpu-devices asks for ${want} ${profiles.get(profile)!.original}; list one VF index per instance`,
+      );
+    }
+    out[profile] = indices;
+  }
+  return out;
+}
+
+function readVgpuParams(r: YamlReader, f: Field, profiles: Map<string, VgpuDeviceRequest>): Record<string, Record<string, string>> {
+  const out: Record<string, Record<string, string>> = {};
+  for (const { field, profile } of profileFields(r, f, profiles, 'a mapping of vGPU type names to parameters, e.g. {"L40S-12Q": {frame_rate_limiter: 0}}')) {
+    const v = field.value;
+    if (v === null || !isMap(v)) {
+      r.wrongType(field.path, v, field.valueOffset, 'a mapping of vgpu_params keys to values, e.g. {frame_rate_limiter: 0}');
+      continue;
+    }
+    const params: Record<string, string> = {};
+    for (const p of r.fields(v, field.path)) {
+      const badKey = checkParamKey(p.key);
+      if (badKey) {
+        r.report(field.path, p.keyOffset, badKey);
+        continue;
+      }
+      const val = p.value;
+      if (val === null || !isScalar(val) || (typeof val.value !== 'string' && typeof val.value !== 'number')) {
+        r.wrongType(p.path, val, p.valueOffset, 'a string or number');
+        continue;
+      }
+      const text = scalarText(val);
+      const badValue = checkParamValue(text);
+      if (badValue) {
+        r.report(p.path, p.valueOffset, badValue);
+        continue;
+      }
+      params[p.key] = text;
+    }
+    out[profile] = params;
+  }
+  return out;
+}
+
+function readResourceNames(r: YamlReader, f: Field, profiles: Map<string, VgpuDeviceRequest>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const { field, profile } of profileFields(r, f, profiles, 'a mapping of vGPU type names to resource names, e.g. {"L40S-12Q": "nvidia.com/L40S-12Q"}')) {
+    const v = field.value;
+    if (v === null || !isScalar(v) || typeof v.value !== 'string') {
+      r.wrongType(field.path, v, field.valueOffset, 'a resource name such as "example.com/l40s-small"');
+      continue;
+    }
+    const bad = checkExtendedResourceName(v.value);
+    if (bad) {
+      r.report(field.path, field.valueOffset, bad);
+      continue;
+    }
+    out[profile] = v.value;
+  }
+  return out;
+}

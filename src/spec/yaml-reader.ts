@@ -1,0 +1,179 @@
+/**
+ * A strict reader over a parsed YAML document: typed access to mappings,
+ * lists and scalars that records a positioned problem (key path, line,
+ * column) for every unknown key, duplicate key or wrong type instead of
+ * stopping at the first one.
+ */
+import { isAlias, isMap, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
+import type { ConfigProblem } from './config.js';
+import { closestNames } from './suggest.js';
+
+/** Each alias dereference costs one unit; this bounds the work on hostile files. */
+const MAX_ALIAS_EXPANSIONS = 10_000;
+
+export interface Field {
+  key: string;
+  keyNode: Node;
+  /** The value node with aliases resolved; null when the key has no value node at all. */
+  value: Node | null;
+  /** Offset of the key, for "unknown key" and "duplicate key" problems. */
+  keyOffset: number;
+  /** Offset of the value (the key's when there is no value node). */
+  valueOffset: number;
+  path: string;
+}
+
+/** Append a key to a path: `a.b`, or `a["x y"]` when the key is not a plain word. */
+export function childPath(path: string, key: string): string {
+  if (/^[A-Za-z0-9_-]+$/.test(key)) return path ? `${path}.${key}` : key;
+  return `${path}[${JSON.stringify(key)}]`;
+}
+
+export function indexPath(path: string, i: number): string {
+  return `${path}[${i}]`;
+}
+
+export function nodeOffset(node: Node | null | undefined, fallback: number): number {
+  const r = node?.range;
+  return r ? r[0] : fallback;
+}
+
+export class YamlReader {
+  readonly problems: ConfigProblem[] = [];
+  private aliasBudget = MAX_ALIAS_EXPANSIONS;
+  private aliasBudgetReported = false;
+
+  constructor(
+    private readonly doc: Document,
+    private readonly lc: LineCounter,
+  ) {}
+
+  position(offset: number): { line: number; column: number } {
+    const lp = this.lc.linePos(Math.max(0, offset));
+    return { line: lp.line, column: lp.col };
+  }
+
+  report(path: string, offset: number, message: string): void {
+    this.problems.push({ path, ...this.position(offset), message });
+  }
+
+  /** Resolve aliases; null when the alias is dangling or the budget is spent. */
+  deref(node: unknown, path: string): Node | null {
+    let cur = node;
+    let hops = 0;
+    while (isAlias(cur)) {
+      if (this.aliasBudget-- <= 0 || ++hops > 64) {
+        if (!this.aliasBudgetReported) {
+          this.aliasBudgetReported = true;
+          this.report(path, nodeOffset(cur, 0), 'too many alias expansions (more than 10000); write the values out');
+        }
+        return null;
+      }
+      const target = cur.resolve(this.doc);
+      if (!target) {
+        this.report(path, nodeOffset(cur, 0), `alias *${cur.source} refers to no anchor`);
+        return null;
+      }
+      cur = target;
+    }
+    return (cur ?? null) as Node | null;
+  }
+
+  /** "a mapping", "a list", `the string "x"`, `the number 5`, ... for "expected X, got Y". */
+  describe(node: Node | null): string {
+    if (node === null) return 'nothing';
+    if (isMap(node)) return 'a mapping';
+    if (isSeq(node)) return 'a list';
+    if (isScalar(node)) {
+      const v = node.value;
+      if (v === null || v === undefined) return 'nothing (null)';
+      if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v)}`;
+      if (typeof v === 'number' || typeof v === 'bigint') return `the number ${scalarText(node)}`;
+      if (typeof v === 'boolean') return `the boolean ${String(v)}`;
+      return `a ${typeof v}`;
+    }
+    return 'an unsupported YAML node';
+  }
+
+  wrongType(path: string, node: Node | null, offset: number, expected: string): void {
+    this.report(path, nodeOffset(node, offset), `expected ${expected}, got ${this.describe(node)}`);
+  }
+
+  /**
+   * The fields of a mapping, with duplicate keys and non-scalar keys reported.
+   * Keys are the scalar's text (numbers as written, e.g. `557`).
+   */
+  fields(map: Node, path: string): Field[] {
+    if (!isMap(map)) return [];
+    const out: Field[] = [];
+    const seen = new Map<string, number>();
+    for (const pair of map.items) {
+      const keyNode = this.deref(pair.key, path);
+      const keyOffset = nodeOffset(pair.key as Node | null, nodeOffset(map, 0));
+      if (keyNode === null || !isScalar(keyNode) || keyNode.value === null || keyNode.value === undefined) {
+        if (keyNode !== null) this.report(path, keyOffset, `keys must be plain names, got ${this.describe(keyNode)} as a key`);
+        continue;
+      }
+      const key = scalarText(keyNode);
+      const fieldPath = childPath(path, key);
+      const firstAt = seen.get(key);
+      if (firstAt !== undefined) {
+        this.report(path, keyOffset, `duplicate key ${JSON.stringify(key)} (first defined on line ${this.position(firstAt).line}); keep one`);
+        continue;
+      }
+      seen.set(key, keyOffset);
+      const value = pair.value === null || pair.value === undefined ? null : this.deref(pair.value, fieldPath);
+      out.push({
+        key,
+        keyNode,
+        value,
+        keyOffset,
+        valueOffset: nodeOffset(pair.value as Node | null, keyOffset),
+        path: fieldPath,
+      });
+    }
+    return out;
+  }
+
+  /** Report keys not in `allowed`, with a closest-name hint. Returns the known fields by key. */
+  known(fields: Field[], allowed: readonly string[], path: string): Map<string, Field> {
+    const out = new Map<string, Field>();
+    for (const f of fields) {
+      if (allowed.includes(f.key)) {
+        out.set(f.key, f);
+      } else {
+        const close = closestNames(f.key, allowed, 1);
+        const hint = close.length > 0 ? ` did you mean ${JSON.stringify(close[0])}?` : '';
+        this.report(path, f.keyOffset, `unknown key ${JSON.stringify(f.key)};${hint} allowed keys: ${allowed.join(', ')}`);
+      }
+    }
+    return out;
+  }
+
+  /** List items (aliases resolved), or null after reporting when `node` is not a list. */
+  items(node: Node, path: string): { node: Node | null; offset: number; path: string }[] {
+    if (!isSeq(node)) return [];
+    return node.items.map((item, i) => ({
+      node: this.deref(item, indexPath(path, i)),
+      offset: nodeOffset(item as Node | null, nodeOffset(node, 0)),
+      path: indexPath(path, i),
+    }));
+  }
+}
+
+/** The text of a scalar: strings as they are, numbers/booleans as written in a plain scalar. */
+export function scalarText(node: Node): string {
+  if (!isScalar(node)) return '';
+  const v = node.value;
+  if (typeof v === 'string') return v;
+  if (node.type === 'PLAIN' && typeof node.source === 'string') return node.source;
+  return String(v);
+}
+
+/** A non-negative integer written as plain decimal digits (no 1.0, 0x1, 1e3, "1"). */
+export function plainInteger(node: Node | null): number | null {
+  if (node === null || !isScalar(node) || node.type !== 'PLAIN') return null;
+  if (typeof node.value !== 'number' || !Number.isSafeInteger(node.value)) return null;
+  const src = typeof node.source === 'string' ? node.source : String(node.value);
+  return /^(0|[1-9][0-9]*)$/.test(src) ? node.value : null;
+}
