@@ -145,6 +145,21 @@ export interface Warning {
   path?: string;
 }
 
+export interface Capability {
+  usable: boolean;
+  /** Why not (or a caveat), in words a user can act on; null when usable without caveat. */
+  reason: string | null;
+}
+
+export interface Capabilities {
+  /** CUDA containers through the host driver. */
+  containers: Capability;
+  /** Whole-GPU passthrough with vfio-pci (IOMMU on, IOMMU group isolated). */
+  passthrough: Capability;
+  /** vGPU (SR-IOV or mdev, per the model) under NVIDIA's vGPU manager driver. */
+  vgpu: Capability;
+}
+
 export interface Gpu {
   /** Position among NVIDIA GPUs sorted by PCI address (vgpu-device-manager's index). */
   index: number;
@@ -153,8 +168,8 @@ export interface Gpu {
   framework: Framework;
   /** Set when framework is `unusable`, or to say why a framework is not available (e.g. no IOMMU). */
   unusableReason: string | null;
-  /** Whether whole-GPU passthrough would work: IOMMU on, the group isolated enough. */
-  passthroughReady: boolean;
+  /** What the GPU can be used for on this node, each with the reason when it cannot. */
+  capabilities: Capabilities;
   /** Other functions in the GPU's IOMMU group (often its audio function). */
   companions: string[];
   /** ID → type catalog for this card and driver version. */

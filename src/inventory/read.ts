@@ -1,0 +1,494 @@
+/**
+ * readInventory: the node's GPUs as plain data, read through the sysfs port.
+ *
+ * Never throws for one bad file: a malformed attribute, a dangling link or an
+ * unknown device becomes a warning naming the file, and the rest of the
+ * inventory is still returned. It throws InventoryError only when there is no
+ * sysfs tree to read at all.
+ */
+import { SysfsError } from '../sysfs/errors.js';
+import type { HostTools } from '../sysfs/host-tools.js';
+import { checkPciAddress, type PciAddress } from '../sysfs/names.js';
+import type { SkippedEntry, SysfsPort } from '../sysfs/port.js';
+import { parseCreatableVgpuTypes, parseMdevDescription, parseNvidiaSmiSupportedTypes, toVgpuType, type CatalogEntry } from './catalog.js';
+import type { CatalogCache } from './catalog-cache.js';
+import { knownModel } from './models.js';
+import { PciIds, deviceDisplayName } from './pciids.js';
+import { boardForDevice } from './profiles.js';
+import {
+  INVENTORY_SCHEMA_VERSION,
+  type Capabilities,
+  type Framework,
+  type Gpu,
+  type GpuModel,
+  type Inventory,
+  type MdevInstance,
+  type MdevParent,
+  type MdevTypeInfo,
+  type NodeInfo,
+  type PciFunction,
+  type VgpuType,
+  type VgpuVf,
+  type Warning,
+} from './types.js';
+
+export class InventoryError extends Error {
+  override readonly name = 'InventoryError';
+}
+
+export interface InventoryOptions {
+  pciIds?: PciIds;
+  /** On-disk ID→name cache; read to name configured VFs, updated with what free VFs show. */
+  catalogCache?: CatalogCache;
+  kernelRelease?: string | null;
+}
+
+/** Modules whose presence the inventory reports. */
+export const RELEVANT_MODULES = [
+  'nvidia',
+  'nvidia_vgpu_vfio',
+  'nvidia_uvm',
+  'nouveau',
+  'vfio',
+  'vfio_pci',
+  'vfio_pci_core',
+  'vfio_iommu_type1',
+  'iommufd',
+  'mdev',
+  'kvm',
+  'kvm_intel',
+  'kvm_amd',
+  'nvgrace_gpu_vfio_pci',
+] as const;
+
+const NVIDIA = '10de';
+const GPU_CLASSES = new Set(['0300', '0302']);
+
+export function readInventory(port: SysfsPort, opts: InventoryOptions = {}): Inventory {
+  if (!port.sysfsPresent()) {
+    throw new InventoryError(
+      `no PCI devices directory at ${port.display('sys', 'bus/pci/devices')}: is --sysfs-root pointing at a sysfs tree (a host's /sys, a capture or a simulator tree)?`,
+    );
+  }
+  const r = new Reader(port, opts);
+  return r.read();
+}
+
+class Reader {
+  private readonly warnings: Warning[] = [];
+  private readonly fns = new Map<string, PciFunction>();
+  private readonly ids: PciIds;
+
+  constructor(
+    private readonly port: SysfsPort,
+    private readonly opts: InventoryOptions,
+  ) {
+    this.ids = opts.pciIds ?? PciIds.empty();
+  }
+
+  read(): Inventory {
+    const skipped: SkippedEntry[] = [];
+    const all = this.port.listPciDevices(skipped);
+    const node = this.readNode();
+    // First pass: vendor, class and physfn only, to find NVIDIA GPUs (PFs) cheaply.
+    const pfs: PciAddress[] = [];
+    for (const addr of all) {
+      const vendor = this.hexAttr(addr, 'vendor', 4);
+      if (vendor !== NVIDIA) continue;
+      const cls = this.hexAttr(addr, 'class', 6);
+      if (!cls || !GPU_CLASSES.has(cls.slice(0, 4))) continue;
+      if (this.port.readPciLink(addr, 'physfn') !== undefined) continue; // a VF
+      pfs.push(addr);
+    }
+    const gpus = pfs.map((pf, index) => this.readGpu(pf, index, node));
+    if (!node.vgpuHostDriver && gpus.some((g) => g.framework === 'sriov-vgpu' || g.framework === 'mdev-vgpu')) node.vgpuHostDriver = true;
+    for (const g of gpus) g.capabilities = this.capabilities(g, node);
+    const inGpus = new Set<string>();
+    for (const g of gpus) {
+      inGpus.add(g.pci.address);
+      for (const v of g.pci.sriov?.vfs ?? []) inGpus.add(v);
+    }
+    const otherFunctions: PciFunction[] = [];
+    for (const [addr, fn] of this.fns) if (!inGpus.has(addr)) otherFunctions.push(fn);
+    for (const s of skipped) this.warn('unknown-entry', `${s.path}/${s.entry}: ${s.reason}; ignored`, `${s.path}/${s.entry}`);
+    return {
+      schemaVersion: INVENTORY_SCHEMA_VERSION,
+      source: this.port.backend.description,
+      node,
+      gpus,
+      otherFunctions: otherFunctions.sort((a, b) => a.address.localeCompare(b.address)),
+      warnings: this.warnings,
+    };
+  }
+
+  // ---------------------------------------------------------------- node
+
+  private readNode(): NodeInfo {
+    const modules = this.port.listModules(RELEVANT_MODULES);
+    const drivers = this.port.listDrivers().filter((d) => /vfio/.test(d) || d === 'nvidia');
+    return {
+      iommuEnabled: this.port.iommuEnabled(),
+      modules,
+      mdevBusPresent: this.port.mdevBusPresent(),
+      nvidiaDriverVersion: this.safe(() => this.port.readModuleVersion('nvidia')) ?? null,
+      vgpuHostDriver: modules.includes('nvidia_vgpu_vfio'),
+      kernelRelease: this.opts.kernelRelease ?? null,
+      vfioDrivers: drivers,
+    };
+  }
+
+  // ---------------------------------------------------------------- one GPU
+
+  private readGpu(pf: PciAddress, index: number, node: NodeInfo): Gpu {
+    const warnings: Warning[] = [];
+    const pci = this.readFunction(pf);
+    const model = this.model(pci);
+    const vfs: VgpuVf[] = [];
+    const vfFns: PciFunction[] = [];
+    for (const vfAddr of pci.sriov?.vfs ?? []) {
+      const vfPci = this.readFunction(checkPciAddress(vfAddr));
+      vfFns.push(vfPci);
+    }
+    // Catalog: creatable lists of free VFs, the cache, and mdev type directories.
+    const catalog = new Map<number, VgpuType>();
+    const cached = this.cachedCatalog(pci);
+    for (const e of cached) catalog.set(e.id, toVgpuType(e, 'cache'));
+    const seen: CatalogEntry[] = [];
+    const sriovVfs = vfFns.filter((f) => this.port.hasNvidiaDir(checkPciAddress(f.address)));
+    for (const [i, f] of sriovVfs.entries()) {
+      const a = checkPciAddress(f.address);
+      const current = this.decimalNvidia(a, 'current_vgpu_type', warnings);
+      const creatableText = this.safe(() => this.port.readNvidiaAttr(a, 'creatable_vgpu_types'), warnings) ?? '';
+      const creatable = parseCreatableVgpuTypes(creatableText);
+      for (const e of creatable) {
+        if (!catalog.has(e.id) || catalog.get(e.id)!.source === 'cache') catalog.set(e.id, toVgpuType(e, 'creatable'));
+        seen.push(e);
+      }
+      const params = this.safe(() => this.port.readNvidiaAttr(a, 'vgpu_params'), warnings);
+      vfs.push({
+        address: f.address,
+        index: pci.sriov!.vfs.indexOf(f.address) >= 0 ? pci.sriov!.vfs.indexOf(f.address) : i,
+        currentTypeId: current ?? 0,
+        currentProfile: null,
+        creatableTypeIds: creatable.map((e) => e.id),
+        vgpuParams: params?.trim() || null,
+        iommuGroup: f.iommuGroup,
+        vfioDev: f.vfioDev,
+        numaNode: f.numaNode,
+        driver: f.driver,
+      });
+    }
+    for (const v of vfs) v.currentProfile = v.currentTypeId ? (catalog.get(v.currentTypeId)?.profile ?? null) : null;
+    for (const v of vfs) {
+      if (v.currentTypeId && !v.currentProfile) {
+        warnings.push({
+          code: 'unknown-type-id',
+          message: `VF ${v.address} has vGPU type ${v.currentTypeId}, which no free VF lists and the catalog cache does not know; its name is unknown until a VF of this GPU is free (or run with nvidia-smi available)`,
+          path: this.port.display('sys', `bus/pci/devices/${v.address}/nvidia/current_vgpu_type`),
+        });
+      }
+    }
+    if (seen.length && this.opts.catalogCache && node.nvidiaDriverVersion) {
+      try {
+        this.opts.catalogCache.merge(pci.deviceId, node.nvidiaDriverVersion, seen);
+      } catch (err) {
+        warnings.push({ code: 'catalog-cache', message: `could not update the catalog cache: ${(err as Error).message}` });
+      }
+    }
+
+    // mdev parents: the PF, or its VFs (Ampere).
+    const mdevParents: MdevParent[] = [];
+    for (const cand of [pci, ...vfFns]) {
+      const a = checkPciAddress(cand.address);
+      if (!this.port.hasMdevSupportedTypes(a)) continue;
+      mdevParents.push(this.readMdevParent(a, warnings));
+    }
+    for (const p of mdevParents) {
+      for (const t of p.types) {
+        if (!catalog.has(t.id)) {
+          const vt = toVgpuType({ id: t.id, name: t.name }, 'mdev');
+          catalog.set(t.id, { ...vt, framebufferMiB: t.framebufferMiB ?? vt.framebufferMiB, maxInstances: t.maxInstances ?? vt.maxInstances });
+        }
+      }
+    }
+
+    const framework = this.framework(pci, vfs, mdevParents);
+    const companions = pci.iommuGroupMembers.filter((m) => m !== pci.address);
+    for (const c of companions) this.readFunction(checkPciAddress(c));
+    const gpu: Gpu = {
+      index,
+      pci,
+      model,
+      framework: framework.framework,
+      unusableReason: framework.reason,
+      capabilities: undefined as unknown as Capabilities, // filled once the node is known
+      companions,
+      catalog: [...catalog.values()].sort((a, b) => a.id - b.id),
+      heterogeneousMode: null,
+      vfs,
+      mdevParents,
+      warnings,
+    };
+    return gpu;
+  }
+
+  private cachedCatalog(pci: PciFunction): CatalogEntry[] {
+    const version = this.safe(() => this.port.readModuleVersion('nvidia'));
+    if (!this.opts.catalogCache || !version) return [];
+    try {
+      return this.opts.catalogCache.get(pci.deviceId, version) ?? [];
+    } catch (err) {
+      this.warn('catalog-cache', `could not read the catalog cache: ${(err as Error).message}`);
+      return [];
+    }
+  }
+
+  private readMdevParent(parent: PciAddress, warnings: Warning[]): MdevParent {
+    const types: MdevTypeInfo[] = [];
+    const instances: MdevInstance[] = [];
+    const skipped: SkippedEntry[] = [];
+    for (const dir of this.port.listMdevTypes(parent, skipped)) {
+      const name = this.safe(() => this.port.readMdevTypeAttr(parent, dir, 'name'), warnings) ?? dir;
+      const description = this.safe(() => this.port.readMdevTypeAttr(parent, dir, 'description'), warnings) ?? '';
+      const avail = this.safe(() => this.port.readMdevTypeAttr(parent, dir, 'available_instances'), warnings);
+      const d = parseMdevDescription(description);
+      const vt = toVgpuType({ id: Number(dir.split('-').pop()), name }, 'mdev');
+      types.push({
+        dir,
+        id: vt.id,
+        name,
+        profile: vt.profile,
+        description,
+        availableInstances: avail !== undefined && /^[0-9]+$/.test(avail) ? Number(avail) : 0,
+        deviceApi: this.safe(() => this.port.readMdevTypeAttr(parent, dir, 'device_api'), warnings) ?? null,
+        framebufferMiB: d.framebufferMiB ?? vt.framebufferMiB,
+        maxInstances: d.maxInstance ?? vt.maxInstances,
+      });
+      if (avail !== undefined && !/^[0-9]+$/.test(avail)) {
+        warnings.push({ code: 'malformed-attribute', message: `available_instances of ${dir} on ${parent} is ${JSON.stringify(avail)}, not a number`, path: this.port.display('sys', `bus/pci/devices/${parent}/mdev_supported_types/${dir}/available_instances`) });
+      }
+      for (const uuid of this.port.listMdevTypeDevices(parent, dir)) {
+        const info = this.safe(() => this.port.readMdev(uuid), warnings);
+        instances.push({
+          uuid,
+          typeDir: dir,
+          typeName: name,
+          parent,
+          iommuGroup: info?.iommuGroup ?? null,
+          vgpuParams: info?.vgpuParams?.trim() || null,
+        });
+      }
+    }
+    for (const s of skipped) warnings.push({ code: 'unknown-entry', message: `${s.entry} in ${s.path}: ${s.reason}; ignored`, path: s.path });
+    return { address: parent, types, instances: instances.sort((a, b) => a.uuid.localeCompare(b.uuid)) };
+  }
+
+  private framework(pci: PciFunction, vfs: VgpuVf[], mdevParents: MdevParent[]): { framework: Framework; reason: string | null } {
+    if (pci.driver && /vfio/.test(pci.driver)) return { framework: 'passthrough', reason: null };
+    if (vfs.length > 0) return { framework: 'sriov-vgpu', reason: null };
+    if (mdevParents.length > 0) return { framework: 'mdev-vgpu', reason: null };
+    if (pci.driver === 'nvidia' || pci.driver === 'nouveau') return { framework: 'host-driver', reason: null };
+    if (pci.driver === null) {
+      return { framework: 'unusable', reason: `no driver is bound to ${pci.address}; bind it to nvidia (host or vGPU) or vfio-pci (passthrough)` };
+    }
+    return { framework: 'unusable', reason: `bound to ${pci.driver}, which vmgpu does not manage; unbind it first` };
+  }
+
+  private capabilities(g: Gpu, node: NodeInfo): Capabilities {
+    const pci = g.pci;
+    const containers =
+      pci.driver === 'nvidia' && !node.vgpuHostDriver
+        ? { usable: true, reason: null }
+        : { usable: false, reason: pci.driver === 'nvidia' ? 'the NVIDIA driver is the vGPU manager, which does not run CUDA containers' : `bound to ${pci.driver ?? 'no driver'}, not the NVIDIA host driver` };
+    let passthrough: { usable: boolean; reason: string | null };
+    if (!node.iommuEnabled) {
+      passthrough = { usable: false, reason: 'the IOMMU is off (/sys/class/iommu is empty): enable VT-d/AMD-Vi in the firmware and boot with intel_iommu=on or amd_iommu=on' };
+    } else if (pci.iommuGroup === null) {
+      passthrough = { usable: false, reason: `${pci.address} has no IOMMU group` };
+    } else {
+      const strangers = pci.iommuGroupMembers.filter((m) => {
+        if (m === pci.address) return false;
+        const f = this.fns.get(m);
+        return !f || f.vendorId !== NVIDIA || m.slice(0, 10) !== pci.address.slice(0, 10);
+      });
+      passthrough = strangers.length
+        ? { usable: false, reason: `IOMMU group ${pci.iommuGroup} also holds ${strangers.join(', ')}; the whole group would have to go to the VM (fix the slot or enable ACS)` }
+        : { usable: true, reason: null };
+    }
+    let vgpu: { usable: boolean; reason: string | null };
+    if (g.model.vgpuFramework === 'none' || g.model.vgpuFramework === 'unknown') {
+      vgpu = { usable: false, reason: `${g.model.name} is not a vGPU-capable model vmgpu knows` };
+    } else if (!node.vgpuHostDriver) {
+      vgpu = { usable: false, reason: 'no vGPU manager: the NVIDIA vGPU host driver (module nvidia_vgpu_vfio) is not loaded' };
+    } else if (pci.driver !== 'nvidia') {
+      vgpu = { usable: false, reason: `bound to ${pci.driver ?? 'no driver'}; vGPU needs the NVIDIA vGPU manager driver` };
+    } else if (g.model.vgpuFramework === 'sriov' && !pci.sriov) {
+      vgpu = { usable: false, reason: 'no SR-IOV capability is exposed (sriov_totalvfs is missing)' };
+    } else if (g.model.vgpuFramework === 'sriov' && !node.iommuEnabled) {
+      vgpu = { usable: false, reason: 'SR-IOV vGPU VFs are VFIO devices and need the IOMMU on' };
+    } else {
+      vgpu = { usable: true, reason: null };
+    }
+    return { containers, passthrough, vgpu };
+  }
+
+  private model(pci: PciFunction): GpuModel {
+    const known = knownModel(pci.deviceId, pci.subsystemDeviceId);
+    const board = boardForDevice(pci.deviceId, pci.subsystemDeviceId);
+    if (known) return { name: known.name, profileBoard: known.board ?? board?.board ?? null, vgpuFramework: known.vgpuFramework };
+    if (board) return { name: board.model.replace(/^NVIDIA /, ''), profileBoard: board.board, vgpuFramework: board.framework };
+    return { name: pci.name, profileBoard: null, vgpuFramework: 'unknown' };
+  }
+
+  // ---------------------------------------------------------------- one PCI function
+
+  private readFunction(addr: PciAddress): PciFunction {
+    const have = this.fns.get(addr);
+    if (have) return have;
+    const vendorId = this.hexAttr(addr, 'vendor', 4) ?? '0000';
+    const deviceId = this.hexAttr(addr, 'device', 4) ?? '0000';
+    const group = this.link(addr, 'iommu_group');
+    const iommuGroup = group !== undefined && /^[0-9]+$/.test(group) ? Number(group) : null;
+    if (group !== undefined && iommuGroup === null) this.warn('malformed-link', `iommu_group of ${addr} points to ${JSON.stringify(group)}, not a group number`, this.port.display('sys', `bus/pci/devices/${addr}/iommu_group`));
+    const total = this.decimalAttr(addr, 'sriov_totalvfs');
+    let sriov: PciFunction['sriov'] = null;
+    if (total !== undefined) {
+      const skipped: SkippedEntry[] = [];
+      const vfs = this.safe(() => this.port.listVirtfns(addr, skipped)) ?? [];
+      for (const s of skipped) this.warn('malformed-link', `${s.path}: ${s.reason} (${JSON.stringify(s.entry)})`, s.path);
+      sriov = {
+        totalVfs: total,
+        numVfs: this.decimalAttr(addr, 'sriov_numvfs') ?? 0,
+        offset: this.decimalAttr(addr, 'sriov_offset') ?? null,
+        stride: this.decimalAttr(addr, 'sriov_stride') ?? null,
+        vfs: vfs.map((v) => v.address),
+      };
+    }
+    const override = this.attr(addr, 'driver_override');
+    const numa = this.attr(addr, 'numa_node');
+    const fn: PciFunction = {
+      address: addr,
+      vendorId,
+      deviceId,
+      subsystemVendorId: this.hexAttr(addr, 'subsystem_vendor', 4) ?? null,
+      subsystemDeviceId: this.hexAttr(addr, 'subsystem_device', 4) ?? null,
+      classCode: this.hexAttr(addr, 'class', 6) ?? '000000',
+      revision: this.hexAttr(addr, 'revision', 2) ?? null,
+      name: deviceDisplayName(this.ids, vendorId, deviceId),
+      driver: this.link(addr, 'driver') ?? null,
+      driverOverride: override === undefined || override === '(null)' || override === '' ? null : override,
+      iommuGroup,
+      iommuGroupMembers: iommuGroup === null ? [] : (this.safe(() => this.port.listIommuGroupMembers(iommuGroup)) ?? []),
+      numaNode: numa !== undefined && /^-?[0-9]+$/.test(numa) ? Number(numa) : -1,
+      sriov,
+      physfn: this.link(addr, 'physfn') ?? null,
+      vfioDev: this.safe(() => this.port.readVfioDev(addr)) ?? null,
+      resetMethods: (this.attr(addr, 'reset_method') ?? '').split(/\s+/).filter(Boolean),
+      modalias: this.attr(addr, 'modalias') ?? null,
+    };
+    if (numa !== undefined && !/^-?[0-9]+$/.test(numa)) this.warn('malformed-attribute', `numa_node of ${addr} is ${JSON.stringify(numa)}, not a number; treated as unknown (-1)`, this.port.display('sys', `bus/pci/devices/${addr}/numa_node`));
+    this.fns.set(addr, fn);
+    return fn;
+  }
+
+  private attr(addr: PciAddress, name: Parameters<SysfsPort['readPciAttr']>[1]): string | undefined {
+    return this.safe(() => this.port.readPciAttr(addr, name));
+  }
+
+  /** A `0x....` attribute as lower-case hex without the prefix, padded; warns when malformed. */
+  private hexAttr(addr: PciAddress, name: 'vendor' | 'device' | 'subsystem_vendor' | 'subsystem_device' | 'class' | 'revision', digits: number): string | undefined {
+    const v = this.attr(addr, name);
+    if (v === undefined) return undefined;
+    const m = /^0x([0-9a-fA-F]{1,8})$/.exec(v);
+    if (!m) {
+      this.warn('malformed-attribute', `${name} of ${addr} is ${JSON.stringify(v.slice(0, 40))}, expected a 0x-prefixed hex number`, this.port.display('sys', `bus/pci/devices/${addr}/${name}`));
+      return undefined;
+    }
+    return m[1]!.toLowerCase().padStart(digits, '0').slice(-digits);
+  }
+
+  private decimalAttr(addr: PciAddress, name: 'sriov_totalvfs' | 'sriov_numvfs' | 'sriov_offset' | 'sriov_stride'): number | undefined {
+    const v = this.attr(addr, name);
+    if (v === undefined) return undefined;
+    if (!/^[0-9]{1,6}$/.test(v)) {
+      this.warn('malformed-attribute', `${name} of ${addr} is ${JSON.stringify(v.slice(0, 40))}, not a number`, this.port.display('sys', `bus/pci/devices/${addr}/${name}`));
+      return undefined;
+    }
+    return Number(v);
+  }
+
+  private decimalNvidia(addr: PciAddress, name: 'current_vgpu_type', warnings: Warning[]): number | undefined {
+    const v = this.safe(() => this.port.readNvidiaAttr(addr, name), warnings)?.trim();
+    if (v === undefined) return undefined;
+    if (!/^[0-9]{1,10}$/.test(v)) {
+      warnings.push({ code: 'malformed-attribute', message: `${name} of ${addr} is ${JSON.stringify(v.slice(0, 40))}, not a type ID`, path: this.port.display('sys', `bus/pci/devices/${addr}/nvidia/${name}`) });
+      return undefined;
+    }
+    return Number(v);
+  }
+
+  private link(addr: PciAddress, name: 'driver' | 'iommu_group' | 'physfn'): string | undefined {
+    const v = this.safe(() => this.port.readPciLink(addr, name));
+    if (v !== undefined && this.port.isDanglingLink(addr, name)) {
+      this.warn('dangling-link', `${name} link of ${addr} points to something that does not exist`, this.port.display('sys', `bus/pci/devices/${addr}/${name}`));
+    }
+    return v;
+  }
+
+  /** Run a read; a SysfsError becomes a warning and undefined. */
+  private safe<T>(f: () => T, into?: Warning[]): T | undefined {
+    try {
+      return f();
+    } catch (err) {
+      if (err instanceof SysfsError) {
+        const w = { code: `read-${err.code.toLowerCase()}`, message: `cannot ${err.op} ${err.path}: ${err.code}${err.detail ? ` (${err.detail})` : ''}`, path: err.path };
+        if (into) into.push(w);
+        else this.warnings.push(w);
+        return undefined;
+      }
+      throw err;
+    }
+  }
+
+  private warn(code: string, message: string, path?: string): void {
+    this.warnings.push(path ? { code, message, path } : { code, message });
+  }
+}
+
+/**
+ * The parts of an inventory that need NVIDIA's tools: mixed-size mode per
+ * GPU, and type names for configured VFs that no free VF lists and the cache
+ * does not know (from `nvidia-smi vgpu -s`). Changes the inventory in place.
+ */
+export async function enrichWithHostTools(inv: Inventory, tools: HostTools): Promise<void> {
+  for (const g of inv.gpus) {
+    if (g.framework !== 'sriov-vgpu') continue;
+    const pf = checkPciAddress(g.pci.address);
+    try {
+      g.heterogeneousMode = (await tools.heterogeneousMode(pf)) ?? null;
+    } catch {
+      g.heterogeneousMode = null;
+    }
+    const unknown = g.vfs.filter((v) => v.currentTypeId && !v.currentProfile);
+    if (unknown.length === 0 && g.catalog.length > 0) continue;
+    let out: string | undefined;
+    try {
+      out = await tools.nvidiaSmiSupportedTypes(pf);
+    } catch {
+      out = undefined;
+    }
+    if (!out) continue;
+    const have = new Set(g.catalog.map((t) => t.id));
+    for (const e of parseNvidiaSmiSupportedTypes(out)) if (!have.has(e.id)) g.catalog.push(toVgpuType(e, 'nvidia-smi'));
+    g.catalog.sort((a, b) => a.id - b.id);
+    for (const v of g.vfs) {
+      if (v.currentTypeId && !v.currentProfile) v.currentProfile = g.catalog.find((t) => t.id === v.currentTypeId)?.profile ?? null;
+    }
+    g.warnings = g.warnings.filter((w) => w.code !== 'unknown-type-id' || g.vfs.some((v) => v.currentTypeId && !v.currentProfile && w.message.includes(v.address)));
+  }
+}
+
+/** For messages: `0000:3b:00.0 (L40S)`. */
+export function gpuLabel(g: Gpu): string {
+  return `${g.pci.address} (${g.model.name})`;
+}
