@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { allKnownModels, knownModel } from '../../../src/inventory/models.js';
 import { boardForDevice } from '../../../src/inventory/profiles.js';
 
-test('the models the issue lists are known, spelled as pci.ids spells them', () => {
+void test('the models the issue lists are known, spelled as pci.ids spells them', () => {
   const want: Record<string, [string, string, 'sriov' | 'mdev']> = {
     '27b8': ['L4', 'AD104GL [L4]', 'sriov'],
     '26b5': ['L40', 'AD102GL [L40]', 'sriov'],
@@ -32,7 +32,7 @@ test('the models the issue lists are known, spelled as pci.ids spells them', () 
   }
 });
 
-test('knownModel normalises input and never matches garbage', () => {
+void test('knownModel normalises input and never matches garbage', () => {
   assert.equal(knownModel('0x26B9')?.name, 'L40S');
   assert.equal(knownModel(' 26b9\n')?.name, 'L40S');
   assert.equal(knownModel('26b9x'), undefined);
@@ -43,7 +43,7 @@ test('knownModel normalises input and never matches garbage', () => {
   assert.equal(knownModel('25b6', '14a9')?.name, 'A16');
 });
 
-test('every known model has a board with profiles, or says it has none', () => {
+void test('every known model has a board with profiles, or says it has none', () => {
   for (const m of allKnownModels()) {
     if (m.board === null) assert.equal(m.vgpuFramework, 'none');
     else assert.ok((boardForDevice(m.deviceId)?.profiles.length ?? 0) > 0, m.deviceId);

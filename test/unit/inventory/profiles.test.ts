@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { allBoards, boardForDevice, boardForProfile, profileFact, stripVendorPrefix } from '../../../src/inventory/profiles.js';
 import { parseProfileName } from '../../../src/inventory/catalog.js';
 
-test('every board the issue requires is present, with the documented framework', () => {
+void test('every board the issue requires is present, with the documented framework', () => {
   const want: Record<string, ['sriov' | 'mdev', string]> = {
     L4: ['sriov', '27b8'],
     L40: ['sriov', '26b5'],
@@ -27,7 +27,7 @@ test('every board the issue requires is present, with the documented framework',
   }
 });
 
-test('L40S facts match NVIDIA: 48 GB, 32 VFs, Q sizes 1..48 with 32/24/16/12/8/6/4/3/2/1', () => {
+void test('L40S facts match NVIDIA: 48 GB, 32 VFs, Q sizes 1..48 with 32/24/16/12/8/6/4/3/2/1', () => {
   const b = boardForDevice('26b9')!;
   assert.equal(b.framebufferMiB, 48 * 1024);
   assert.equal(b.maxVfs, 32);
@@ -39,7 +39,7 @@ test('L40S facts match NVIDIA: 48 GB, 32 VFs, Q sizes 1..48 with 32/24/16/12/8/6
   assert.equal(profileFact('L40S-24Q')?.framebufferMiB, 24 * 1024);
 });
 
-test('profile facts are internally consistent on every board', () => {
+void test('profile facts are internally consistent on every board', () => {
   const seen = new Set<string>();
   for (const b of allBoards()) {
     assert.ok(b.source.length > 20, `${b.board} names its source`);
@@ -65,7 +65,7 @@ test('profile facts are internally consistent on every board', () => {
   }
 });
 
-test('Hopper and A100 boards offer only C profiles, MIG-backed ones included', () => {
+void test('Hopper and A100 boards offer only C profiles, MIG-backed ones included', () => {
   for (const dev of ['2331', '2330', '2321', '2335', '233b', '20f1', '20b5']) {
     const b = boardForDevice(dev)!;
     assert.ok(b.profiles.every((p) => p.series === 'C'), b.board);
@@ -76,7 +76,7 @@ test('Hopper and A100 boards offer only C profiles, MIG-backed ones included', (
   assert.equal(profileFact('A100D-4-40C')?.maxInstances, 1);
 });
 
-test('profileFact accepts the driver prefixes and any case; rejects the unknown', () => {
+void test('profileFact accepts the driver prefixes and any case; rejects the unknown', () => {
   assert.equal(profileFact('NVIDIA L40S-12Q')?.maxInstances, 4);
   assert.equal(profileFact('GRID T4-1Q')?.maxInstances, 16);
   assert.equal(profileFact('  grid t4-1q \n')?.profile, 'T4-1Q');
@@ -86,7 +86,7 @@ test('profileFact accepts the driver prefixes and any case; rejects the unknown'
   assert.equal(stripVendorPrefix('NVIDIA RTX6000-Ada-4Q'), 'RTX6000-Ada-4Q');
 });
 
-test('boardForProfile: known profiles, unknown sizes by longest prefix, and no false matches', () => {
+void test('boardForProfile: known profiles, unknown sizes by longest prefix, and no false matches', () => {
   assert.equal(boardForProfile('L40S-12Q')?.board, 'L40S');
   assert.equal(boardForProfile('NVIDIA L40-12Q')?.board, 'L40');
   assert.equal(boardForProfile('RTX6000-Ada-7Q')?.board, 'RTX6000-Ada');
@@ -96,7 +96,7 @@ test('boardForProfile: known profiles, unknown sizes by longest prefix, and no f
   assert.equal(boardForProfile('V100-1Q'), undefined);
 });
 
-test('boardForDevice normalises IDs and uses the subsystem to tell A16 from A2', () => {
+void test('boardForDevice normalises IDs and uses the subsystem to tell A16 from A2', () => {
   assert.equal(boardForDevice('0x26B9')?.board, 'L40S');
   assert.equal(boardForDevice('25b6')?.board, 'A16');
   assert.equal(boardForDevice('25b6', '14a9')?.board, 'A16');
