@@ -6,6 +6,9 @@
  * (a string the caller turns into a positioned problem); none of them throws.
  */
 
+import { parseProfileName } from '../inventory/catalog.js';
+import type { VgpuSeries } from '../inventory/types.js';
+
 /** A parsed vGPU profile (type) name such as `L40S-12Q` or `A100-1-5CME`. */
 export interface ProfileName {
   /** The bare profile, without `NVIDIA ` / `GRID `: `L40S-12Q`. */
@@ -16,7 +19,7 @@ export interface ProfileName {
   gpuInstances: number | null;
   /** Framebuffer in GB as written in the name (`0` on M60-0Q means 512 MB). */
   framebufferGB: number;
-  series: 'A' | 'B' | 'C' | 'Q';
+  series: VgpuSeries;
   /** `ME` suffix (media extensions) on MIG-backed types. */
   mediaExtensions: boolean;
   migBacked: boolean;
@@ -25,9 +28,14 @@ export interface ProfileName {
 // The grammar NVIDIA's vgpu-device-manager accepts (time-sliced and MIG-backed types).
 const TIME_SLICED_RE = /^([A-Z0-9]+)-(0|[1-9][0-9]{0,3})([ABCQ])$/;
 const MIG_BACKED_RE = /^([A-Z0-9]+)-([1-9])-(0|[1-9][0-9]{0,3})([ABCQ])(ME)?$/;
-const PREFIX_RE = /^(NVIDIA|GRID) /i;
+const PREFIX_RE = /^\s*(NVIDIA|GRID)\s+/i;
 
-/** Parse a bare profile name (no prefix). Returns null when it does not fit the grammar. */
+/**
+ * Parse a bare profile name with NVIDIA vgpu-device-manager's own grammar
+ * (`<BOARD>-<GB><series>` or `<BOARD>-<slices>-<GB><series>[ME]`, upper-case).
+ * Returns null when it does not fit. vmgpu accepts a wider set (see parseProfileKey);
+ * this one is used for hints and by tests.
+ */
 export function parseBareProfile(name: string): ProfileName | null {
   const ts = TIME_SLICED_RE.exec(name);
   if (ts) {
@@ -36,7 +44,7 @@ export function parseBareProfile(name: string): ProfileName | null {
       board: ts[1]!,
       gpuInstances: null,
       framebufferGB: Number(ts[2]),
-      series: ts[3] as ProfileName['series'],
+      series: ts[3] as VgpuSeries,
       mediaExtensions: false,
       migBacked: false,
     };
@@ -48,7 +56,7 @@ export function parseBareProfile(name: string): ProfileName | null {
       board: mig[1]!,
       gpuInstances: Number(mig[2]),
       framebufferGB: Number(mig[3]),
-      series: mig[4] as ProfileName['series'],
+      series: mig[4] as VgpuSeries,
       mediaExtensions: mig[5] === 'ME',
       migBacked: true,
     };
@@ -61,26 +69,37 @@ export const NUMERIC_PROFILE_MESSAGE =
 
 /**
  * Parse a profile name as written in a config: bare (`L40S-12Q`) or with the
- * driver's `NVIDIA ` / `GRID ` prefix. Returns the parsed name or why not.
+ * driver's `NVIDIA ` / `GRID ` prefix. The grammar is the inventory's
+ * (parseProfileName in src/inventory/catalog.ts), so every name the driver
+ * prints can be written, including boards such as `RTX6000-Ada` or
+ * `RTX Pro 6000 Blackwell DC`. A name that is an upper-case NVIDIA name
+ * typed in lower case is refused with the correct spelling.
  */
 export function parseProfileKey(written: string): ProfileName | { error: string } {
   if (/^\s*[0-9]+\s*$/.test(written)) {
     return { error: `"${written}" is a number: ${NUMERIC_PROFILE_MESSAGE}` };
   }
-  const prefix = PREFIX_RE.exec(written);
-  const bare = prefix ? written.slice(prefix[0].length) : written;
-  const parsed = parseBareProfile(bare);
-  if (parsed) return parsed;
-  const trimmed = parseBareProfile(bare.trim());
-  if (trimmed) return { error: `"${written}" has stray whitespace; write "${trimmed.profile}"` };
-  const upper = parseBareProfile(bare.trim().toUpperCase());
-  if (upper) {
+  const bare = written.replace(PREFIX_RE, '').trim();
+  const upper = parseBareProfile(bare.toUpperCase());
+  if (upper && upper.profile !== bare) {
     return { error: `"${written}" is not a vGPU profile name: names are upper-case; did you mean "${upper.profile}"?` };
+  }
+  const parsed = parseProfileName(written);
+  if (parsed) {
+    return {
+      profile: parsed.profile,
+      board: parsed.board,
+      gpuInstances: parsed.gpuInstanceSlices ?? null,
+      framebufferGB: parsed.framebufferGB,
+      series: parsed.series,
+      mediaExtensions: parsed.mediaExtensions === true,
+      migBacked: parsed.migBacked,
+    };
   }
   return {
     error:
       `"${written}" is not a vGPU profile name: expected <board>-<GB><series> or, MIG-backed, ` +
-      '<board>-<slices>-<GB><series>[ME], e.g. L40S-12Q or A100-1-5C (an "NVIDIA " or "GRID " prefix is allowed)',
+      '<board>-<slices>-<GB>C[ME], e.g. L40S-12Q or A100-1-5C (an "NVIDIA " or "GRID " prefix is allowed)',
   };
 }
 

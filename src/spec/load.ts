@@ -25,7 +25,6 @@ import {
   checkParamKey,
   checkParamValue,
   NUMERIC_PROFILE_MESSAGE,
-  parseBareProfile,
   parseDeviceFilter,
   parseProfileKey,
   type DeviceFilter,
@@ -415,6 +414,7 @@ function readVgpuDevices(r: YamlReader, f: Field): VgpuDeviceRequest[] {
     return [];
   }
   const out: VgpuDeviceRequest[] = [];
+  const migBacked = new Map<string, boolean>();
   const byProfile = new Map<string, string>();
   for (const t of r.fields(v, f.path)) {
     const p = readProfileKey(r, f.path, t);
@@ -430,10 +430,11 @@ function readVgpuDevices(r: YamlReader, f: Field): VgpuDeviceRequest[] {
       continue;
     }
     byProfile.set(p.profile, t.key);
+    migBacked.set(p.profile, p.migBacked);
     if (count !== null && count >= 1 && count <= MAX_COUNT) out.push({ profile: p.profile, original: t.key, count });
   }
   // Like NVIDIA: time-sliced and MIG-backed types cannot share a GPU.
-  const parsed = out.map((d) => ({ d, mig: parseBareProfile(d.profile)?.migBacked === true }));
+  const parsed = out.map((d) => ({ d, mig: migBacked.get(d.profile) === true }));
   const mig = parsed.find((x) => x.mig);
   const ts = parsed.find((x) => !x.mig);
   if (mig && ts) {

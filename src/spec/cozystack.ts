@@ -1,0 +1,298 @@
+/**
+ * `vmgpu import cozystack FILE`: read the `<bus-id>=<profile-id>` list used by
+ * the Cozystack vgpu-profile-loader DaemonSet (seed 001) and turn it into a
+ * config file, so users of that loader can switch without re-deciding their
+ * layout. Numeric profile IDs are resolved to names on the node by the
+ * caller (the CLI, from the inventory): IDs differ between driver versions,
+ * names do not.
+ *
+ * Input is either the profiles text itself or the whole ConfigMap YAML (one
+ * or more documents; the one with `data.profiles` is used).
+ */
+import { isMap, isScalar, LineCounter, parseAllDocuments, type Node } from 'yaml';
+import { parsePciAddress } from '../sysfs/names.js';
+import { ConfigError, type ConfigEntry, type ConfigFile, type ConfigProblem, type VgpuDeviceRequest } from './config.js';
+import { checkConfigName, parseProfileKey } from './grammar.js';
+import { parseConfig } from './load.js';
+import { serializeConfig } from './serialize.js';
+
+/** One `<bus-id>=<profile-id>` line. */
+export interface CozystackLine {
+  /** Canonical VF address, e.g. `0000:02:00.4`. */
+  busId: string;
+  /** The driver's numeric vGPU type ID; 0 means "no type" (the VF is cleared). */
+  profileId: number;
+  /** Where the line is, for messages: the file given and the 1-based line/column in it. */
+  file: string;
+  line: number;
+  column: number;
+}
+
+/** What the caller knows about one VF on this node. */
+export interface CozystackVf {
+  /** The VF's PF (the GPU), e.g. `0000:02:00.0`. */
+  pf: string;
+  /** The VF's index on the PF: the N of `virtfnN`. */
+  vfIndex: number;
+  /** The profile name for the line's ID on this VF (`L40S-12Q`, prefixes allowed); null only for ID 0. */
+  profile: string | null;
+}
+
+/**
+ * Resolve one line on this node: which PF and VF index the bus ID is, and the
+ * profile name of the ID there. Return {error} (e.g. "no such device",
+ * "ID 999 is not a vGPU type of this GPU") to report it against the line.
+ */
+export type CozystackResolver = (busId: string, profileId: number) => CozystackVf | { error: string };
+
+const YAML_START_RE = /^(---|%YAML|[A-Za-z_][A-Za-z0-9_.-]*\s*:(\s|$))/;
+
+/** Parse a cozystack profiles file (plain lines or the ConfigMap YAML). Throws ConfigError listing every bad line. */
+export function parseCozystackProfiles(text: string, filename: string): CozystackLine[] {
+  if (typeof text !== 'string') throw new TypeError('parseCozystackProfiles: text must be a string');
+  const firstMeaningful = text.split(/\r?\n/).find((l) => l.trim() !== '' && !l.trim().startsWith('#'));
+  if (firstMeaningful !== undefined && YAML_START_RE.test(firstMeaningful.trim())) {
+    return fromConfigMap(text, filename);
+  }
+  return parseLines(text, filename, (i, col) => ({ line: i + 1, column: col }), () => '');
+}
+
+function parseLines(
+  text: string,
+  filename: string,
+  where: (lineIndex: number, column: number) => { line: number; column: number },
+  prefix: (lineIndex: number) => string,
+): CozystackLine[] {
+  const problems: ConfigProblem[] = [];
+  const out: CozystackLine[] = [];
+  const first = new Map<string, number>();
+  const lines = text.split(/\r?\n/);
+  lines.forEach((raw, i) => {
+    const hash = raw.indexOf('#');
+    const content = (hash >= 0 ? raw.slice(0, hash) : raw).trim();
+    if (content === '') return;
+    const col = raw.indexOf(content) + 1;
+    const pos = where(i, col);
+    const report = (path: string, message: string): void => {
+      problems.push({ path, ...pos, message: `${prefix(i)}${message}` });
+    };
+    const eq = content.indexOf('=');
+    if (eq < 0) {
+      report('', `${JSON.stringify(content)} is not a <bus-id>=<profile-id> line, e.g. 0000:02:00.4=557`);
+      return;
+    }
+    const bus = content.slice(0, eq).trim();
+    const id = content.slice(eq + 1).trim();
+    let busId: string;
+    try {
+      busId = parsePciAddress(bus);
+    } catch {
+      report('', `${JSON.stringify(bus)} is not a PCI bus ID: expected dddd:bb:dd.f in hex, e.g. 0000:02:00.4`);
+      return;
+    }
+    if (!/^[0-9]{1,9}$/.test(id)) {
+      report(busId, `profile ID ${JSON.stringify(id)} is not a number: expected the numeric vGPU type ID the loader wrote, e.g. 0000:02:00.4=557`);
+      return;
+    }
+    const prev = first.get(busId);
+    if (prev !== undefined) {
+      report(busId, `listed twice (first on line ${prev}); keep one line per VF`);
+      return;
+    }
+    first.set(busId, pos.line);
+    out.push({ busId, profileId: Number(id), file: filename, line: pos.line, column: pos.column });
+  });
+  if (problems.length > 0) throw new ConfigError(filename, problems);
+  if (out.length === 0) {
+    throw new ConfigError(filename, [
+      { path: '', line: 0, column: 0, message: `no <bus-id>=<profile-id> lines found; nothing to import` },
+    ]);
+  }
+  return out;
+}
+
+function fromConfigMap(text: string, filename: string): CozystackLine[] {
+  const lc = new LineCounter();
+  const docs = parseAllDocuments(text, { lineCounter: lc, prettyErrors: false, version: '1.2' });
+  const at = (offset: number): { line: number; column: number } => {
+    const p = lc.linePos(Math.max(0, offset));
+    return { line: p.line, column: p.col };
+  };
+  if (!Array.isArray(docs)) {
+    throw new ConfigError(filename, [{ path: '', line: 1, column: 1, message: 'the file is empty' }]);
+  }
+  const syntax: ConfigProblem[] = [];
+  for (const d of docs) for (const e of d.errors) syntax.push({ path: '', ...at(e.pos[0]), message: `YAML: ${e.message.split('\n')[0]}` });
+  if (syntax.length > 0) throw new ConfigError(filename, syntax);
+
+  const found: Node[] = [];
+  for (const d of docs) {
+    const root = d.contents;
+    if (!isMap(root)) continue;
+    const data = root.get('data', true);
+    if (!isMap(data)) continue;
+    const profiles = data.get('profiles', true);
+    if (profiles !== undefined) found.push(profiles as Node);
+  }
+  if (found.length === 0) {
+    throw new ConfigError(filename, [
+      {
+        path: 'data.profiles',
+        line: 0,
+        column: 0,
+        message: 'no ConfigMap with data.profiles in this YAML: give the vgpu-profiles ConfigMap, or the profiles text itself',
+      },
+    ]);
+  }
+  if (found.length > 1) {
+    const lines = found.map((n) => at(n.range?.[0] ?? 0).line).join(', ');
+    throw new ConfigError(filename, [
+      { path: 'data.profiles', ...at(found[1]!.range?.[0] ?? 0), message: `more than one data.profiles (lines ${lines}); import one ConfigMap at a time` },
+    ]);
+  }
+  const node = found[0]!;
+  if (!isScalar(node) || typeof node.value !== 'string') {
+    throw new ConfigError(filename, [
+      { path: 'data.profiles', ...at(node.range?.[0] ?? 0), message: 'expected a text block of <bus-id>=<profile-id> lines (profiles: |)' },
+    ]);
+  }
+  const value = node.value;
+  const start = at(node.range?.[0] ?? 0);
+  const fileLines = text.split(/\r?\n/);
+  const valueLines = value.split(/\r?\n/);
+  if (node.type === 'BLOCK_LITERAL') {
+    // A literal block keeps lines one for one: content line i is file line header+1+i.
+    return parseLines(
+      value,
+      filename,
+      (i, col) => {
+        const line = start.line + 1 + i;
+        const raw = fileLines[line - 1] ?? '';
+        const valueLine = valueLines[i] ?? '';
+        const indent = raw.length - raw.trimStart().length;
+        const lead = valueLine.length - valueLine.trimStart().length;
+        return { line, column: raw.trim() === '' ? col : indent - lead + col };
+      },
+      () => '',
+    );
+  }
+  // Other scalar styles fold lines; point at the scalar and name the line inside it.
+  return parseLines(value, filename, () => start, (i) => `line ${i + 1} of data.profiles: `);
+}
+
+/**
+ * Turn parsed lines into a config named `configName`: one entry per GPU (by
+ * `pci-addresses`), counting each profile. When the assignment is the
+ * natural one (each type on a contiguous run of VFs from VF 0, types in order
+ * of their first VF) plain counts are written; otherwise `vf-placement` keeps
+ * every VF exactly where it was. Entries with different framebuffer sizes on
+ * one GPU get `mixed-sizes: true`. Throws ConfigError listing every line the
+ * resolver rejected.
+ */
+export function cozystackToConfig(lines: readonly CozystackLine[], resolve: CozystackResolver, configName: string): ConfigFile {
+  const file = lines[0]?.file ?? '<cozystack>';
+  const badName = checkConfigName(configName);
+  if (badName) throw new ConfigError(file, [{ path: '', line: 0, column: 0, message: badName }]);
+
+  const problems: ConfigProblem[] = [];
+  interface Placed {
+    vfIndex: number;
+    profile: string | null;
+    line: number;
+  }
+  const byPf = new Map<string, Placed[]>();
+  const taken = new Map<string, number>();
+  for (const l of lines) {
+    const report = (message: string): void => {
+      problems.push({ path: l.busId, line: l.line, column: l.column, message });
+    };
+    let res: CozystackVf | { error: string };
+    try {
+      res = resolve(l.busId, l.profileId);
+    } catch (err) {
+      report(`cannot resolve: ${err instanceof Error ? err.message : String(err)}`);
+      continue;
+    }
+    if ('error' in res) {
+      report(res.error);
+      continue;
+    }
+    let pf: string;
+    try {
+      pf = parsePciAddress(res.pf);
+    } catch {
+      report(`the resolver gave an invalid PF address ${JSON.stringify(res.pf)}`);
+      continue;
+    }
+    if (!Number.isSafeInteger(res.vfIndex) || res.vfIndex < 0 || res.vfIndex > 65535) {
+      report(`the resolver gave an invalid VF index ${String(res.vfIndex)}`);
+      continue;
+    }
+    let profile: string | null = null;
+    if (l.profileId !== 0) {
+      if (res.profile === null) {
+        report(`profile ID ${l.profileId} has no name on this VF`);
+        continue;
+      }
+      const parsed = parseProfileKey(res.profile);
+      if ('error' in parsed) {
+        report(`profile ID ${l.profileId} resolves to ${parsed.error}`);
+        continue;
+      }
+      profile = parsed.profile;
+    }
+    const key = `${pf}/${res.vfIndex}`;
+    const prevLine = taken.get(key);
+    if (prevLine !== undefined) {
+      report(`is VF ${res.vfIndex} of ${pf}, like line ${prevLine}; keep one line per VF`);
+      continue;
+    }
+    taken.set(key, l.line);
+    const list = byPf.get(pf) ?? [];
+    list.push({ vfIndex: res.vfIndex, profile, line: l.line });
+    byPf.set(pf, list);
+  }
+  if (problems.length > 0) throw new ConfigError(file, problems);
+
+  const entries: ConfigEntry[] = [];
+  const pfs = [...byPf.keys()].sort();
+  pfs.forEach((pf, i) => {
+    const placed = byPf.get(pf)!.filter((p) => p.profile !== null).sort((a, b) => a.vfIndex - b.vfIndex);
+    const order: string[] = [];
+    const vfs = new Map<string, number[]>();
+    for (const p of placed) {
+      const prof = p.profile!;
+      if (!vfs.has(prof)) {
+        vfs.set(prof, []);
+        order.push(prof);
+      }
+      vfs.get(prof)!.push(p.vfIndex);
+    }
+    const vgpuDevices: VgpuDeviceRequest[] = order.map((p) => ({ profile: p, original: p, count: vfs.get(p)!.length }));
+    let next = 0;
+    const natural = order.every((p) => vfs.get(p)!.every((vf) => vf === next++));
+    const sizes = new Set(order.map((p) => {
+      const n = parseProfileKey(p);
+      return 'error' in n ? p : n.framebufferGB;
+    }));
+    entries.push({
+      deviceFilter: null,
+      devices: 'all',
+      pciAddresses: [pf],
+      mode: 'vgpu',
+      vgpuDevices,
+      vfPlacement: natural ? {} : Object.fromEntries(order.map((p) => [p, vfs.get(p)!])),
+      vgpuParams: {},
+      resourceNames: {},
+      passthroughResourceName: null,
+      mixedSizes: sizes.size > 1 ? true : null,
+      line: Math.min(...byPf.get(pf)!.map((p) => p.line)),
+      column: 1,
+      path: `vgpu-configs.${configName}[${i}]`,
+    });
+  });
+
+  const built: ConfigFile = { version: 'v1', filename: file, configs: [{ name: configName, entries, line: 0 }] };
+  // Re-read what will be written, so the import never produces a file vmgpu would reject.
+  return parseConfig(serializeConfig(built), `${file} (imported)`);
+}
