@@ -179,14 +179,14 @@ class Reader {
       });
     }
     for (const v of vfs) v.currentProfile = v.currentTypeId ? (catalog.get(v.currentTypeId)?.profile ?? null) : null;
-    for (const v of vfs) {
-      if (v.currentTypeId && !v.currentProfile) {
-        warnings.push({
-          code: 'unknown-type-id',
-          message: `VF ${v.address} has vGPU type ${v.currentTypeId}, which no free VF lists and the catalog cache does not know; its name is unknown until a VF of this GPU is free (or run with nvidia-smi available)`,
-          path: this.port.display('sys', `bus/pci/devices/${v.address}/nvidia/current_vgpu_type`),
-        });
-      }
+    const unnamed = vfs.filter((v) => v.currentTypeId && !v.currentProfile);
+    if (unnamed.length) {
+      const ids = [...new Set(unnamed.map((v) => v.currentTypeId))].join(', ');
+      warnings.push({
+        code: 'unknown-type-id',
+        message: `${unnamed.length} VF(s) (${unnamed.map((v) => v.address).join(', ')}) have vGPU type ID ${ids}, which no free VF lists and the catalog cache does not know: the name shows once a VF of this GPU is free, the catalog cache has seen it, or nvidia-smi is available`,
+        path: this.port.display('sys', `bus/pci/devices/${unnamed[0]!.address}/nvidia/current_vgpu_type`),
+      });
     }
     if (seen.length && this.opts.catalogCache && node.nvidiaDriverVersion) {
       try {
@@ -484,7 +484,7 @@ export async function enrichWithHostTools(inv: Inventory, tools: HostTools): Pro
     for (const v of g.vfs) {
       if (v.currentTypeId && !v.currentProfile) v.currentProfile = g.catalog.find((t) => t.id === v.currentTypeId)?.profile ?? null;
     }
-    g.warnings = g.warnings.filter((w) => w.code !== 'unknown-type-id' || g.vfs.some((v) => v.currentTypeId && !v.currentProfile && w.message.includes(v.address)));
+    if (!g.vfs.some((v) => v.currentTypeId && !v.currentProfile)) g.warnings = g.warnings.filter((w) => w.code !== 'unknown-type-id');
   }
 }
 

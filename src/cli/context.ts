@@ -1,0 +1,144 @@
+/**
+ * What every command needs: the sysfs port over the right backend (a host, a
+ * tree, a capture archive or a persisted simulator), the host tools, the PCI
+ * IDs database and the catalog cache, built from the global flags.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { CatalogCache } from '../inventory/catalog-cache.js';
+import { PciIds, loadFirstPciIds, DEFAULT_PCI_IDS_PATHS } from '../inventory/pciids.js';
+import { readInventory, enrichWithHostTools } from '../inventory/read.js';
+import type { Inventory } from '../inventory/types.js';
+import { loadSimulation, saveSimulation, SimHostTools, type SimulatedNode } from '../simulator/index.js';
+import { DiskBackend } from '../sysfs/disk-backend.js';
+import { RealHostTools, type HostTools } from '../sysfs/host-tools.js';
+import { SysfsPort } from '../sysfs/port.js';
+import { extractCapture, readCaptureMeta } from '../sysfs/capture.js';
+import { CliError, EXIT } from './exit-codes.js';
+
+export interface GlobalFlags {
+  'sysfs-root'?: string;
+  'dev-root'?: string;
+  'host-root'?: string;
+  'pci-ids'?: string;
+  'state-dir'?: string;
+  simulate?: string;
+}
+
+export const GLOBAL_OPTIONS = {
+  'sysfs-root': { type: 'string' },
+  'dev-root': { type: 'string' },
+  'host-root': { type: 'string' },
+  'pci-ids': { type: 'string' },
+  'state-dir': { type: 'string' },
+  simulate: { type: 'string' },
+} as const;
+
+export const DEFAULT_STATE_DIR = '/var/lib/vmgpu';
+
+export interface Context {
+  port: SysfsPort;
+  tools: HostTools;
+  pciIds: PciIds;
+  catalogCache: CatalogCache | undefined;
+  kernelRelease: string | null;
+  /** Set with --simulate: the node, saved back to its directory by `done()`. */
+  sim: SimulatedNode | undefined;
+  /** Persist simulator state (no-op otherwise). */
+  done(): void;
+  inventory(): Promise<Inventory>;
+}
+
+export function buildContext(flags: GlobalFlags): Context {
+  const pciIds = loadPciIds(flags['pci-ids']);
+  const stateDir = flags['state-dir'] ?? (process.env.VMGPU_STATE_DIR || undefined);
+  const catalogCache = stateDir ? new CatalogCache(stateDir) : defaultCache();
+  if (flags.simulate) {
+    if (flags['sysfs-root']) throw new CliError('--simulate and --sysfs-root are mutually exclusive: --simulate DIR reads and changes the simulated node in DIR');
+    const dir = flags.simulate;
+    const sim = loadSimulation(dir);
+    const ctx: Context = {
+      port: sim.port,
+      tools: new SimHostTools(sim),
+      pciIds,
+      catalogCache,
+      kernelRelease: sim.kernelRelease,
+      sim,
+      done: () => saveSimulation(sim, dir),
+      inventory: () => inventoryOf(ctx),
+    };
+    return ctx;
+  }
+  const roots = resolveRoots(flags);
+  const port = new SysfsPort(new DiskBackend(roots.roots));
+  const ctx: Context = {
+    port,
+    tools: new RealHostTools({ sriovManage: port.sriovManagePath() }),
+    pciIds,
+    catalogCache,
+    kernelRelease: roots.kernelRelease,
+    sim: undefined,
+    done: () => {},
+    inventory: () => inventoryOf(ctx),
+  };
+  return ctx;
+}
+
+async function inventoryOf(ctx: Context): Promise<Inventory> {
+  const opts = { pciIds: ctx.pciIds, kernelRelease: ctx.kernelRelease, ...(ctx.catalogCache ? { catalogCache: ctx.catalogCache } : {}) };
+  const inv = readInventory(ctx.port, opts);
+  await enrichWithHostTools(inv, ctx.tools);
+  return inv;
+}
+
+function loadPciIds(explicit: string | undefined): PciIds {
+  if (explicit) {
+    try {
+      return PciIds.load(explicit);
+    } catch (err) {
+      throw new CliError(`--pci-ids ${explicit}: ${(err as Error).message}`);
+    }
+  }
+  return loadFirstPciIds(DEFAULT_PCI_IDS_PATHS);
+}
+
+/** The default cache lives in the state dir when it is writable, else nowhere (read-only use still works). */
+function defaultCache(): CatalogCache | undefined {
+  try {
+    fs.accessSync(DEFAULT_STATE_DIR, fs.constants.W_OK);
+    return new CatalogCache(DEFAULT_STATE_DIR);
+  } catch {
+    return undefined;
+  }
+}
+
+interface ResolvedRoots {
+  roots: { sys: string; dev: string; host: string };
+  kernelRelease: string | null;
+}
+
+/**
+ * `--sysfs-root` may be a sysfs mount (`/sys`), a directory holding `sys/`
+ * (a simulator tree or an extracted capture, whose `dev/` and `host/` are used
+ * as defaults), or a capture archive (`.tar.gz`), extracted to a temporary dir.
+ */
+export function resolveRoots(flags: GlobalFlags): ResolvedRoots {
+  let sys = flags['sysfs-root'] ?? '/sys';
+  let base: string | null = null;
+  if (/\.(tar\.gz|tgz)$/.test(sys)) {
+    if (!fs.existsSync(sys)) throw new CliError(`--sysfs-root ${sys}: no such capture archive`, EXIT.NO_SYSFS);
+    base = extractCapture(sys);
+    sys = path.join(base, 'sys');
+  } else if (!fs.existsSync(path.join(sys, 'bus')) && fs.existsSync(path.join(sys, 'sys', 'bus'))) {
+    base = sys;
+    sys = path.join(sys, 'sys');
+  }
+  if (!fs.existsSync(sys)) throw new CliError(`--sysfs-root ${sys}: no such directory`, EXIT.NO_SYSFS);
+  const dev = flags['dev-root'] ?? (base ? path.join(base, 'dev') : '/dev');
+  const host = flags['host-root'] ?? (base ? path.join(base, 'host') : '/');
+  let kernelRelease: string | null = null;
+  if (base) kernelRelease = readCaptureMeta(base)?.kernelRelease ?? null;
+  else if (sys === '/sys') kernelRelease = os.release();
+  return { roots: { sys, dev, host }, kernelRelease };
+}

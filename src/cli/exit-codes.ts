@@ -1,0 +1,29 @@
+/**
+ * Exit codes of every vmgpu command (documented in docs/cli.md). Scripts and
+ * systemd units depend on them: never renumber.
+ */
+export const EXIT = {
+  /** Success; for `assert`, the node matches. */
+  OK: 0,
+  /** A runtime failure: a write the kernel refused, a tool that failed. */
+  FAILURE: 1,
+  /** Bad input: usage, config file, unknown profile, over capacity. Nothing was written. */
+  BAD_INPUT: 2,
+  /** `assert`: the node does not match the config. */
+  MISMATCH: 3,
+  /** `apply`: everything else applied, but some changes are blocked by devices in use by VMs. */
+  BLOCKED: 4,
+  /** The sysfs root cannot be read (missing, not a sysfs tree). */
+  NO_SYSFS: 5,
+} as const;
+
+/** An error the CLI prints as one clear message (no stack) with its exit code. */
+export class CliError extends Error {
+  override readonly name = 'CliError';
+  constructor(
+    message: string,
+    readonly exitCode: number = EXIT.BAD_INPUT,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,266 @@
+/**
+ * `vmgpu capture`: snapshot the part of /sys (and /dev/vfio) the inventory
+ * reads, as a .tar.gz a user can attach to a bug report and anyone can replay
+ * with `--sysfs-root FILE.tar.gz`.
+ *
+ * Only attribute files and links are copied. Binary or huge files (`config`,
+ * `resource*`, `rom`, anything over 64 KiB) are skipped; write-only files
+ * (`bind`, `create`, `remove`...) are recorded empty with their mode so the
+ * replayed tree has the same shape.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tar from 'tar';
+
+export const CAPTURE_META_FILE = 'vmgpu-capture.json';
+const MAX_FILE = 64 * 1024;
+const SKIP_FILE = /^(config|rom|resource[0-9]*(_wc|_resize)?|resource|vpd|remove_id|new_id|uevent|label)$/;
+/** Subdirectories of a PCI device directory worth keeping. */
+const DEVICE_SUBDIRS = new Set(['nvidia', 'vfio-dev', 'mdev_supported_types']);
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export interface CaptureMeta {
+  format: 1;
+  createdAt: string;
+  hostname: string;
+  kernelRelease: string | null;
+  nvidiaDriverVersion: string | null;
+  sysRoot: string;
+  files: number;
+  links: number;
+  skipped: { path: string; reason: string }[];
+}
+
+export interface CaptureOptions {
+  sysRoot: string;
+  devRoot: string;
+  outFile: string;
+  kernelRelease: string | null;
+}
+
+class Copier {
+  files = 0;
+  links = 0;
+  skipped: { path: string; reason: string }[] = [];
+  private readonly done = new Set<string>();
+
+  constructor(
+    private readonly srcRoot: string,
+    private readonly dstRoot: string,
+  ) {}
+
+  /** Copy one entry (file, link or directory, optionally recursive) at a path relative to the root. */
+  copy(rel: string, depth = 0, filter?: (name: string, rel: string) => boolean): void {
+    if (this.done.has(rel)) return;
+    this.done.add(rel);
+    const src = path.join(this.srcRoot, rel);
+    const dst = path.join(this.dstRoot, rel);
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(src);
+    } catch {
+      return;
+    }
+    fs.mkdirSync(path.dirname(dst), { recursive: true });
+    if (st.isSymbolicLink()) {
+      fs.symlinkSync(fs.readlinkSync(src), dst);
+      this.links++;
+      return;
+    }
+    if (st.isDirectory()) {
+      fs.mkdirSync(dst, { recursive: true });
+      if (depth <= 0) return;
+      let entries: string[] = [];
+      try {
+        entries = fs.readdirSync(src);
+      } catch (err) {
+        this.skipped.push({ path: src, reason: (err as NodeJS.ErrnoException).code ?? 'unreadable' });
+      }
+      for (const e of entries) if (!filter || filter(e, path.join(rel, e))) this.copy(path.join(rel, e), depth - 1, filter);
+      return;
+    }
+    if (st.isCharacterDevice() || st.isBlockDevice()) {
+      fs.writeFileSync(dst, '', { mode: 0o600 });
+      this.files++;
+      return;
+    }
+    const name = path.basename(rel);
+    if (SKIP_FILE.test(name)) {
+      this.skipped.push({ path: src, reason: 'binary or not needed' });
+      return;
+    }
+    let data: Buffer;
+    try {
+      const fd = fs.openSync(src, 'r');
+      try {
+        const buf = Buffer.alloc(MAX_FILE + 1);
+        const n = fs.readSync(fd, buf, 0, buf.length, 0);
+        if (n > MAX_FILE) {
+          this.skipped.push({ path: src, reason: `larger than ${MAX_FILE} bytes` });
+          return;
+        }
+        data = buf.subarray(0, n);
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+      // Write-only attributes (bind, unbind, create, remove) cannot be read: keep them empty.
+      if (code === 'EACCES' || code === 'EPERM' || code === 'EIO' || code === 'EINVAL') {
+        fs.writeFileSync(dst, '', { mode: st.mode & 0o777 });
+        this.files++;
+        return;
+      }
+      this.skipped.push({ path: src, reason: code });
+      return;
+    }
+    fs.writeFileSync(dst, data, { mode: (st.mode & 0o777) | 0o400 });
+    this.files++;
+  }
+
+  /** Resolve a symlink below the root to a path relative to the root. */
+  target(rel: string): string | null {
+    try {
+      const real = fs.realpathSync(path.join(this.srcRoot, rel));
+      const root = fs.realpathSync(this.srcRoot);
+      if (real !== root && !real.startsWith(root + path.sep)) return null;
+      return path.relative(root, real);
+    } catch {
+      return null;
+    }
+  }
+}
+
+function readSmall(p: string): string | null {
+  try {
+    return fs.readFileSync(p, 'utf8').trim();
+  } catch {
+    return null;
+  }
+}
+
+/** Walk the sysfs subtree vmgpu reads and write it, with metadata, to a .tar.gz. */
+export async function capture(opts: CaptureOptions): Promise<CaptureMeta> {
+  const stage = fs.mkdtempSync(path.join(os.tmpdir(), 'vmgpu-capture-'));
+  try {
+    const sys = new Copier(opts.sysRoot, path.join(stage, 'sys'));
+    const devices = safeList(path.join(opts.sysRoot, 'bus/pci/devices'));
+    const wanted = new Set<string>();
+    for (const d of devices) {
+      const vendor = readSmall(path.join(opts.sysRoot, 'bus/pci/devices', d, 'vendor'));
+      if (vendor === '0x10de') wanted.add(d);
+    }
+    // Add IOMMU group members of NVIDIA functions (audio companions, bridges sharing a group).
+    for (const d of [...wanted]) {
+      for (const m of safeList(path.join(opts.sysRoot, 'bus/pci/devices', d, 'iommu_group', 'devices'))) wanted.add(m);
+    }
+    const groups = new Set<string>();
+    for (const d of [...wanted].sort()) {
+      sys.copy(`bus/pci/devices/${d}`);
+      const devRel = sys.target(`bus/pci/devices/${d}`);
+      if (!devRel) continue;
+      sys.copy(devRel, 3, (name, rel) => {
+        const depthFromDev = rel.split(path.sep).length - devRel.split(path.sep).length;
+        if (depthFromDev === 1) {
+          const st = safeLstat(path.join(opts.sysRoot, rel));
+          if (!st) return false;
+          if (st.isDirectory()) return DEVICE_SUBDIRS.has(name) || UUID.test(name);
+          return true;
+        }
+        return true;
+      });
+      // mdev types need one more level (nvidia-N/devices/<uuid>); mdev instances their nvidia/ dir.
+      sys.copy(path.join(devRel, 'mdev_supported_types'), 4);
+      for (const e of safeList(path.join(opts.sysRoot, devRel))) if (UUID.test(e)) sys.copy(path.join(devRel, e), 3);
+      const driver = sys.target(`bus/pci/devices/${d}/driver`);
+      if (driver) {
+        sys.copy(driver, 1, (name) => !/^[0-9a-f]{4}:/.test(name) || wanted.has(name));
+      }
+      const group = safeReadlink(path.join(opts.sysRoot, 'bus/pci/devices', d, 'iommu_group'));
+      if (group) groups.add(path.basename(group));
+    }
+    for (const g of groups) sys.copy(`kernel/iommu_groups/${g}`, 2);
+    sys.copy('bus/pci/drivers_probe');
+    for (const drv of safeList(path.join(opts.sysRoot, 'bus/pci/drivers'))) {
+      if (/vfio|nvidia/.test(drv)) sys.copy(`bus/pci/drivers/${drv}`, 1, (name) => !/^[0-9a-f]{4}:/.test(name) || wanted.has(name));
+    }
+    sys.copy('class/iommu', 1);
+    for (const e of safeList(path.join(opts.sysRoot, 'class/iommu'))) {
+      const t = sys.target(`class/iommu/${e}`);
+      if (t) sys.copy(t);
+    }
+    sys.copy('class/mdev_bus', 1);
+    sys.copy('bus/mdev/devices', 1);
+    for (const m of ['nvidia', 'nvidia_vgpu_vfio', 'nvidia_uvm', 'nouveau', 'vfio', 'vfio_pci', 'vfio_pci_core', 'vfio_iommu_type1', 'iommufd', 'mdev', 'kvm', 'kvm_intel', 'kvm_amd', 'nvgrace_gpu_vfio_pci']) {
+      const base = path.join(opts.sysRoot, 'module', m);
+      if (!fs.existsSync(base)) continue;
+      sys.copy(`module/${m}`);
+      sys.copy(`module/${m}/version`);
+    }
+    const dev = new Copier(opts.devRoot, path.join(stage, 'dev'));
+    dev.copy('vfio', 3);
+    dev.copy('iommu');
+
+    const meta: CaptureMeta = {
+      format: 1,
+      createdAt: new Date().toISOString(),
+      hostname: os.hostname(),
+      kernelRelease: opts.kernelRelease,
+      nvidiaDriverVersion: readSmall(path.join(opts.sysRoot, 'module/nvidia/version')),
+      sysRoot: opts.sysRoot,
+      files: sys.files + dev.files,
+      links: sys.links + dev.links,
+      skipped: [...sys.skipped, ...dev.skipped],
+    };
+    fs.writeFileSync(path.join(stage, CAPTURE_META_FILE), JSON.stringify(meta, null, 1) + '\n');
+    await tar.c({ gzip: true, file: opts.outFile, cwd: stage, portable: true }, fs.readdirSync(stage));
+    fs.chmodSync(opts.outFile, 0o644);
+    return meta;
+  } finally {
+    fs.rmSync(stage, { recursive: true, force: true });
+  }
+}
+
+/** Extract a capture archive to a new temporary directory (removed at exit) and return it. */
+export function extractCapture(archive: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmgpu-replay-'));
+  process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  tar.x({ file: archive, cwd: dir, sync: true, strict: true, preservePaths: false });
+  if (!fs.existsSync(path.join(dir, 'sys'))) {
+    throw new Error(`${archive} is not a vmgpu capture: it has no sys/ directory`);
+  }
+  return dir;
+}
+
+export function readCaptureMeta(base: string): CaptureMeta | null {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(base, CAPTURE_META_FILE), 'utf8')) as CaptureMeta;
+  } catch {
+    return null;
+  }
+}
+
+function safeList(p: string): string[] {
+  try {
+    return fs.readdirSync(p).sort();
+  } catch {
+    return [];
+  }
+}
+
+function safeLstat(p: string): fs.Stats | null {
+  try {
+    return fs.lstatSync(p);
+  } catch {
+    return null;
+  }
+}
+
+function safeReadlink(p: string): string | null {
+  try {
+    return fs.readlinkSync(p);
+  } catch {
+    return null;
+  }
+}
