@@ -1,0 +1,557 @@
+// A real Kubernetes control plane for integration tests: etcd and kube-apiserver (built
+// from the pinned Go modules by scripts/build-k8s-tools.mjs) on 127.0.0.1 with free ports,
+// a throw-away CA, service-account signing keys, `--authorization-mode=Node,RBAC` and the
+// default admission chain (ValidatingAdmissionPolicy included) plus NodeRestriction.
+//
+//   const cp = await startControlPlane();
+//   after(() => cp.stop());
+//   const core = cp.kubeConfig.makeApiClient(CoreV1Api);
+//
+// Teardown: stop() ends both process groups and removes the temporary directory. If a test
+// forgets stop(), fails, or is interrupted, an exit/SIGINT/SIGTERM/SIGHUP hook does the same,
+// and a small watchdog process does it if this Node process is killed outright (SIGKILL).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  ApiextensionsV1Api,
+  CoreV1Api,
+  KubeConfig,
+  type V1CustomResourceDefinition,
+  type V1Node,
+  type V1BoundObjectReference,
+} from '@kubernetes/client-node';
+import { makePki, type CertFiles, type Pki } from './controlplane-pki.js';
+import { k8sTools, type K8sTools } from './k8s-tools.js';
+
+export interface ControlPlaneOptions {
+  /** Directory holding kube-apiserver and etcd; default: the build script's cache. */
+  binDir?: string;
+  /** Extra kube-apiserver flags (appended; a later flag wins). */
+  apiServerArgs?: string[];
+  /** Ports to try first (e.g. to exercise the clash retry); later attempts use free ports. */
+  preferredPorts?: { apiserver?: number; etcdClient?: number; etcdPeer?: number };
+  /** How long to wait for /readyz (default 60 s). */
+  readyTimeoutMs?: number;
+}
+
+export interface ServiceAccountKubeConfigOptions {
+  /** Token audiences; default: the API server's own audience. */
+  audiences?: string[];
+  /** Token lifetime in seconds (minimum 600, default 3600). */
+  expirationSeconds?: number;
+  /** Bind the token to an object; it is then invalid once that object is gone. */
+  boundTo?: { kind: 'Node' | 'Pod' | 'Secret'; name: string };
+  /** Create the namespace and the ServiceAccount when missing (default true). */
+  create?: boolean;
+}
+
+export interface ServiceAccountCredentials {
+  kubeConfig: KubeConfig;
+  kubeconfigPath: string;
+  token: string;
+  expiresAt: Date;
+}
+
+export interface ControlPlaneMemory {
+  etcdRssKiB: number;
+  apiserverRssKiB: number;
+}
+
+export interface ControlPlane {
+  /** https://127.0.0.1:<port> */
+  server: string;
+  /** Admin (system:masters) kubeconfig file, certificates embedded. */
+  kubeconfigPath: string;
+  /** The same admin identity as a client-node KubeConfig. */
+  kubeConfig: KubeConfig;
+  caPem: string;
+  versions: K8sTools['versions'];
+  /** Temporary directory (PKI, etcd data, logs); removed by stop(). */
+  dir: string;
+  pids: { etcd: number; apiserver: number };
+  /** How many start attempts were needed (more than 1 after a port clash). */
+  attempts: number;
+  /** Milliseconds from spawning etcd to kube-apiserver answering /readyz 200. */
+  startupMs: number;
+  stop(): Promise<void>;
+  createNode(name: string, labels?: Record<string, string>): Promise<V1Node>;
+  /** Creates a CRD and waits until it is Established and served. */
+  registerCrd(crd: V1CustomResourceDefinition): Promise<V1CustomResourceDefinition>;
+  /** A kubeconfig for a ServiceAccount, with a token minted through the TokenRequest API. */
+  serviceAccountKubeConfig(namespace: string, name: string, opts?: ServiceAccountKubeConfigOptions): Promise<ServiceAccountCredentials>;
+  /** A kubeconfig for the kubelet identity system:node:<name> (group system:nodes). */
+  nodeKubeConfig(nodeName: string): { kubeConfig: KubeConfig; kubeconfigPath: string };
+  /** Resident memory of etcd and kube-apiserver, from /proc/<pid>/status VmRSS. */
+  memoryUsage(): ControlPlaneMemory;
+}
+
+/** A minimal KubeVirt CRD (kubevirt.io/v1 KubeVirt, namespaced) owned by these tests. */
+export function kubevirtCrd(): V1CustomResourceDefinition {
+  const open = { type: 'object', 'x-kubernetes-preserve-unknown-fields': true };
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: 'kubevirts.kubevirt.io' },
+    spec: {
+      group: 'kubevirt.io',
+      names: { kind: 'KubeVirt', listKind: 'KubeVirtList', plural: 'kubevirts', singular: 'kubevirt', shortNames: ['kv', 'kvs'] },
+      scope: 'Namespaced',
+      versions: [
+        {
+          name: 'v1',
+          served: true,
+          storage: true,
+          schema: { openAPIV3Schema: { type: 'object', properties: { spec: { ...open }, status: { ...open } } } },
+          subresources: { status: {} },
+        },
+      ],
+    },
+  };
+}
+
+// ---- process bookkeeping ------------------------------------------------------------
+
+interface Proc {
+  name: string;
+  child: ChildProcess;
+  logFile: string;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>;
+  exited: boolean;
+}
+
+interface Live {
+  dir: string;
+  procs: Proc[];
+  watchdog?: ChildProcess;
+}
+
+const live = new Set<Live>();
+let hooksInstalled = false;
+
+function killGroupSync(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (!pid) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    /* already gone */
+  }
+}
+
+function destroySync(l: Live): void {
+  for (const p of l.procs) killGroupSync(p.child.pid, 'SIGKILL');
+  killGroupSync(l.watchdog?.pid, 'SIGKILL');
+  rmSync(l.dir, { recursive: true, force: true });
+  live.delete(l);
+}
+
+function installHooks(): void {
+  if (hooksInstalled) return;
+  hooksInstalled = true;
+  process.on('exit', () => {
+    for (const l of [...live]) destroySync(l);
+  });
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    const onSignal = (): void => {
+      for (const l of [...live]) destroySync(l);
+      process.removeListener(sig, onSignal);
+      // Re-raise so the default action (or another listener) still ends the process.
+      process.kill(process.pid, sig);
+    };
+    process.on(sig, onSignal);
+  }
+}
+
+// Kills the process groups listed in <dir>/pgids and removes <dir> once `parent` is gone.
+// Arguments are passed positionally, never interpolated into the script.
+const WATCHDOG = `
+parent="$1"; dir="$2"
+while kill -0 "$parent" 2>/dev/null; do sleep 1; done
+if [ -f "$dir/pgids" ]; then for g in $(cat "$dir/pgids"); do kill -KILL -- "-$g" 2>/dev/null; done; fi
+rm -rf -- "$dir"
+`;
+
+function startWatchdog(l: Live): void {
+  const wd = spawn('sh', ['-c', WATCHDOG, 'vmgpu-controlplane-watchdog', String(process.pid), l.dir], {
+    detached: true,
+    stdio: 'ignore',
+  });
+  wd.on('error', () => {
+    /* best effort: the exit hooks still clean up */
+  });
+  wd.unref();
+  l.watchdog = wd;
+}
+
+function recordPgids(l: Live): void {
+  writeFileSync(join(l.dir, 'pgids'), l.procs.map((p) => p.child.pid).filter(Boolean).join('\n') + '\n');
+}
+
+function launch(l: Live, name: string, bin: string, args: string[]): Proc {
+  const logFile = join(l.dir, `${name}.log`);
+  const fd = openSync(logFile, 'a');
+  let child: ChildProcess;
+  try {
+    child = spawn(bin, args, {
+      cwd: l.dir,
+      detached: true, // own process group, so the whole tree can be ended
+      stdio: ['ignore', fd, fd],
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: l.dir, TMPDIR: l.dir },
+    });
+  } finally {
+    closeSync(fd);
+  }
+  const proc: Proc = {
+    name,
+    child,
+    logFile,
+    exited: false,
+    exit: new Promise((resolve) => {
+      child.once('error', (error) => {
+        proc.exited = true;
+        resolve({ code: null, signal: null, error });
+      });
+      child.once('exit', (code, signal) => {
+        proc.exited = true;
+        resolve({ code, signal });
+      });
+    }),
+  };
+  child.unref();
+  l.procs.push(proc);
+  recordPgids(l);
+  return proc;
+}
+
+async function stopProc(p: Proc, graceMs: number): Promise<void> {
+  if (p.exited) return;
+  killGroupSync(p.child.pid, 'SIGTERM');
+  const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs));
+  if ((await Promise.race([p.exit, timer])) === 'timeout') {
+    killGroupSync(p.child.pid, 'SIGKILL');
+    await p.exit;
+  }
+}
+
+function logTail(p: Proc, lines = 15): string {
+  let text: string;
+  try {
+    text = readFileSync(p.logFile, 'utf8');
+  } catch {
+    return '    (no output)';
+  }
+  const out = text.trimEnd().split('\n').slice(-lines);
+  return out.length && out[0] !== '' ? out.map((l) => `    ${l}`).join('\n') : '    (no output)';
+}
+
+function portClash(p: Proc): boolean {
+  try {
+    return /address already in use/i.test(readFileSync(p.logFile, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+class PortClash extends Error {}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+type Probe = { status: number; body: string } | { error: string };
+
+function get(url: string, tls?: { ca: string; cert: string; key: string }): Promise<Probe> {
+  return new Promise((resolve) => {
+    const opts = { timeout: 2000, ...(tls ?? {}) };
+    const req = (tls ? httpsRequest : httpRequest)(url, opts, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (e) => resolve({ error: e.message }));
+    req.end();
+  });
+}
+
+/**
+ * Polls `probe` until it returns 200, the process exits (an Error with its last log
+ * lines), or the deadline passes.
+ */
+async function waitReady(p: Proc, what: string, timeoutMs: number, probe: () => Promise<Probe>, cmd: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: Probe;
+  for (;;) {
+    if (p.exited) {
+      const ex = await p.exit;
+      if (portClash(p)) throw new PortClash(`${p.name}: address already in use`);
+      const how = ex.error ? `could not be started (${ex.error.message})` : `exited (code ${ex.code}, signal ${ex.signal}) before ${what}`;
+      throw new Error(`${p.name} ${how}. Command: ${cmd}\n  last output (${p.logFile}):\n${logTail(p)}`);
+    }
+    last = await probe();
+    if ('status' in last && last.status === 200) return;
+    if (Date.now() > deadline) {
+      const detail = 'status' in last ? `HTTP ${last.status}: ${last.body.slice(0, 2000)}` : last.error;
+      throw new Error(`${p.name} did not become ready (${what}) within ${timeoutMs} ms; last probe: ${detail}\n  last output (${p.logFile}):\n${logTail(p)}`);
+    }
+    await sleep(50);
+  }
+}
+
+function kubeConfigFor(server: string, caPem: string, user: Record<string, string>, userName: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'vmgpu-test', server, caData: Buffer.from(caPem).toString('base64'), skipTLSVerify: false }],
+    users: [{ name: userName, ...user }],
+    contexts: [{ name: userName, cluster: 'vmgpu-test', user: userName }],
+    currentContext: userName,
+  });
+  return kc;
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+function statusCode(e: unknown): number | undefined {
+  const c = (e as { code?: unknown }).code;
+  return typeof c === 'number' ? c : undefined;
+}
+
+async function ignoreConflict<T>(p: Promise<T>): Promise<void> {
+  try {
+    await p;
+  } catch (e) {
+    if (statusCode(e) !== 409) throw e;
+  }
+}
+
+function rssKiB(pid: number | undefined, name: string): number {
+  if (!pid) throw new Error(`${name} has no pid`);
+  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m?.[1]) throw new Error(`/proc/${pid}/status (${name}) has no VmRSS line`);
+  return Number(m[1]);
+}
+
+// ---- start ----------------------------------------------------------------------------
+
+export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
+  const tools = k8sTools(opts.binDir);
+  installHooks();
+  const dir = mkdtempSync(join(tmpdir(), 'vmgpu-cp-'));
+  const l: Live = { dir, procs: [] };
+  live.add(l);
+  startWatchdog(l);
+  try {
+    return await startIn(l, tools, opts);
+  } catch (e) {
+    destroySync(l);
+    throw e;
+  }
+}
+
+async function startIn(l: Live, tools: K8sTools, opts: ControlPlaneOptions): Promise<ControlPlane> {
+  const pki: Pki = makePki(l.dir);
+  const adminTls = { ca: pki.caPem, cert: readFileSync(pki.admin.cert, 'utf8'), key: readFileSync(pki.admin.key, 'utf8') };
+  const started = Date.now();
+  const maxAttempts = 3;
+
+  // etcd, retried on a port clash with new ports.
+  let etcd: Proc | undefined;
+  let etcdUrl = '';
+  let attempts = 0;
+  for (let attempt = 1; !etcd; attempt++) {
+    attempts = Math.max(attempts, attempt);
+    const pref = attempt === 1 ? opts.preferredPorts : undefined;
+    const client = pref?.etcdClient ?? (await freePort());
+    const peer = pref?.etcdPeer ?? (await freePort());
+    etcdUrl = `http://127.0.0.1:${client}`;
+    const args = [
+      '--name=vmgpu-test',
+      `--data-dir=${join(l.dir, 'etcd-data')}`,
+      `--listen-client-urls=${etcdUrl}`,
+      `--advertise-client-urls=${etcdUrl}`,
+      `--listen-peer-urls=http://127.0.0.1:${peer}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${peer}`,
+      `--initial-cluster=vmgpu-test=http://127.0.0.1:${peer}`,
+      '--unsafe-no-fsync', // test data only: skip fsync for speed
+      '--log-level=warn',
+    ];
+    const p = launch(l, 'etcd', tools.etcd, args);
+    try {
+      await waitReady(p, 'answering /health', 20_000, () => get(`${etcdUrl}/health`), `${tools.etcd} ${args.join(' ')}`);
+      etcd = p;
+    } catch (e) {
+      await stopProc(p, 2000);
+      if (!(e instanceof PortClash) || attempt >= maxAttempts) throw e instanceof PortClash ? new Error(`etcd: ports clashed on ${maxAttempts} attempts`) : e;
+    }
+  }
+
+  // kube-apiserver, retried on a port clash with a new port.
+  let apiserver: Proc | undefined;
+  let server = '';
+  for (let attempt = 1; !apiserver; attempt++) {
+    attempts = Math.max(attempts, attempt);
+    const port = (attempt === 1 ? opts.preferredPorts?.apiserver : undefined) ?? (await freePort());
+    server = `https://127.0.0.1:${port}`;
+    const args = [
+      `--etcd-servers=${etcdUrl}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      `--secure-port=${port}`,
+      `--cert-dir=${join(l.dir, 'apiserver-certs')}`,
+      `--tls-cert-file=${pki.serving.cert}`,
+      `--tls-private-key-file=${pki.serving.key}`,
+      `--client-ca-file=${pki.ca.cert}`,
+      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+      `--service-account-key-file=${pki.saPublicKey}`,
+      `--service-account-signing-key-file=${pki.saSigningKey}`,
+      '--service-cluster-ip-range=10.96.0.0/16',
+      '--authorization-mode=Node,RBAC',
+      '--enable-admission-plugins=NodeRestriction',
+      '--profiling=false',
+      ...(opts.apiServerArgs ?? []),
+    ];
+    const p = launch(l, 'kube-apiserver', tools.kubeApiserver, args);
+    try {
+      await waitReady(p, 'answering /readyz with 200', opts.readyTimeoutMs ?? 60_000, () => get(`${server}/readyz`, adminTls), `${tools.kubeApiserver} ${args.join(' ')}`);
+      apiserver = p;
+    } catch (e) {
+      await stopProc(p, 2000);
+      if (!(e instanceof PortClash) || attempt >= maxAttempts) throw e instanceof PortClash ? new Error(`kube-apiserver: ports clashed on ${maxAttempts} attempts`) : e;
+    }
+  }
+  const startupMs = Date.now() - started;
+  l.procs = [etcd, apiserver];
+  recordPgids(l);
+
+  const kubeConfig = kubeConfigFor(
+    server,
+    pki.caPem,
+    { certData: Buffer.from(adminTls.cert).toString('base64'), keyData: Buffer.from(adminTls.key).toString('base64') },
+    'vmgpu-test-admin',
+  );
+  const kubeconfigPath = join(l.dir, 'admin.kubeconfig');
+  writeFileSync(kubeconfigPath, kubeConfig.exportConfig(), { mode: 0o600 });
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const apiext = kubeConfig.makeApiClient(ApiextensionsV1Api);
+  let nodeCerts = 0;
+  let stopped: Promise<void> | undefined;
+
+  const cp: ControlPlane = {
+    server,
+    kubeconfigPath,
+    kubeConfig,
+    caPem: pki.caPem,
+    versions: tools.versions,
+    dir: l.dir,
+    pids: { etcd: etcd.child.pid ?? 0, apiserver: apiserver.child.pid ?? 0 },
+    attempts,
+    startupMs,
+
+    stop() {
+      stopped ??= (async () => {
+        if (l.procs[1]) await stopProc(l.procs[1], 5000);
+        if (l.procs[0]) await stopProc(l.procs[0], 5000);
+        destroySync(l);
+      })();
+      return stopped;
+    },
+
+    async createNode(name, labels = {}) {
+      if (!DNS_SUBDOMAIN.test(name)) throw new Error(`node name ${JSON.stringify(name)} is not a DNS subdomain`);
+      return core.createNode({ body: { apiVersion: 'v1', kind: 'Node', metadata: { name, labels } } });
+    },
+
+    async registerCrd(crd) {
+      const created = await apiext.createCustomResourceDefinition({ body: crd });
+      const name = created.metadata?.name ?? '';
+      const version = crd.spec.versions.find((v) => v.storage)?.name ?? crd.spec.versions[0]?.name;
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const cur = await apiext.readCustomResourceDefinition({ name });
+        const established = cur.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
+        if (established) {
+          const disc = await get(`${server}/apis/${crd.spec.group}/${version}`, adminTls);
+          if ('status' in disc && disc.status === 200 && disc.body.includes(`"name":"${crd.spec.names.plural}"`)) return cur;
+        }
+        if (Date.now() > deadline) throw new Error(`CRD ${name} was not Established and served within 30 s: ${JSON.stringify(cur.status?.conditions)}`);
+        await sleep(100);
+      }
+    },
+
+    async serviceAccountKubeConfig(namespace, name, o = {}) {
+      if (!DNS_LABEL.test(namespace)) throw new Error(`namespace ${JSON.stringify(namespace)} is not a DNS label`);
+      if (!DNS_SUBDOMAIN.test(name)) throw new Error(`service account name ${JSON.stringify(name)} is not a DNS subdomain`);
+      if (o.create !== false) {
+        await ignoreConflict(core.createNamespace({ body: { metadata: { name: namespace } } }));
+        await ignoreConflict(core.createNamespacedServiceAccount({ namespace, body: { metadata: { name } } }));
+      }
+      let boundObjectRef: V1BoundObjectReference | undefined;
+      if (o.boundTo) {
+        const { kind, name: objName } = o.boundTo;
+        const obj =
+          kind === 'Node'
+            ? await core.readNode({ name: objName })
+            : kind === 'Pod'
+              ? await core.readNamespacedPod({ namespace, name: objName })
+              : await core.readNamespacedSecret({ namespace, name: objName });
+        boundObjectRef = { apiVersion: 'v1', kind, name: objName, uid: obj.metadata?.uid };
+      }
+      const tr = await core.createNamespacedServiceAccountToken({
+        namespace,
+        name,
+        body: {
+          apiVersion: 'authentication.k8s.io/v1',
+          kind: 'TokenRequest',
+          spec: { audiences: o.audiences ?? [], expirationSeconds: o.expirationSeconds ?? 3600, ...(boundObjectRef ? { boundObjectRef } : {}) },
+        },
+      });
+      const token = tr.status?.token;
+      if (!token) throw new Error(`TokenRequest for ${namespace}/${name} returned no token`);
+      const kc = kubeConfigFor(server, pki.caPem, { token }, `system:serviceaccount:${namespace}:${name}`);
+      const path = join(l.dir, `sa-${namespace}-${name}.kubeconfig`);
+      writeFileSync(path, kc.exportConfig(), { mode: 0o600 });
+      return { kubeConfig: kc, kubeconfigPath: path, token, expiresAt: new Date(tr.status?.expirationTimestamp ?? 0) };
+    },
+
+    nodeKubeConfig(nodeName) {
+      if (!DNS_SUBDOMAIN.test(nodeName)) throw new Error(`node name ${JSON.stringify(nodeName)} is not a DNS subdomain`);
+      const stem = `node-${++nodeCerts}`;
+      const files: CertFiles = pki.clientCert(stem, `system:node:${nodeName}`, ['system:nodes']);
+      const kc = kubeConfigFor(
+        server,
+        pki.caPem,
+        { certData: readFileSync(files.cert).toString('base64'), keyData: readFileSync(files.key).toString('base64') },
+        `system:node:${nodeName}`,
+      );
+      const path = join(l.dir, `${stem}.kubeconfig`);
+      writeFileSync(path, kc.exportConfig(), { mode: 0o600 });
+      return { kubeConfig: kc, kubeconfigPath: path };
+    },
+
+    memoryUsage() {
+      return { etcdRssKiB: rssKiB(cp.pids.etcd, 'etcd'), apiserverRssKiB: rssKiB(cp.pids.apiserver, 'kube-apiserver') };
+    },
+  };
+  return cp;
+}
+
+/** True while any control plane started by this process still has its directory. */
+export function liveControlPlaneDirs(): string[] {
+  return [...live].map((l) => l.dir).filter((d) => existsSync(d));
+}
