@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 const steps = [
   // [description, command, args]
   ['kube-apiserver, etcd and helm for the real control plane (built once into the cache; needs Go)', process.execPath, ['scripts/build-k8s-tools.mjs']],
+  ['Go test peers: fake kubelet device manager and pod-resources server (built once into the cache; needs Go)', process.execPath, ['scripts/build-peers.mjs']],
 ];
 
 for (const [what, cmd, args] of steps) {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"sort"
 	"sync"
 
 	"google.golang.org/grpc/status"
@@ -110,9 +111,13 @@ func Describe(fd protoreflect.FileDescriptor) map[string]any {
 	messages := map[string]any{}
 	for i := 0; i < fd.Messages().Len(); i++ {
 		md := fd.Messages().Get(i)
-		fields := []string{}
+		fds := []protoreflect.FieldDescriptor{}
 		for j := 0; j < md.Fields().Len(); j++ {
-			f := md.Fields().Get(j)
+			fds = append(fds, md.Fields().Get(j))
+		}
+		sort.Slice(fds, func(a, b int) bool { return fds[a].Number() < fds[b].Number() })
+		fields := []string{}
+		for _, f := range fds {
 			fields = append(fields, fmt.Sprintf("%d %s %s", f.Number(), f.Name(), fieldType(f)))
 		}
 		messages[string(md.Name())] = fields
