@@ -84,7 +84,7 @@ if (BINARIES.every((b) => existsSync(join(outDir, b)))) {
     if (r.error || r.status !== 0) {
       rmSync(tmp, { recursive: true, force: true });
       const output = `${r.stdout ?? ''}${r.stderr ?? ''}`.trim();
-      const download = /dial tcp|proxy\.golang\.org|no such host|i\/o timeout|connection refused|TLS handshake|reading .*: (403|404|410)/i.test(output);
+      const download = /module lookup disabled|dial tcp|no such host|i\/o timeout|connection refused|TLS handshake|reading https?:.*: (403|404|410)|verifying .*: checksum/i.test(output);
       fail(
         `go build ./${b} in ${peersSrc} failed${r.error ? ` (${r.error.message})` : ''}:\n${output}\n` +
           (download
