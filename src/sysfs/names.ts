@@ -92,6 +92,7 @@ export function parseVfioDevName(input: string): string {
 
 /** Kernel release as used under /lib/modules: no path characters. */
 export function parseKernelRelease(input: string): string {
-  if (typeof input === 'string' && /^[A-Za-z0-9._+~-]{1,128}$/.test(input) && !input.includes('..')) return input;
+  // Starts with a letter or digit, so `.` (the current directory) and hidden names never pass.
+  if (typeof input === 'string' && /^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$/.test(input) && !input.includes('..')) return input;
   throw new InvalidNameError('kernel release', describe(input), 'e.g. 6.8.0-45-generic');
 }
