@@ -18,6 +18,7 @@ import { buildContext, GLOBAL_OPTIONS, resolveRoots, type GlobalFlags } from './
 import { formatDiscover } from './discover.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { write, type Command } from './command.js';
+import { configCommands } from './config-commands.js';
 
 
 const SIM_MODES: SimMode[] = ['sriov-vgpu', 'mdev-vgpu', 'passthrough', 'host'];
@@ -130,6 +131,7 @@ const commands: Record<string, Command> = {
       return simHold(pos, false);
     },
   },
+  ...configCommands,
 };
 
 async function simHold(pos: string[], hold: boolean): Promise<number> {

@@ -1,0 +1,285 @@
+/**
+ * `vmgpu validate-config | plan | apply | assert | export | import cozystack`:
+ * the declarative config engine on the command line. The flow of a config
+ * value: file (src/spec/load.ts) -> plan (src/plan/plan.ts, pure) -> apply
+ * (src/apply/apply.ts) -> the one write method in src/sysfs/port.ts.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { applyPlan, type ApplyResult } from '../apply/apply.js';
+import type { Gpu, Inventory } from '../inventory/types.js';
+import { stripVendorPrefix } from '../inventory/profiles.js';
+import { inUseFromVfioUsers, mergeInUse, type InUseMap } from '../plan/in-use.js';
+import { plan as makePlan } from '../plan/plan.js';
+import { describeAction, type Plan } from '../plan/types.js';
+import { driverNameForModule, vfioVariantFor } from '../plan/vfio-variant.js';
+import type { ConfigEntry, ConfigFile } from '../spec/config.js';
+import { isConfigError } from '../spec/config.js';
+import { cozystackToConfig, parseCozystackProfiles } from '../spec/cozystack.js';
+import { loadConfigFile, selectConfig } from '../spec/load.js';
+import { serializeConfig } from '../spec/serialize.js';
+import { openVfioDevices } from '../sysfs/vfio-users.js';
+import { write, type Command } from './command.js';
+import { buildContext, GLOBAL_OPTIONS, type Context, type GlobalFlags } from './context.js';
+import { CliError, EXIT } from './exit-codes.js';
+import { table } from './table.js';
+
+const CONFIG_OPTIONS = {
+  ...GLOBAL_OPTIONS,
+  file: { type: 'string', short: 'f' },
+  config: { type: 'string', short: 'c' },
+  'node-name': { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
+function loadConfig(v: Record<string, unknown>): ConfigFile {
+  const f = v.file as string | undefined;
+  if (!f) throw new CliError('give the config file with -f FILE');
+  try {
+    return loadConfigFile(f);
+  } catch (err) {
+    if (isConfigError(err)) throw new CliError(err.message, EXIT.BAD_INPUT);
+    throw err;
+  }
+}
+
+function configName(v: Record<string, unknown>): string {
+  const c = (v.config as string | undefined) ?? process.env.DEFAULT_VGPU_CONFIG;
+  if (!c) throw new CliError('name the config with -c NAME (or set DEFAULT_VGPU_CONFIG)');
+  return c;
+}
+
+export function nodeIdentity(v: Record<string, unknown>): string {
+  return (v['node-name'] as string | undefined) ?? process.env.NODE_NAME ?? os.hostname();
+}
+
+/** The in-use set: devices held by the simulator, or VFIO devices open on the host. */
+export function inUseOf(ctx: Context, inv: Inventory): InUseMap {
+  if (ctx.sim) return new Map(ctx.sim.heldDevices().map((d) => [d, 'held by a VM (simulator)']));
+  const live = (ctx.port.backend as { live?: boolean }).live === true;
+  return live ? mergeInUse(inUseFromVfioUsers(inv, openVfioDevices())) : new Map();
+}
+
+export function vfioDriverChooser(ctx: Context, inv: Inventory): (g: Gpu) => string {
+  const alias = inv.node.kernelRelease ? ctx.port.readModulesAlias(inv.node.kernelRelease) : undefined;
+  const drivers = ctx.port.listDrivers();
+  return (g) => {
+    const mod = vfioVariantFor(g.pci.modalias, alias);
+    return mod ? driverNameForModule(mod, drivers) : 'vfio-pci';
+  };
+}
+
+export async function planFor(ctx: Context, file: ConfigFile, name: string, nodeId: string, extraInUse?: ReadonlyMap<string, string>): Promise<{ inv: Inventory; plan: Plan }> {
+  let entries: ConfigEntry[];
+  try {
+    entries = selectConfig(file, name);
+  } catch (err) {
+    if (isConfigError(err)) throw new CliError(err.message, EXIT.BAD_INPUT);
+    throw err;
+  }
+  const inv = await ctx.inventory();
+  const inUse = mergeInUse(inUseOf(ctx, inv), extraInUse ?? new Map());
+  const plan = makePlan(inv, file, { name, entries, line: 0 }, { nodeId, inUse, vfioDriverFor: vfioDriverChooser(ctx, inv) });
+  return { inv, plan };
+}
+
+export function formatPlan(plan: Plan): string {
+  const out: string[] = [];
+  if (plan.errors.length) {
+    out.push(`config ${plan.configName} cannot be applied on this node (nothing will be written):`);
+    for (const e of plan.errors) out.push(`  ${e.where}: ${e.message}`);
+    return out.join('\n');
+  }
+  const rows = plan.gpus.map((g) => [g.gpu, g.model, g.mode, Object.entries(g.want).map(([p, n]) => `${p} x${n}`).join(', ') || '-', String(g.kept), String(plan.actions.filter((a) => a.gpu === g.gpu).length)]);
+  out.push(table(['GPU', 'MODEL', 'MODE', 'WANT', 'KEPT', 'CHANGES'], rows));
+  out.push('');
+  if (plan.actions.length === 0) out.push('No changes: the node already matches.');
+  else {
+    out.push(`${plan.actions.length} change(s):`);
+    for (const a of plan.actions) out.push(`  ${describeAction(a)}`);
+  }
+  if (plan.blocked.length) {
+    out.push('', `${plan.blocked.length} change(s) blocked by devices in use (applied once they are released):`);
+    for (const b of plan.blocked) out.push(`  ${b.change}: ${b.reason}`);
+  }
+  return out.join('\n');
+}
+
+function planErrorsExit(plan: Plan): void {
+  if (plan.errors.length) throw new CliError(formatPlan(plan), EXIT.BAD_INPUT);
+}
+
+export function formatApply(res: ApplyResult): string {
+  const out: string[] = [];
+  for (const s of res.steps) out.push(`${s.outcome.padEnd(7)} ${describeAction(s.action)}${s.detail ? ` (${s.detail})` : ''}`);
+  if (res.blocked.length) {
+    out.push('', `${res.blocked.length} change(s) blocked by devices in use; run apply again once they are released:`);
+    for (const b of res.blocked) out.push(`  ${b.change}: ${b.reason}`);
+  }
+  if (res.failure) out.push('', `FAILED: ${res.failure.message}`);
+  return out.join('\n');
+}
+
+export const configCommands: Record<string, Command> = {
+  'validate-config': {
+    summary: 'check a config file (schema and profile names) without touching hardware',
+    usage: 'vmgpu validate-config -f FILE [-c NAME]',
+    options: { file: { type: 'string', short: 'f' }, config: { type: 'string', short: 'c' } },
+    async run(v) {
+      const file = loadConfig(v);
+      if (v.config) selectConfig(file, String(v.config));
+      write(`${file.filename}: valid (${file.configs.length} config(s): ${file.configs.map((c) => c.name).join(', ')})`);
+      return EXIT.OK;
+    },
+  },
+  plan: {
+    summary: 'show the changes that would make this node match a config',
+    usage: 'vmgpu plan -f FILE -c NAME [--json] [--sysfs-root DIR | --simulate DIR]',
+    options: CONFIG_OPTIONS,
+    async run(v) {
+      const file = loadConfig(v);
+      const ctx = buildContext(v as GlobalFlags);
+      const { plan } = await planFor(ctx, file, configName(v), nodeIdentity(v));
+      if (v.json) write(JSON.stringify(plan, null, 2));
+      else if (!plan.errors.length) write(formatPlan(plan));
+      planErrorsExit(plan);
+      return EXIT.OK;
+    },
+  },
+  apply: {
+    summary: 'make this node match a config (safe: validates everything first, never touches devices in use)',
+    usage: 'vmgpu apply -f FILE -c NAME [--json] [--sysfs-root DIR | --simulate DIR]',
+    options: CONFIG_OPTIONS,
+    async run(v) {
+      const file = loadConfig(v);
+      const ctx = buildContext(v as GlobalFlags);
+      const { plan } = await planFor(ctx, file, configName(v), nodeIdentity(v));
+      planErrorsExit(plan);
+      let res: ApplyResult;
+      try {
+        res = await applyPlan(plan, { port: ctx.port, tools: ctx.tools });
+      } finally {
+        ctx.done();
+      }
+      write(v.json ? JSON.stringify(res, null, 2) : formatApply(res) || 'No changes: the node already matches.');
+      if (res.failure) return EXIT.FAILURE;
+      if (res.blocked.length) return EXIT.BLOCKED;
+      return EXIT.OK;
+    },
+  },
+  assert: {
+    summary: 'exit 0 if the node matches a config, 3 if not (with the differences)',
+    usage: 'vmgpu assert -f FILE -c NAME [--sysfs-root DIR | --simulate DIR]',
+    options: CONFIG_OPTIONS,
+    async run(v) {
+      const file = loadConfig(v);
+      const ctx = buildContext(v as GlobalFlags);
+      const { plan } = await planFor(ctx, file, configName(v), nodeIdentity(v));
+      planErrorsExit(plan);
+      if (plan.actions.length === 0 && plan.blocked.length === 0) {
+        write(`node matches config ${plan.configName}`);
+        return EXIT.OK;
+      }
+      write(`node does not match config ${plan.configName}:`);
+      for (const a of plan.actions) write(`  needs: ${describeAction(a)}`);
+      for (const b of plan.blocked) write(`  needs: ${b.change} (blocked: ${b.reason})`);
+      return EXIT.MISMATCH;
+    },
+  },
+  export: {
+    summary: "print the node's current layout as a config file",
+    usage: 'vmgpu export [--name NAME] [--sysfs-root DIR | --simulate DIR]',
+    options: { ...GLOBAL_OPTIONS, name: { type: 'string' } },
+    async run(v) {
+      const ctx = buildContext(v as GlobalFlags);
+      const inv = await ctx.inventory();
+      const name = (v.name as string | undefined) ?? 'current';
+      const { file, notes } = exportConfig(inv, name);
+      write(serializeConfig(file, { header: [`Exported by vmgpu from ${inv.source} on ${new Date().toISOString()}`, ...notes] }));
+      return EXIT.OK;
+    },
+  },
+  'import cozystack': {
+    summary: 'convert a Cozystack vgpu-profiles ConfigMap (<bus-id>=<profile-id> lines) into a config, resolving IDs on this node',
+    usage: 'vmgpu import cozystack FILE [--name NAME] [--sysfs-root DIR | --simulate DIR]',
+    options: { ...GLOBAL_OPTIONS, name: { type: 'string' } },
+    async run(v, pos) {
+      const path = pos[0];
+      if (!path) throw new CliError('usage: vmgpu import cozystack FILE');
+      let text: string;
+      try {
+        text = fs.readFileSync(path, 'utf8');
+      } catch (err) {
+        throw new CliError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+      const ctx = buildContext(v as GlobalFlags);
+      const inv = await ctx.inventory();
+      try {
+        const lines = parseCozystackProfiles(text, path);
+        const file = cozystackToConfig(
+          lines,
+          (busId, profileId) => {
+            const g = inv.gpus.find((x) => x.pci.sriov?.vfs.includes(busId));
+            if (!g) return { error: `${busId} is not a VF of any NVIDIA GPU on this node (are the VFs enabled?)` };
+            const vfIndex = g.pci.sriov!.vfs.indexOf(busId);
+            if (profileId === 0) return { pf: g.pci.address, vfIndex, profile: null };
+            const t = g.catalog.find((c) => c.id === profileId);
+            if (!t) {
+              return {
+                error: `profile ID ${profileId} is not a vGPU type of ${g.model.name} ${g.pci.address} with driver ${inv.node.nvidiaDriverVersion ?? '?'} (known: ${g.catalog.map((c) => `${c.id}=${c.profile}`).join(', ') || 'none; free a VF or install nvidia-smi so the catalog can be read'})`,
+              };
+            }
+            return { pf: g.pci.address, vfIndex, profile: t.profile };
+          },
+          (v.name as string | undefined) ?? 'imported',
+        );
+        write(serializeConfig(file, { header: [`Imported by vmgpu from ${path} (Cozystack vgpu-profiles format)`] }));
+      } catch (err) {
+        if (isConfigError(err)) throw new CliError(err.message, EXIT.BAD_INPUT);
+        throw err;
+      }
+      return EXIT.OK;
+    },
+  },
+};
+
+/** The node's layout as a config: one entry per GPU, by PCI address. */
+export function exportConfig(inv: Inventory, name: string): { file: ConfigFile; notes: string[] } {
+  const notes: string[] = [];
+  const entries: ConfigEntry[] = [];
+  for (const g of inv.gpus) {
+    const base: ConfigEntry = {
+      deviceFilter: null,
+      devices: 'all',
+      pciAddresses: [g.pci.address],
+      mode: 'vgpu',
+      vgpuDevices: [],
+      vfPlacement: {},
+      vgpuParams: {},
+      resourceNames: {},
+      passthroughResourceName: null,
+      mixedSizes: null,
+      line: 0,
+      column: 0,
+      path: '',
+    };
+    if (g.framework === 'passthrough') entries.push({ ...base, mode: 'passthrough' });
+    else if (g.framework === 'sriov-vgpu' || g.framework === 'mdev-vgpu') {
+      const counts = new Map<string, number>();
+      for (const v of g.vfs) {
+        if (!v.currentTypeId) continue;
+        if (!v.currentProfile) {
+          notes.push(`VF ${v.address} has type ID ${v.currentTypeId} whose name is unknown; left out`);
+          continue;
+        }
+        counts.set(v.currentProfile, (counts.get(v.currentProfile) ?? 0) + 1);
+      }
+      for (const p of g.mdevParents) for (const i of p.instances) {
+        const prof = stripVendorPrefix(i.typeName ?? i.typeDir);
+        counts.set(prof, (counts.get(prof) ?? 0) + 1);
+      }
+      entries.push({ ...base, vgpuDevices: [...counts].map(([profile, count]) => ({ profile, original: profile, count })), ...(g.heterogeneousMode ? { mixedSizes: true } : {}) });
+    } else if (g.framework === 'host-driver') entries.push({ ...base, mode: 'host' });
+  }
+  return { file: { version: 'v1', filename: '(export)', configs: [{ name, entries, line: 0 }] }, notes };
+}

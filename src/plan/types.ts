@@ -1,0 +1,101 @@
+/**
+ * A plan: the ordered, minimal list of changes that takes a node from what
+ * the inventory says to what a config asks for, plus what cannot be done now
+ * (blocked by devices in use) and why the config cannot be met (errors).
+ *
+ * Actions name profiles, not type IDs: the applier resolves a name to the ID
+ * the driver lists at the moment of writing (IDs differ per card and driver
+ * version, and creatable lists change as the card fills).
+ */
+
+export type Action =
+  /** Enable SR-IOV VFs on a PF (sriov-manage when installed, else sriov_numvfs). */
+  | { kind: 'enable-vfs'; gpu: string; count: number }
+  /** Turn mixed-size ("heterogeneous") vGPU mode on or off: before the first type is written. */
+  | { kind: 'set-mixed-sizes'; gpu: string; enabled: boolean }
+  /** Write 0 to a VF's current_vgpu_type. */
+  | { kind: 'clear-vf-type'; gpu: string; vf: string; vfIndex: number; typeId: number; profile: string | null }
+  /** Write the ID of `profile` to a VF's current_vgpu_type. */
+  | { kind: 'set-vf-type'; gpu: string; vf: string; vfIndex: number; profile: string }
+  /** Write a VF's vgpu_params. */
+  | { kind: 'set-vf-params'; gpu: string; vf: string; params: string }
+  /** Remove an mdev. */
+  | { kind: 'remove-mdev'; gpu: string; uuid: string; parent: string; profile: string | null }
+  /** Create an mdev of `profile` on `parent` with a stable UUID. */
+  | { kind: 'create-mdev'; gpu: string; uuid: string; parent: string; profile: string }
+  /** Write an mdev's vgpu_params. */
+  | { kind: 'set-mdev-params'; gpu: string; uuid: string; params: string }
+  /** Bind one function to a VFIO driver through driver_override (passthrough). */
+  | { kind: 'bind-vfio'; gpu: string; device: string; driver: string; from: string | null }
+  /** Give one function back to its host driver (clear driver_override, unbind, probe). */
+  | { kind: 'unbind-vfio'; gpu: string; device: string; from: string };
+
+export type ActionKind = Action['kind'];
+
+/** A change the plan wants but cannot make now: the device is in use by a VM. */
+export interface Blocked {
+  gpu: string;
+  /** The VF or GPU address, or mdev UUID, that is in use. */
+  device: string;
+  /** What would have been done. */
+  change: string;
+  /** Why it is blocked (who holds it, or the capacity it is waiting for). */
+  reason: string;
+}
+
+/** Why a config cannot be met on this node. Any error means nothing is applied. */
+export interface PlanError {
+  /** The GPU concerned, when there is one. */
+  gpu: string | null;
+  /** Where in the config file: `config.yaml:12:5` and the key path. */
+  where: string;
+  message: string;
+}
+
+/** What a GPU will look like after the plan. */
+export interface GpuOutcome {
+  gpu: string;
+  model: string;
+  mode: 'vgpu' | 'passthrough' | 'host' | 'untouched';
+  /** profile -> count wanted. */
+  want: Record<string, number>;
+  /** vGPUs that already match and stay as they are. */
+  kept: number;
+}
+
+export interface Plan {
+  configName: string;
+  actions: Action[];
+  blocked: Blocked[];
+  errors: PlanError[];
+  gpus: GpuOutcome[];
+}
+
+/** Devices held by running VMs: PCI addresses (VFs, GPUs) and mdev UUIDs, with who holds them. */
+export type InUse = ReadonlyMap<string, string>;
+
+/** One-line description of an action, for tables and logs. */
+export function describeAction(a: Action): string {
+  switch (a.kind) {
+    case 'enable-vfs':
+      return `enable ${a.count} VFs on ${a.gpu}`;
+    case 'set-mixed-sizes':
+      return `${a.enabled ? 'enable' : 'disable'} mixed-size vGPU mode on ${a.gpu}`;
+    case 'clear-vf-type':
+      return `clear VF ${a.vf} (virtfn${a.vfIndex}, ${a.profile ?? `type ${a.typeId}`})`;
+    case 'set-vf-type':
+      return `set VF ${a.vf} (virtfn${a.vfIndex}) to ${a.profile}`;
+    case 'set-vf-params':
+      return `set vgpu_params of VF ${a.vf} to ${a.params || '(empty)'}`;
+    case 'remove-mdev':
+      return `remove mdev ${a.uuid} (${a.profile ?? 'unknown type'}) from ${a.parent}`;
+    case 'create-mdev':
+      return `create mdev ${a.uuid} (${a.profile}) on ${a.parent}`;
+    case 'set-mdev-params':
+      return `set vgpu_params of mdev ${a.uuid} to ${a.params || '(empty)'}`;
+    case 'bind-vfio':
+      return `bind ${a.device} to ${a.driver}${a.from ? ` (from ${a.from})` : ''}`;
+    case 'unbind-vfio':
+      return `return ${a.device} from ${a.from} to its host driver`;
+  }
+}
