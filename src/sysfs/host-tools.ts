@@ -14,7 +14,7 @@ const run = promisify(execFile);
 export interface HostTools {
   /** Run `sriov-manage -e <pf>`; resolves when VFs are enabled. Throws SysfsError (op exec). */
   sriovManageEnable(pf: PciAddress): Promise<void>;
-  /** `nvidia-smi vgpu -s -i <pf>` output (supported types, IDs in hex), or undefined if the tool is missing. */
+  /** `nvidia-smi vgpu -s -v -i <pf>` output (supported types, IDs in hex), or undefined if the tool is missing. */
   nvidiaSmiSupportedTypes(pf: PciAddress): Promise<string | undefined>;
   /** Mixed-size ("heterogeneous") vGPU mode of a GPU; undefined when it cannot be told. */
   heterogeneousMode(pf: PciAddress): Promise<boolean | undefined>;
@@ -40,7 +40,7 @@ export class RealHostTools implements HostTools {
 
   async nvidiaSmiSupportedTypes(pf: PciAddress): Promise<string | undefined> {
     try {
-      return await this.exec(this.opts.nvidiaSmi ?? 'nvidia-smi', ['vgpu', '-s', '-i', checkPciAddress(pf)]);
+      return await this.exec(this.opts.nvidiaSmi ?? 'nvidia-smi', ['vgpu', '-s', '-v', '-i', checkPciAddress(pf)]);
     } catch (err) {
       if (err instanceof SysfsError && err.code === 'ENOENT') return undefined;
       throw err;
