@@ -834,7 +834,9 @@ export function snapshotNode(node: SimulatedNode): SimState {
 export function restoreNode(state: SimState): SimulatedNode {
   if (state?.version !== 1) throw new Error('simulator state: unsupported or missing version');
   const node = new SimulatedNode({ ...state.spec, gpus: state.spec.gpus.map((g) => ({ ...g, profiles: [], vfsEnabled: false })) });
-  const n = node as unknown as { held: Set<string>; removedDevNodes: Set<string>; nextGroup: number; nextVfio: number; tree: unknown };
+  const n = node as unknown as { held: Set<string>; removedDevNodes: Set<string>; nextGroup: number; nextVfio: number; tree: unknown; spec: SimNodeSpec };
+  // Keep the node's original description (the construction above strips profiles and VFs).
+  n.spec = state.spec;
   const apply = (f: SimFn, s: FnState) => Object.assign(f, { driver: s.driver, override: s.override, group: s.group, vfio: s.vfio });
   for (const [i, gs] of state.gpus.entries()) {
     const g = node.gpus[i];
