@@ -311,17 +311,24 @@ class Applier {
 
   private async unbindVfio(a: Extract<Action, { kind: 'unbind-vfio' }>): Promise<StepResult> {
     const dev = checkPciAddress(a.device);
-    const current = this.port.readPciLink(dev, 'driver');
+    const current = this.port.readPciLink(dev, 'driver') ?? null;
     const override = this.port.readPciAttr(dev, 'driver_override');
-    if ((!current || !/vfio/.test(current)) && (override === undefined || override === '(null)' || override === '')) return this.skipped(a, `already on ${current ?? 'no driver'}`);
-    this.writes++;
-    this.port.writeDriverOverride(dev, null);
-    if (current && /vfio/.test(current)) {
+    const overridden = override !== undefined && override !== '(null)' && override !== '';
+    const onVfio = current !== null && /vfio/.test(current);
+    if (current !== null && !onVfio && !overridden) return this.skipped(a, `already on ${current}`);
+    if (overridden) {
+      this.writes++;
+      this.port.writeDriverOverride(dev, null);
+    }
+    if (onVfio) {
       this.writes++;
       this.port.unbindDriver(dev);
     }
-    this.writes++;
-    this.port.probeDriver(dev);
+    // Unbound (now, or left so by an interrupted run): let the kernel probe its host driver.
+    if (current === null || onVfio) {
+      this.writes++;
+      this.port.probeDriver(dev);
+    }
     const after = this.port.readPciLink(dev, 'driver');
     this.verify(!!after && !/vfio/.test(after), `${dev} is bound to ${after ?? 'no driver'} after returning it to its host driver`);
     return this.done(a, `now on ${after}`);

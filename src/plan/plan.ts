@@ -231,10 +231,9 @@ class Planner {
 
   private planHost(g: Gpu, e: ConfigEntry, actions: Action[]): void {
     if (e.vgpuDevices.length) this.error(e, g.pci.address, 'mode host takes no vgpu-devices');
-    if (g.framework === 'passthrough') {
-      this.returnFromVfio(g, actions);
-      return;
-    }
+    // The GPU and its companions (audio) go back to their host drivers, also after an interrupted run left one behind.
+    this.returnFromVfio(g, actions);
+    if (g.framework === 'passthrough' || g.pci.driver === null) return;
     for (const v of g.vfs) {
       if (v.currentTypeId === 0) continue;
       const change: Action = { kind: 'clear-vf-type', gpu: g.pci.address, vf: v.address, vfIndex: v.index, typeId: v.currentTypeId, profile: v.currentProfile };
@@ -273,31 +272,35 @@ class Planner {
     }
   }
 
+  /** Give the GPU and its companions back to their host drivers: from a VFIO driver, or from no driver at all (a bind or unbind interrupted half-way). */
   private returnFromVfio(g: Gpu, actions: Action[]): void {
     for (const m of [g.pci.address, ...g.companions]) {
       const fn = m === g.pci.address ? g.pci : this.inv.otherFunctions.find((f) => f.address === m);
-      if (!fn?.driver || !/vfio/.test(fn.driver)) continue;
+      if (!fn || (fn.driver && !/vfio/.test(fn.driver))) continue;
       const change: Action = { kind: 'unbind-vfio', gpu: g.pci.address, device: m, from: fn.driver };
       if (!this.blockIfInUse(g, m, change)) actions.push(change);
     }
   }
 
   private planVgpu(g: Gpu, e: ConfigEntry, actions: Action[], outcome: GpuOutcome): void {
-    if (!g.capabilities.vgpu.usable && g.framework !== 'passthrough') {
+    // Passed through, or left on no driver by an interrupted bind/unbind: give it back to the vGPU manager first.
+    const offHost = g.framework === 'passthrough' || g.pci.driver === null;
+    if (!g.capabilities.vgpu.usable && !offHost) {
       this.error(e, g.pci.address, `${g.model.name} (${g.pci.address}) cannot host vGPUs: ${g.capabilities.vgpu.reason}`);
       return;
     }
-    if (g.framework === 'passthrough') {
+    if (offHost) {
       if (!this.inv.node.vgpuHostDriver) {
-        this.error(e, g.pci.address, `${g.pci.address} is passed through and this node has no NVIDIA vGPU manager driver to host vGPUs`);
+        this.error(e, g.pci.address, `${g.pci.address} is ${g.framework === 'passthrough' ? 'passed through' : 'bound to no driver'} and this node has no NVIDIA vGPU manager driver to host vGPUs`);
         return;
       }
       if (this.inUse.has(g.pci.address)) {
         this.blocked.push({ gpu: g.pci.address, device: g.pci.address, change: 'return the GPU to the vGPU manager', reason: `in use: ${this.inUse.get(g.pci.address)}` });
         return;
       }
-      this.returnFromVfio(g, actions);
     }
+    // Also when only a companion (audio) is still on vfio-pci after an interrupted return.
+    this.returnFromVfio(g, actions);
     if (g.model.vgpuFramework === 'sriov') this.planSriov(g, e, actions, outcome);
     else if (g.model.vgpuFramework === 'mdev') this.planMdev(g, e, actions, outcome);
     else this.error(e, g.pci.address, `${g.model.name} (${g.pci.address}) is not a vGPU model vmgpu knows`);

@@ -27,8 +27,8 @@ export type Action =
   | { kind: 'set-mdev-params'; gpu: string; uuid: string; params: string }
   /** Bind one function to a VFIO driver through driver_override (passthrough). */
   | { kind: 'bind-vfio'; gpu: string; device: string; driver: string; from: string | null }
-  /** Give one function back to its host driver (clear driver_override, unbind, probe). */
-  | { kind: 'unbind-vfio'; gpu: string; device: string; from: string };
+  /** Give one function back to its host driver (clear driver_override, unbind, probe); `from` null: it is bound to no driver (an interrupted change). */
+  | { kind: 'unbind-vfio'; gpu: string; device: string; from: string | null };
 
 export type ActionKind = Action['kind'];
 
@@ -96,6 +96,6 @@ export function describeAction(a: Action): string {
     case 'bind-vfio':
       return `bind ${a.device} to ${a.driver}${a.from ? ` (from ${a.from})` : ''}`;
     case 'unbind-vfio':
-      return `return ${a.device} from ${a.from} to its host driver`;
+      return a.from ? `return ${a.device} from ${a.from} to its host driver` : `bind ${a.device}, now on no driver, to its host driver`;
   }
 }
