@@ -94,6 +94,11 @@ class Reader {
     const pfs: PciAddress[] = [];
     for (const addr of all) {
       const vendor = this.hexAttr(addr, 'vendor', 4);
+      if (vendor === undefined && !this.port.pciDeviceExists(addr)) {
+        // Checked only when `vendor` is missing, so a healthy tree pays nothing for it.
+        this.warn('dangling-link', `${this.port.display('sys', `bus/pci/devices/${addr}`)} points to a device directory that does not exist; ignored`, this.port.display('sys', `bus/pci/devices/${addr}`));
+        continue;
+      }
       if (vendor !== NVIDIA) continue;
       const cls = this.hexAttr(addr, 'class', 6);
       if (!cls || !GPU_CLASSES.has(cls.slice(0, 4))) continue;
