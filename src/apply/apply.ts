@@ -208,12 +208,11 @@ class Applier {
 
   private async setVf(a: Extract<Action, { kind: 'set-vf-type' }>): Promise<StepResult> {
     const vf = checkPciAddress(a.vf);
-    let current = this.currentType(vf);
+    const current = this.currentType(vf);
     if (current !== 0) {
       const name = this.nameOfCurrent(vf, current);
       if (name === a.profile) return this.skipped(a, `already ${a.profile}`);
       this.clearType(vf);
-      current = 0;
     }
     const creatable = parseCreatableVgpuTypes(this.port.readNvidiaAttr(vf, 'creatable_vgpu_types') ?? '');
     const entry = creatable.find((e) => stripVendorPrefix(e.name) === a.profile);

@@ -35,7 +35,7 @@ export function loadSimulation(dir: string): SimulatedNode {
   try {
     state = JSON.parse(fs.readFileSync(file, 'utf8')) as SimState;
   } catch (err) {
-    throw new Error(`cannot load the simulated node from ${file}: ${(err as Error).message}. Create one with \`vmgpu sim create --out ${dir}\`.`);
+    throw new Error(`cannot load the simulated node from ${file}: ${(err as Error).message}. Create one with \`vmgpu sim create --out ${dir}\`.`, { cause: err });
   }
   return restoreNode(state);
 }
