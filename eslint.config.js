@@ -5,7 +5,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'test/tools/**', 'test/peers/**', 'coverage/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'test/tools/**', 'test/peers/**', 'coverage/**', '**/*.tmp.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
