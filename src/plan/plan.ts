@@ -295,6 +295,11 @@ class Planner {
         return;
       }
       if (this.inUse.has(g.pci.address)) {
+        // Blocked now, but a request that could never fit is still an error.
+        const board = boardForDevice(g.pci.deviceId, g.pci.subsystemDeviceId);
+        const oneType = g.model.vgpuFramework === 'mdev';
+        const slots = g.model.vgpuFramework === 'sriov' || board?.mdevOnVfs ? (g.pci.sriov?.totalVfs ?? 0) : Number.MAX_SAFE_INTEGER;
+        if (!this.validateRequests(g, e, slots, oneType)) return;
         this.blocked.push({ gpu: g.pci.address, device: g.pci.address, change: 'return the GPU to the vGPU manager', reason: `in use: ${this.inUse.get(g.pci.address)}` });
         return;
       }
@@ -465,7 +470,9 @@ class Planner {
     actions.push(...clears);
     const wantMixed = e.mixedSizes;
     const enablingResetsMixed = !enabled && sets.length > 0; // sriov-manage resets the mode
-    if (wantMixed !== null && (wantMixed !== (g.heterogeneousMode ?? false) || (enablingResetsMixed && wantMixed))) {
+    // With the VFs off and staying off there is no mode to set: enabling them later resets it anyway.
+    const vfsStayOff = !enabled && sets.length === 0;
+    if (wantMixed !== null && !vfsStayOff && (wantMixed !== (g.heterogeneousMode ?? false) || (enablingResetsMixed && wantMixed))) {
       const stays = slots.filter((s) => (s.kept || (held(s) && s.typeId !== 0)) && s.typeId !== 0);
       if (stays.length && wantMixed !== (g.heterogeneousMode ?? false)) {
         this.error(e, g.pci.address, `switching mixed-size mode ${wantMixed ? 'on' : 'off'} on ${g.pci.address} needs every vGPU on it cleared first, but ${stays.length} stay (${stays.map((s) => s.address).join(', ')}); remove them from the config first or change the mode later`);
