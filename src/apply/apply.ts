@@ -54,16 +54,25 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
   if (plan.errors.length) throw new ApplyError(`refusing to apply a plan with ${plan.errors.length} error(s); nothing was written`);
   const a = new Applier(opts);
   const result: ApplyResult = { steps: [], blocked: [...plan.blocked], failure: null, writes: 0 };
+  // GPU -> the device a VM took since the plan was made (the driver said EBUSY).
+  const takenSincePlan = new Map<string, string>();
   for (const action of plan.actions) {
     let step: StepResult;
     try {
       step = await a.run(action);
     } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
       if (isSysfsError(err, 'EBUSY') && isDeviceStep(action)) {
         step = { action, outcome: 'blocked', detail: `the kernel refused with EBUSY: in use by a VM (${(err as SysfsError).path})` };
         result.blocked.push({ gpu: action.gpu, device: deviceOf(action), change: describeAction(action), reason: step.detail! });
+        if (!takenSincePlan.has(action.gpu)) takenSincePlan.set(action.gpu, deviceOf(action));
+      } else if (takenSincePlan.has(action.gpu) && dependsOnCapacity(action)) {
+        // A later step on a GPU whose vGPU a VM took meanwhile: it fails because that vGPU still holds its
+        // capacity. Blocked, not failed: it is done by the next apply once the VM lets go.
+        const held = takenSincePlan.get(action.gpu)!;
+        step = { action, outcome: 'blocked', detail: `waits for ${held}, in use by a VM: ${message}` };
+        result.blocked.push({ gpu: action.gpu, device: deviceOf(action), change: describeAction(action), reason: step.detail! });
       } else {
-        const message = err instanceof Error ? err.message : String(err);
         step = { action, outcome: 'failed', detail: message };
         result.steps.push(step);
         opts.onStep?.(step);
@@ -76,6 +85,11 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
   }
   result.writes = a.writes;
   return result;
+}
+
+/** Steps that need room on the GPU (or a vGPU an earlier such step makes): they fail while a VM holds what was to be removed. */
+function dependsOnCapacity(a: Action): boolean {
+  return a.kind === 'set-vf-type' || a.kind === 'set-vf-params' || a.kind === 'create-mdev' || a.kind === 'set-mdev-params' || a.kind === 'set-mixed-sizes';
 }
 
 function isDeviceStep(a: Action): boolean {
