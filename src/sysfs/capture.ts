@@ -226,7 +226,12 @@ export async function capture(opts: CaptureOptions): Promise<CaptureMeta> {
 export function extractCapture(archive: string): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmgpu-replay-'));
   process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
-  tar.x({ file: archive, cwd: dir, sync: true, strict: true, preservePaths: false });
+  try {
+    tar.x({ file: archive, cwd: dir, sync: true, strict: true, preservePaths: false });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new Error(`cannot read the capture archive ${archive}: ${e.code && !e.message.includes(e.code) ? `${e.code}: ` : ''}${e.message}; give a .tar.gz written by \`vmgpu capture --out FILE.tar.gz\``);
+  }
   if (!fs.existsSync(path.join(dir, 'sys'))) {
     throw new Error(`${archive} is not a vmgpu capture: it has no sys/ directory`);
   }
