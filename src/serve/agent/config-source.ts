@@ -1,0 +1,153 @@
+/**
+ * Where the config file comes from: a mounted ConfigMap (the kubelet swaps
+ * the `..data` symlink atomically, so the directory is watched and the
+ * content hashed: only a real change is reported), or a ConfigMap read
+ * through the API (list + watch of that one object).
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { MAX_CONFIG_BYTES } from '../../spec/load.js';
+import type { Logger } from '../deviceplugin/logger.js';
+import { Informer, type KubeObject } from './informer.js';
+import { checkNamespace, checkObjectName, type KubeClient } from './kube.js';
+
+export interface ConfigSnapshot {
+  text: string;
+  fileName: string;
+  hash: string;
+}
+
+export interface ConfigSource {
+  current(): ConfigSnapshot | null;
+  /** Why there is no config, when current() is null. */
+  problem(): string | null;
+  start(onChange: (c: ConfigSnapshot | null) => void): void;
+  stop(): Promise<void>;
+}
+
+const hashOf = (text: string) => createHash('sha256').update(text).digest('hex');
+
+export class FileConfigSource implements ConfigSource {
+  private snap: ConfigSnapshot | null = null;
+  private err: string | null = null;
+  private watcher: fs.FSWatcher | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private debounce: NodeJS.Timeout | null = null;
+  private onChange: ((c: ConfigSnapshot | null) => void) | null = null;
+
+  constructor(
+    readonly file: string,
+    private readonly logger: Logger,
+    private readonly fallbackIntervalMs = 30_000,
+  ) {
+    this.read();
+  }
+
+  current(): ConfigSnapshot | null {
+    return this.snap;
+  }
+  problem(): string | null {
+    return this.err;
+  }
+
+  /** Re-read the file; returns true when its content changed. */
+  read(): boolean {
+    let text: string | null = null;
+    try {
+      const st = fs.statSync(this.file);
+      if (st.size > MAX_CONFIG_BYTES) throw new Error(`it is ${st.size} bytes, more than the ${MAX_CONFIG_BYTES} allowed`);
+      text = fs.readFileSync(this.file, 'utf8');
+      this.err = null;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      this.err = `cannot read the config file ${this.file}: ${code === 'ENOENT' ? 'it does not exist (is the ConfigMap mounted? see --config-file)' : (err as Error).message}`;
+    }
+    const next = text === null ? null : { text, fileName: this.file, hash: hashOf(text) };
+    if ((next?.hash ?? null) === (this.snap?.hash ?? null)) return false;
+    this.snap = next;
+    return true;
+  }
+
+  start(onChange: (c: ConfigSnapshot | null) => void): void {
+    this.onChange = onChange;
+    const dir = path.dirname(this.file);
+    const check = () => {
+      if (this.read()) {
+        this.logger.info('config file changed', { file: this.file, hash: this.snap?.hash.slice(0, 12) ?? null, problem: this.err });
+        this.onChange?.(this.snap);
+      }
+    };
+    try {
+      // The kubelet replaces `..data` (a symlink) by rename: watch the directory, not the file.
+      this.watcher = fs.watch(dir, { persistent: false }, () => {
+        if (this.debounce) clearTimeout(this.debounce);
+        this.debounce = setTimeout(check, 20);
+      });
+      this.watcher.on('error', (err) => this.logger.warn('watching the config directory failed; re-reading it periodically', { dir, error: String(err) }));
+    } catch (err) {
+      this.logger.warn('cannot watch the config directory; re-reading it periodically', { dir, error: String(err) });
+    }
+    // A slow local re-read guards against missed inotify events (no API traffic).
+    this.timer = setInterval(check, this.fallbackIntervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.watcher?.close();
+    if (this.timer) clearInterval(this.timer);
+    if (this.debounce) clearTimeout(this.debounce);
+  }
+}
+
+export const CONFIG_MAP_KEY = 'config.yaml';
+
+/** `NAMESPACE/NAME` -> parts, validated. */
+export function parseConfigMapRef(ref: string): { namespace: string; name: string } {
+  const [ns, name, extra] = ref.split('/');
+  if (!ns || !name || extra !== undefined) throw new Error(`--config-map ${JSON.stringify(ref)}: give NAMESPACE/NAME`);
+  return { namespace: checkNamespace(ns, '--config-map namespace'), name: checkObjectName(name, '--config-map name') };
+}
+
+export class ConfigMapSource implements ConfigSource {
+  private snap: ConfigSnapshot | null = null;
+  private err: string | null = 'the ConfigMap has not been read yet (is the API server reachable?)';
+  private informer: Informer | null = null;
+
+  constructor(
+    private readonly client: KubeClient,
+    private readonly ref: { namespace: string; name: string },
+    private readonly logger: Logger,
+  ) {}
+
+  current(): ConfigSnapshot | null {
+    return this.snap;
+  }
+  problem(): string | null {
+    return this.err;
+  }
+
+  start(onChange: (c: ConfigSnapshot | null) => void): void {
+    const where = `ConfigMap ${this.ref.namespace}/${this.ref.name}`;
+    this.informer = new Informer(this.client, {
+      path: `/api/v1/namespaces/${this.ref.namespace}/configmaps`,
+      fieldSelector: `metadata.name=${this.ref.name}`,
+      onChange: (store) => {
+        const cm = [...store.values()][0] as (KubeObject & { data?: Record<string, string> }) | undefined;
+        const text = cm?.data?.[CONFIG_MAP_KEY];
+        this.err = cm ? (text === undefined ? `${where} has no key ${CONFIG_MAP_KEY}` : null) : `${where} does not exist`;
+        const next = text === undefined ? null : { text, fileName: `${where} key ${CONFIG_MAP_KEY}`, hash: hashOf(text) };
+        if ((next?.hash ?? null) === (this.snap?.hash ?? null)) return;
+        this.snap = next;
+        this.logger.info('config map changed', { configMap: `${this.ref.namespace}/${this.ref.name}`, problem: this.err });
+        onChange(this.snap);
+      },
+      onError: (err, phase, attempt) => this.logger.warn('reading the config map failed; retrying', { phase, attempt, error: err.message }),
+    });
+    this.informer.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.informer?.stop();
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * From the Node's labels and the config file to what the node should look
+ * like: the named config (`nvidia.com/vgpu.config`, or the default), or the
+ * whole-node layout implied by `nvidia.com/gpu.workload.config`.
+ */
+import type { Inventory } from '../../inventory/types.js';
+import type { ConfigEntry, ConfigFile, NamedConfig } from '../../spec/config.js';
+import { parseConfig, selectConfig } from '../../spec/load.js';
+import { gpuIdentity, selectGpus } from '../../spec/match.js';
+import { WORKLOAD_MODES, type Desired, type WorkloadMode } from './state.js';
+
+export const LABEL_CONFIG = 'nvidia.com/vgpu.config';
+export const LABEL_STATE = 'nvidia.com/vgpu.config.state';
+export const LABEL_WORKLOAD = 'nvidia.com/gpu.workload.config';
+export const ANNOTATION_STATUS = 'vmgpu.io/status';
+export const ANNOTATION_PERMITTED = 'vmgpu.io/permitted-host-devices';
+export const LABEL_VALIDATION = 'vmgpu.io/validation';
+export const ANNOTATION_VALIDATION = 'vmgpu.io/validation';
+
+export type DesiredResult = { ok: true; desired: Desired } | { ok: false; reason: string; idle?: boolean };
+
+/**
+ * What the labels ask for. `configText` is the current config file (null
+ * when no file is available). Returns a reason instead when nothing can be
+ * chosen.
+ */
+export function desiredFromLabels(labels: Record<string, string>, config: { text: string; fileName: string } | null, defaultConfig: string | undefined): DesiredResult {
+  const raw = labels[LABEL_WORKLOAD];
+  let workload: WorkloadMode = 'vm-vgpu';
+  if (raw !== undefined && raw !== '') {
+    if (!WORKLOAD_MODES.includes(raw as WorkloadMode)) {
+      return { ok: false, reason: `label ${LABEL_WORKLOAD}=${JSON.stringify(raw)} is not one of ${WORKLOAD_MODES.join(', ')}; fix the label` };
+    }
+    workload = raw as WorkloadMode;
+  }
+  if (workload !== 'vm-vgpu') return { ok: true, desired: { workload, configName: null, configText: '', fileName: `(${LABEL_WORKLOAD}=${workload})` } };
+  const name = labels[LABEL_CONFIG] || defaultConfig;
+  if (!name) return { ok: false, idle: true, reason: `no ${LABEL_CONFIG} label on the node and no --default-config; label the node to choose a config` };
+  if (!config) return { ok: false, reason: `config ${JSON.stringify(name)} is wanted but no config file is available (check --config-file / --config-map)` };
+  return { ok: true, desired: { workload, configName: name, configText: config.text, fileName: config.fileName } };
+}
+
+const baseEntry = (mode: ConfigEntry['mode']): ConfigEntry => ({
+  deviceFilter: null,
+  devices: 'all',
+  pciAddresses: null,
+  mode,
+  vgpuDevices: [],
+  vfPlacement: {},
+  vgpuParams: {},
+  resourceNames: {},
+  passthroughResourceName: null,
+  mixedSizes: null,
+  line: 0,
+  column: 0,
+  path: '',
+});
+
+/** The parsed file and the selected config. Throws ConfigError for a bad file or an unknown name. */
+export function resolveDesired(d: Desired): { file: ConfigFile; config: NamedConfig } {
+  if (d.workload !== 'vm-vgpu') {
+    const name = `workload-${d.workload}`;
+    const config: NamedConfig = { name, entries: [baseEntry(d.workload === 'container' ? 'host' : 'passthrough')], line: 0 };
+    return { file: { version: 'v1', filename: d.fileName, configs: [config] }, config };
+  }
+  const file = parseConfig(d.configText, d.fileName);
+  const name = d.configName ?? '';
+  const entries = selectConfig(file, name);
+  return { file, config: { name, entries, line: file.configs.find((c) => c.name === name)?.line ?? 0 } };
+}
+
+/**
+ * Resource-name overrides for the device plugins from the selected entries:
+ * `resource-names` (profile -> name) and, for passthrough entries,
+ * `resource-name` keyed by the `vendor:device` ID of each GPU the entry selects.
+ */
+export function resourceNamesOf(config: NamedConfig, inv: Inventory): Record<string, string> {
+  const out: Record<string, string> = {};
+  const ids = inv.gpus.map((g) => ({ ...gpuIdentity(g), gpu: g }));
+  for (const e of config.entries) {
+    for (const [profile, name] of Object.entries(e.resourceNames)) out[profile] = name;
+    if (e.mode === 'passthrough' && e.passthroughResourceName) {
+      for (const g of selectGpus(e, ids)) out[`${g.gpu.pci.vendorId.replace(/^0x/, '')}:${g.gpu.pci.deviceId.replace(/^0x/, '')}`.toLowerCase()] = e.passthroughResourceName;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,332 @@
+/**
+ * KubeVirt sync: merge what every node's agent advertises (the Node
+ * annotation `vmgpu.io/permitted-host-devices`) into
+ * `KubeVirt.spec.configuration.permittedHostDevices`, all with
+ * `externalResourceProvider: true`.
+ *
+ * - Never touches entries it did not add: the keys it added are remembered in
+ *   the annotation `vmgpu.io/managed-permitted-host-devices` on the KubeVirt
+ *   object; only those are ever removed (when no node advertises them).
+ * - Idempotent: no write when nothing changes.
+ * - Conflict-safe: update with the read resourceVersion, re-read and retry on 409.
+ * - One writer: with `--watch`, a coordination.k8s.io Lease
+ *   (`vmgpu-kubevirt-sync`) elects the leader among replicas.
+ */
+import { hostname } from 'node:os';
+import type { Logger } from '../deviceplugin/logger.js';
+import type { MediatedHostDevice, PciHostDevice, PermittedHostDevices } from '../kubevirt/permitted.js';
+import { backoffDelay, sleepUnlessAborted } from './backoff.js';
+import { ANNOTATION_PERMITTED } from './desired.js';
+import { Informer, type KubeObject } from './informer.js';
+import { isKubeApiError, type KubeClient } from './kube.js';
+
+export const ANNOTATION_MANAGED = 'vmgpu.io/managed-permitted-host-devices';
+export const LEASE_NAME = 'vmgpu-kubevirt-sync';
+
+const pciKey = (e: { pciVendorSelector: string; resourceName: string }) => `pci|${e.pciVendorSelector.toUpperCase()}|${e.resourceName}`;
+const mdevKey = (e: { mdevNameSelector: string; resourceName: string }) => `mdev|${e.mdevNameSelector}|${e.resourceName}`;
+
+/** Union of the entries the nodes advertise, with the nodes that could not be read. */
+export function collectAdvertised(nodes: Iterable<KubeObject>): { wanted: PermittedHostDevices; problems: string[] } {
+  const pci = new Map<string, PciHostDevice>();
+  const mdev = new Map<string, MediatedHostDevice>();
+  const problems: string[] = [];
+  for (const n of nodes) {
+    const raw = n.metadata?.annotations?.[ANNOTATION_PERMITTED];
+    if (raw === undefined) continue;
+    let doc: Partial<PermittedHostDevices>;
+    try {
+      doc = JSON.parse(raw) as Partial<PermittedHostDevices>;
+    } catch {
+      problems.push(`node ${n.metadata?.name}: annotation ${ANNOTATION_PERMITTED} is not JSON; ignored`);
+      continue;
+    }
+    for (const e of Array.isArray(doc.pciHostDevices) ? doc.pciHostDevices : []) {
+      if (typeof e?.pciVendorSelector !== 'string' || typeof e.resourceName !== 'string' || !/^[0-9A-Fa-f]{4}:[0-9A-Fa-f]{4}$/.test(e.pciVendorSelector)) {
+        problems.push(`node ${n.metadata?.name}: malformed pciHostDevices entry ${JSON.stringify(e)}; ignored`);
+        continue;
+      }
+      pci.set(pciKey(e), { pciVendorSelector: e.pciVendorSelector.toUpperCase(), resourceName: e.resourceName, externalResourceProvider: true });
+    }
+    for (const e of Array.isArray(doc.mediatedDevices) ? doc.mediatedDevices : []) {
+      if (typeof e?.mdevNameSelector !== 'string' || typeof e.resourceName !== 'string' || !e.mdevNameSelector) {
+        problems.push(`node ${n.metadata?.name}: malformed mediatedDevices entry ${JSON.stringify(e)}; ignored`);
+        continue;
+      }
+      mdev.set(mdevKey(e), { mdevNameSelector: e.mdevNameSelector, resourceName: e.resourceName, externalResourceProvider: true });
+    }
+  }
+  const byName = <T extends { resourceName: string }>(m: Map<string, T>) => [...m.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([, v]) => v);
+  return { wanted: { pciHostDevices: byName(pci), mediatedDevices: byName(mdev) }, problems };
+}
+
+interface KubeVirtObject extends KubeObject {
+  spec?: { configuration?: { permittedHostDevices?: Partial<PermittedHostDevices> & Record<string, unknown> } & Record<string, unknown> } & Record<string, unknown>;
+}
+
+export interface MergeResult {
+  permitted: PermittedHostDevices & Record<string, unknown>;
+  managed: string[];
+  added: string[];
+  removed: string[];
+  conflicts: string[];
+}
+
+/** Pure merge: existing entries + wanted, removing only managed entries no node wants. */
+export function mergeManaged(existing: (Partial<PermittedHostDevices> & Record<string, unknown>) | undefined, managedBefore: readonly string[], wanted: PermittedHostDevices): MergeResult {
+  const managed = new Set(managedBefore);
+  const wantPci = new Map(wanted.pciHostDevices.map((e) => [pciKey(e), e]));
+  const wantMdev = new Map(wanted.mediatedDevices.map((e) => [mdevKey(e), e]));
+  const removed: string[] = [];
+  const added: string[] = [];
+  const conflicts: string[] = [];
+  const keepPci = (existing?.pciHostDevices ?? []).filter((e) => {
+    const k = pciKey(e);
+    if (managed.has(k) && !wantPci.has(k)) {
+      removed.push(k);
+      return false;
+    }
+    return true;
+  });
+  const keepMdev = (existing?.mediatedDevices ?? []).filter((e) => {
+    const k = mdevKey(e);
+    if (managed.has(k) && !wantMdev.has(k)) {
+      removed.push(k);
+      return false;
+    }
+    return true;
+  });
+  const next = new Set<string>();
+  const havePci = new Set(keepPci.map(pciKey));
+  const haveMdev = new Set(keepMdev.map(mdevKey));
+  for (const [k, e] of wantPci) {
+    if (!havePci.has(k)) {
+      keepPci.push(e);
+      added.push(k);
+      next.add(k);
+    } else if (managed.has(k)) next.add(k);
+    for (const x of keepPci) if (x.resourceName === e.resourceName && x.externalResourceProvider !== true && !conflicts.some((c) => c.includes(e.resourceName))) conflicts.push(`${e.resourceName}: an entry without externalResourceProvider: true exists (virt-handler would serve it too); set externalResourceProvider: true on it`);
+  }
+  for (const [k, e] of wantMdev) {
+    if (!haveMdev.has(k)) {
+      keepMdev.push(e);
+      added.push(k);
+      next.add(k);
+    } else if (managed.has(k)) next.add(k);
+    for (const x of keepMdev) if (x.resourceName === e.resourceName && x.externalResourceProvider !== true && !conflicts.some((c) => c.includes(e.resourceName))) conflicts.push(`${e.resourceName}: an entry without externalResourceProvider: true exists (virt-handler would serve it too); set externalResourceProvider: true on it`);
+  }
+  return { permitted: { ...(existing ?? {}), pciHostDevices: keepPci, mediatedDevices: keepMdev }, managed: [...next].sort(), added, removed, conflicts };
+}
+
+export interface SyncOptions {
+  client: KubeClient;
+  namespace: string;
+  name: string;
+  logger: Logger;
+  /** Lease namespace (required for --watch). */
+  leaseNamespace?: string;
+  identity?: string;
+  leaseDurationSeconds?: number;
+  /** Delay to coalesce bursts of node changes (default 200 ms). */
+  debounceMs?: number;
+}
+
+export interface SyncOutcome {
+  changed: boolean;
+  added: string[];
+  removed: string[];
+  conflicts: string[];
+  problems: string[];
+  attempts: number;
+}
+
+export class KubevirtSync {
+  private readonly path: string;
+  private nodes: Informer | null = null;
+  private kv: Informer | null = null;
+  private readonly abort = new AbortController();
+  private leader = false;
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<unknown> | null = null;
+  private again = false;
+  private leaseLoop: Promise<void> | null = null;
+  readonly stats = { syncs: 0, writes: 0 };
+
+  constructor(private readonly o: SyncOptions) {
+    this.path = `/apis/kubevirt.io/v1/namespaces/${o.namespace}/kubevirts/${o.name}`;
+  }
+
+  isLeader(): boolean {
+    return this.leader;
+  }
+
+  /** One sync from a fresh LIST of the nodes (the one-shot CLI). */
+  async syncOnce(nodes?: Iterable<KubeObject>): Promise<SyncOutcome> {
+    const list = nodes ?? ((await this.o.client.request<{ items?: KubeObject[] }>('GET', '/api/v1/nodes')).items ?? []);
+    const { wanted, problems } = collectAdvertised(list);
+    this.stats.syncs++;
+    for (let attempt = 1; ; attempt++) {
+      let kv: KubeVirtObject;
+      try {
+        kv = await this.o.client.request<KubeVirtObject>('GET', this.path);
+      } catch (err) {
+        if (isKubeApiError(err, 404)) throw new Error(`KubeVirt ${this.o.namespace}/${this.o.name} does not exist; install KubeVirt or pass --kubevirt-namespace/--kubevirt-name`);
+        throw err;
+      }
+      const managedRaw = kv.metadata?.annotations?.[ANNOTATION_MANAGED];
+      let managedBefore: string[] = [];
+      try {
+        managedBefore = managedRaw ? (JSON.parse(managedRaw) as string[]) : [];
+        if (!Array.isArray(managedBefore)) managedBefore = [];
+      } catch {
+        problems.push(`annotation ${ANNOTATION_MANAGED} on the KubeVirt object is not JSON; treating no entry as ours`);
+      }
+      const existing = kv.spec?.configuration?.permittedHostDevices;
+      const m = mergeManaged(existing, managedBefore, wanted);
+      const sameList = JSON.stringify(existing?.pciHostDevices ?? []) === JSON.stringify(m.permitted.pciHostDevices) && JSON.stringify(existing?.mediatedDevices ?? []) === JSON.stringify(m.permitted.mediatedDevices);
+      const sameManaged = JSON.stringify([...managedBefore].sort()) === JSON.stringify(m.managed);
+      if (sameList && sameManaged) return { changed: false, added: [], removed: [], conflicts: m.conflicts, problems, attempts: attempt };
+      const next: KubeVirtObject = {
+        ...kv,
+        metadata: { ...kv.metadata, annotations: { ...kv.metadata?.annotations, [ANNOTATION_MANAGED]: JSON.stringify(m.managed) } },
+        spec: { ...kv.spec, configuration: { ...kv.spec?.configuration, permittedHostDevices: m.permitted } },
+      };
+      try {
+        await this.o.client.request('PUT', this.path, { body: next });
+        this.stats.writes++;
+        this.o.logger.info('KubeVirt permittedHostDevices updated', { added: m.added, removed: m.removed, conflicts: m.conflicts, attempt });
+        return { changed: true, added: m.added, removed: m.removed, conflicts: m.conflicts, problems, attempts: attempt };
+      } catch (err) {
+        if (isKubeApiError(err, 409) && attempt < 8) {
+          this.o.logger.info('KubeVirt object changed meanwhile; re-reading', { attempt });
+          await sleepUnlessAborted(backoffDelay(attempt, 50, 2000), this.abort.signal);
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  /** Leader-elected continuous sync: watch nodes and the KubeVirt object, sync on change. */
+  start(): void {
+    if (!this.o.leaseNamespace) throw new Error('the continuous KubeVirt sync needs a Lease namespace (--lease-namespace or POD_NAMESPACE)');
+    this.leaseLoop = this.runLease();
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    if (this.timer) clearTimeout(this.timer);
+    await this.leaseLoop;
+    await this.stopWatching();
+    await this.running;
+  }
+
+  private scheduleSync(): void {
+    if (!this.leader || this.abort.signal.aborted) return;
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (this.running) {
+        this.again = true;
+        return;
+      }
+      this.running = this.syncOnce(this.nodes ? this.nodes.store.values() : undefined)
+        .catch((err: unknown) => {
+          this.o.logger.error('KubeVirt sync failed; retrying', { error: (err as Error).message });
+          this.again = true;
+        })
+        .finally(() => {
+          this.running = null;
+          if (this.again) {
+            this.again = false;
+            this.scheduleSync();
+          }
+        });
+    }, this.o.debounceMs ?? 200);
+  }
+
+  private startWatching(): void {
+    this.nodes = new Informer(this.o.client, {
+      path: '/api/v1/nodes',
+      onChange: (_s, cause) => {
+        if (cause === 'list' || this.nodes?.hasSynced) this.scheduleSync();
+      },
+      onError: (err) => this.o.logger.warn('watching nodes failed; retrying', { error: err.message }),
+    });
+    this.kv = new Informer(this.o.client, {
+      path: `/apis/kubevirt.io/v1/namespaces/${this.o.namespace}/kubevirts`,
+      fieldSelector: `metadata.name=${this.o.name}`,
+      onChange: () => this.scheduleSync(),
+      onError: (err) => this.o.logger.warn('watching the KubeVirt object failed; retrying', { error: err.message }),
+    });
+    this.nodes.start();
+    this.kv.start();
+  }
+
+  private async stopWatching(): Promise<void> {
+    await this.nodes?.stop();
+    await this.kv?.stop();
+    this.nodes = null;
+    this.kv = null;
+  }
+
+  // -------------------------------------------------------------- Lease
+
+  private async runLease(): Promise<void> {
+    const signal = this.abort.signal;
+    const ns = this.o.leaseNamespace!;
+    const id = this.o.identity ?? `${hostname()}_${process.pid}`;
+    const dur = this.o.leaseDurationSeconds ?? 15;
+    const path = `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`;
+    const micro = (d: Date) => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+    let lastRenew = 0;
+    while (!signal.aborted) {
+      try {
+        const now = new Date();
+        let lease: KubeObject & { spec?: { holderIdentity?: string; renewTime?: string; leaseDurationSeconds?: number; leaseTransitions?: number; acquireTime?: string } };
+        try {
+          lease = await this.o.client.request('GET', `${path}/${LEASE_NAME}`);
+        } catch (err) {
+          if (!isKubeApiError(err, 404)) throw err;
+          await this.o.client.request('POST', path, {
+            body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: LEASE_NAME, namespace: ns }, spec: { holderIdentity: id, leaseDurationSeconds: dur, acquireTime: micro(now), renewTime: micro(now), leaseTransitions: 0 } },
+          });
+          lastRenew = Date.now();
+          this.becomeLeader(true, id);
+          await sleepUnlessAborted((dur * 1000) / 3, signal);
+          continue;
+        }
+        const s = lease.spec ?? {};
+        const expired = !s.renewTime || Date.parse(s.renewTime) + (s.leaseDurationSeconds ?? dur) * 1000 < now.getTime();
+        if (s.holderIdentity === id || expired || !s.holderIdentity) {
+          const transitions = (s.leaseTransitions ?? 0) + (s.holderIdentity === id ? 0 : 1);
+          await this.o.client.request('PUT', `${path}/${LEASE_NAME}`, {
+            body: { ...lease, spec: { ...s, holderIdentity: id, leaseDurationSeconds: dur, renewTime: micro(now), acquireTime: s.holderIdentity === id ? s.acquireTime : micro(now), leaseTransitions: transitions } },
+          });
+          lastRenew = Date.now();
+          this.becomeLeader(true, id);
+        } else {
+          this.becomeLeader(false, id, s.holderIdentity);
+        }
+      } catch (err) {
+        if (signal.aborted) break;
+        this.o.logger.warn('Lease renewal failed', { error: (err as Error).message });
+        if (this.leader && Date.now() - lastRenew > dur * 1000) this.becomeLeader(false, id);
+      }
+      await sleepUnlessAborted(this.leader ? (dur * 1000) / 3 : (dur * 1000) / 2, signal);
+    }
+    if (this.leader) this.becomeLeader(false, id);
+  }
+
+  private becomeLeader(yes: boolean, id: string, holder?: string): void {
+    if (yes === this.leader) return;
+    this.leader = yes;
+    if (yes) {
+      this.o.logger.info('became the KubeVirt sync leader', { identity: id, lease: `${this.o.leaseNamespace}/${LEASE_NAME}` });
+      this.startWatching();
+    } else {
+      this.o.logger.info('not the KubeVirt sync leader', { identity: id, holder: holder ?? null });
+      void this.stopWatching();
+    }
+  }
+}

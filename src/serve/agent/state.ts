@@ -1,0 +1,83 @@
+/**
+ * What the agent last applied, kept on the host so it can be re-applied at
+ * boot before the API server is reachable (VFs, vGPU types and mdevs vanish
+ * on reboot). Written atomically (temp file, fsync, rename, fsync of the dir).
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export const STATE_FILE = 'agent-state.json';
+
+export type WorkloadMode = 'container' | 'vm-passthrough' | 'vm-vgpu';
+export const WORKLOAD_MODES: readonly WorkloadMode[] = ['container', 'vm-passthrough', 'vm-vgpu'];
+
+/** What to apply: the config file text, the name in it, the workload mode. */
+export interface Desired {
+  workload: WorkloadMode;
+  /** Null for container / vm-passthrough (the file is not used). */
+  configName: string | null;
+  configText: string;
+  /** The file's name, for messages. */
+  fileName: string;
+}
+
+export interface AppliedState extends Desired {
+  version: 1;
+  key: string;
+  appliedAt: string;
+}
+
+/** A stable identity of a desired state: equal keys mean the same layout is wanted. */
+export function desiredKey(d: Desired): string {
+  const h = createHash('sha256');
+  h.update(`${d.workload}\0${d.configName ?? ''}\0`);
+  if (d.workload === 'vm-vgpu') h.update(d.configText);
+  return h.digest('hex').slice(0, 32);
+}
+
+export class StateStore {
+  readonly file: string;
+  constructor(readonly dir: string) {
+    this.file = path.join(dir, STATE_FILE);
+  }
+
+  load(): AppliedState | null {
+    let text: string;
+    try {
+      text = fs.readFileSync(this.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw new Error(`cannot read the agent state ${this.file}: ${(err as Error).message}`);
+    }
+    try {
+      const s = JSON.parse(text) as AppliedState;
+      if (s?.version !== 1 || typeof s.key !== 'string' || typeof s.configText !== 'string' || !WORKLOAD_MODES.includes(s.workload)) throw new Error('unexpected content');
+      return s;
+    } catch (err) {
+      throw new Error(`the agent state ${this.file} is corrupt (${(err as Error).message}); delete it and the agent re-applies from the node's label once the API server is reachable`);
+    }
+  }
+
+  save(d: Desired, appliedAt = new Date()): AppliedState {
+    const s: AppliedState = { version: 1, key: desiredKey(d), appliedAt: appliedAt.toISOString(), ...d };
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const tmp = `${this.file}.tmp-${process.pid}`;
+    const fd = fs.openSync(tmp, 'w', 0o600);
+    try {
+      fs.writeSync(fd, JSON.stringify(s, null, 1) + '\n');
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, this.file);
+    try {
+      const dfd = fs.openSync(this.dir, 'r');
+      fs.fsyncSync(dfd);
+      fs.closeSync(dfd);
+    } catch {
+      /* some filesystems refuse fsync on a directory; the rename is still atomic */
+    }
+    return s;
+  }
+}
