@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { applyPlan, type ApplyResult } from '../apply/apply.js';
 import type { Gpu, Inventory } from '../inventory/types.js';
-import { stripVendorPrefix } from '../inventory/profiles.js';
+import { boardForProfile, profileFact, stripVendorPrefix } from '../inventory/profiles.js';
 import { inUseFromVfioUsers, mergeInUse, type InUseMap } from '../plan/in-use.js';
 import { plan as makePlan } from '../plan/plan.js';
 import { describeAction, type Plan } from '../plan/types.js';
@@ -18,6 +18,7 @@ import { isConfigError } from '../spec/config.js';
 import { cozystackToConfig, parseCozystackProfiles } from '../spec/cozystack.js';
 import { loadConfigFile, selectConfig } from '../spec/load.js';
 import { serializeConfig } from '../spec/serialize.js';
+import { didYouMean } from '../spec/suggest.js';
 import { openVfioDevices } from '../sysfs/vfio-users.js';
 import { write, type Command } from './command.js';
 import { buildContext, GLOBAL_OPTIONS, type Context, type GlobalFlags } from './context.js';
@@ -127,7 +128,17 @@ export const configCommands: Record<string, Command> = {
     options: { file: { type: 'string', short: 'f' }, config: { type: 'string', short: 'c' } },
     async run(v) {
       const file = loadConfig(v);
-      if (v.config) selectConfig(file, String(v.config));
+      if (v.config) {
+        try {
+          selectConfig(file, String(v.config));
+        } catch (err) {
+          if (isConfigError(err)) throw new CliError(err.message, EXIT.BAD_INPUT);
+          throw err;
+        }
+      }
+      const { errors, notes } = checkProfileNames(file, v.config ? String(v.config) : null);
+      if (errors.length) throw new CliError(errors.join('\n'), EXIT.BAD_INPUT);
+      for (const n of notes) write(`note: ${n}`);
       write(`${file.filename}: valid (${file.configs.length} config(s): ${file.configs.map((c) => c.name).join(', ')})`);
       return EXIT.OK;
     },
@@ -242,6 +253,32 @@ export const configCommands: Record<string, Command> = {
     },
   },
 };
+
+/**
+ * Profile names checked without hardware: a name whose board vmgpu knows
+ * (`L40S-13Q`) must be one of that board's profiles; a name of a board vmgpu
+ * has no facts for (`M60-0Q`) is left to the node's driver at plan time.
+ */
+export function checkProfileNames(file: ConfigFile, only: string | null): { errors: string[]; notes: string[] } {
+  const errors: string[] = [];
+  const notes = new Set<string>();
+  for (const c of file.configs) {
+    if (only !== null && c.name !== only) continue;
+    for (const e of c.entries) {
+      const names = [...e.vgpuDevices.map((r) => ({ profile: r.profile, original: r.original })), ...Object.keys(e.vfPlacement).map((p) => ({ profile: stripVendorPrefix(p), original: p }))];
+      for (const r of names) {
+        if (profileFact(r.profile)) continue;
+        const board = boardForProfile(r.profile);
+        if (board) {
+          errors.push(`${file.filename}:${e.line}:${e.column}: ${e.path}: ${r.original} is not a vGPU profile of ${board.model}.${didYouMean(r.profile, board.profiles.map((f) => f.profile))}`);
+        } else {
+          notes.add(`${r.original} (config ${c.name}) is not checked: vmgpu has no profile facts for its board; the node's driver decides at plan time`);
+        }
+      }
+    }
+  }
+  return { errors, notes: [...notes] };
+}
 
 /** The node's layout as a config: one entry per GPU, by PCI address. */
 export function exportConfig(inv: Inventory, name: string): { file: ConfigFile; notes: string[] } {
