@@ -4,12 +4,12 @@
  * column) for every unknown key, duplicate key or wrong type instead of
  * stopping at the first one.
  */
-import { isAlias, isMap, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, visit, type Document, type LineCounter, type Node } from 'yaml';
 import type { ConfigProblem } from './config.js';
 import { closestNames } from './suggest.js';
 
 /** Each alias dereference costs one unit; this bounds the work on hostile files. */
-const MAX_ALIAS_EXPANSIONS = 10_000;
+export const MAX_ALIAS_EXPANSIONS = 1000;
 
 export interface Field {
   key: string;
@@ -38,15 +38,57 @@ export function nodeOffset(node: Node | null | undefined, fallback: number): num
   return r ? r[0] : fallback;
 }
 
+/** Thrown by the reader to stop early (the problem is already recorded). */
+export class ReaderAbort extends Error {
+  override readonly name = 'ReaderAbort';
+}
+
 export class YamlReader {
   readonly problems: ConfigProblem[] = [];
   private aliasBudget = MAX_ALIAS_EXPANSIONS;
-  private aliasBudgetReported = false;
+  /** Anchor name -> anchored nodes in document order (for alias resolution in O(log n)). */
+  private anchors: Map<string, { offset: number; node: Node }[]> | null = null;
 
   constructor(
     private readonly doc: Document,
     private readonly lc: LineCounter,
   ) {}
+
+  private anchorIndex(): Map<string, { offset: number; node: Node }[]> {
+    if (this.anchors) return this.anchors;
+    const index = new Map<string, { offset: number; node: Node }[]>();
+    visit(this.doc, {
+      Node: (_key, node) => {
+        if (!isAlias(node) && typeof node.anchor === 'string') {
+          const list = index.get(node.anchor) ?? [];
+          list.push({ offset: nodeOffset(node, 0), node });
+          index.set(node.anchor, list);
+        }
+      },
+    });
+    for (const list of index.values()) list.sort((a, b) => a.offset - b.offset);
+    this.anchors = index;
+    return index;
+  }
+
+  /** The last node anchored `name` before `offset` (YAML's rule), or null. */
+  private resolveAnchor(name: string, offset: number): Node | null {
+    const list = this.anchorIndex().get(name);
+    if (!list) return null;
+    let lo = 0;
+    let hi = list.length - 1;
+    let found: Node | null = null;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (list[mid]!.offset < offset) {
+        found = list[mid]!.node;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    return found;
+  }
 
   position(offset: number): { line: number; column: number } {
     const lp = this.lc.linePos(Math.max(0, offset));
@@ -57,22 +99,19 @@ export class YamlReader {
     this.problems.push({ path, ...this.position(offset), message });
   }
 
-  /** Resolve aliases; null when the alias is dangling or the budget is spent. */
+  /** Resolve aliases. A dangling alias or a spent budget is reported and aborts the read (ReaderAbort). */
   deref(node: unknown, path: string): Node | null {
     let cur = node;
     let hops = 0;
     while (isAlias(cur)) {
       if (this.aliasBudget-- <= 0 || ++hops > 64) {
-        if (!this.aliasBudgetReported) {
-          this.aliasBudgetReported = true;
-          this.report(path, nodeOffset(cur, 0), 'too many alias expansions (more than 10000); write the values out');
-        }
-        return null;
+        this.report(path, nodeOffset(cur, 0), `too many alias expansions (more than ${MAX_ALIAS_EXPANSIONS}); write the values out`);
+        throw new ReaderAbort('alias budget exhausted');
       }
-      const target = cur.resolve(this.doc);
+      const target = this.resolveAnchor(cur.source, nodeOffset(cur, 0));
       if (!target) {
-        this.report(path, nodeOffset(cur, 0), `alias *${cur.source} refers to no anchor`);
-        return null;
+        this.report(path, nodeOffset(cur, 0), `alias *${cur.source} refers to no anchor (define &${cur.source} before using it)`);
+        throw new ReaderAbort('dangling alias');
       }
       cur = target;
     }
