@@ -19,6 +19,7 @@ import { formatDiscover } from './discover.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { write, type Command } from './command.js';
 import { configCommands } from './config-commands.js';
+import { serveCommands } from './serve-commands.js';
 
 
 const SIM_MODES: SimMode[] = ['sriov-vgpu', 'mdev-vgpu', 'passthrough', 'host'];
@@ -132,6 +133,7 @@ const commands: Record<string, Command> = {
     },
   },
   ...configCommands,
+  ...serveCommands,
 };
 
 async function simHold(pos: string[], hold: boolean): Promise<number> {
