@@ -27,21 +27,22 @@ export function editDistance(a: string, b: string): number {
 /**
  * Up to `n` candidates closest to `input`, best first. Comparison ignores
  * case; a candidate qualifies when its distance is at most
- * max(2, 40% of the longer name). Ties keep the candidates' own order.
+ * max(2, 30% of the longer name). Ties prefer a candidate that starts with
+ * the input (`L40S-12` -> `L40S-12Q` before `L40S-1Q`), then the candidates' own order.
  * Returns [] when nothing is close (so callers can omit the hint).
  */
 export function closestNames(input: string, candidates: readonly string[], n = 3): string[] {
   const needle = input.toLowerCase();
-  const scored: { name: string; d: number; i: number }[] = [];
+  const scored: { name: string; d: number; prefix: number; i: number }[] = [];
   const seen = new Set<string>();
   candidates.forEach((name, i) => {
     if (seen.has(name)) return;
     seen.add(name);
     const d = editDistance(needle, name.toLowerCase());
-    const limit = Math.max(2, Math.floor(0.4 * Math.max(needle.length, name.length)));
-    if (d <= limit) scored.push({ name, d, i });
+    const limit = Math.max(2, Math.floor(0.3 * Math.max(needle.length, name.length)));
+    if (d <= limit) scored.push({ name, d, prefix: name.toLowerCase().startsWith(needle) ? 0 : 1, i });
   });
-  scored.sort((x, y) => x.d - y.d || x.i - y.i);
+  scored.sort((x, y) => x.d - y.d || x.prefix - y.prefix || x.i - y.i);
   return scored.slice(0, Math.max(0, n)).map((s) => s.name);
 }
 
