@@ -170,7 +170,7 @@ export class KubevirtSync {
       try {
         kv = await this.o.client.request<KubeVirtObject>('GET', this.path);
       } catch (err) {
-        if (isKubeApiError(err, 404)) throw new Error(`KubeVirt ${this.o.namespace}/${this.o.name} does not exist; install KubeVirt or pass --kubevirt-namespace/--kubevirt-name`);
+        if (isKubeApiError(err, 404)) throw new Error(`KubeVirt ${this.o.namespace}/${this.o.name} does not exist; install KubeVirt or pass --kubevirt-namespace/--kubevirt-name`, { cause: err });
         throw err;
       }
       const managedRaw = kv.metadata?.annotations?.[ANNOTATION_MANAGED];

@@ -48,14 +48,14 @@ export class StateStore {
       text = fs.readFileSync(this.file, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw new Error(`cannot read the agent state ${this.file}: ${(err as Error).message}`);
+      throw new Error(`cannot read the agent state ${this.file}: ${(err as Error).message}`, { cause: err });
     }
     try {
       const s = JSON.parse(text) as AppliedState;
       if (s?.version !== 1 || typeof s.key !== 'string' || typeof s.configText !== 'string' || !WORKLOAD_MODES.includes(s.workload)) throw new Error('unexpected content');
       return s;
     } catch (err) {
-      throw new Error(`the agent state ${this.file} is corrupt (${(err as Error).message}); delete it and the agent re-applies from the node's label once the API server is reachable`);
+      throw new Error(`the agent state ${this.file} is corrupt (${(err as Error).message}); delete it and the agent re-applies from the node's label once the API server is reachable`, { cause: err });
     }
   }
 
