@@ -122,7 +122,7 @@ test('property: random valid configs round-trip through serializeConfig -> parse
       try {
         back = parseConfig(text, 'gen.yaml');
       } catch (err) {
-        throw new Error(`${err instanceof Error ? err.message : String(err)}\n--- text ---\n${text}`);
+        throw new Error(`${err instanceof Error ? err.message : String(err)}\n--- text ---\n${text}`, { cause: err });
       }
       assert.deepEqual(essence(back), essence(file));
       // And writing it again gives the same text.
