@@ -43,11 +43,16 @@ export const PLUGIN_OPTIONS: DevicePluginOptionsMsg = { pre_start_required: fals
 
 type Stream = grpc.ServerWritableStream<unknown, ListAndWatchResponseMsg>;
 
-/** Identity of a file, to tell a recreated socket from the old one. */
-export function fileIdentity(path: string): string | null {
+/**
+ * Identity of a file, to tell a recreated socket from the old one even when
+ * the inode number is reused. With `ctime` a chmod also counts as a change
+ * (harmless for kubelet.sock: one extra registration); without it only a new
+ * file does (our own socket).
+ */
+export function fileIdentity(path: string, ctime = true): string | null {
   try {
     const st = statSync(path, { bigint: true });
-    return `${st.dev}:${st.ino}:${st.birthtimeNs}:${st.ctimeNs}`;
+    return `${st.dev}:${st.ino}:${st.birthtimeNs}${ctime ? `:${st.ctimeNs}` : ''}`;
   } catch {
     return null;
   }
@@ -111,6 +116,7 @@ export class ResourcePlugin {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.inflight?.cancel();
     this.wake?.();
     await this.serialize(async () => this.closeServer());
     await this.loop;
@@ -142,7 +148,7 @@ export class ResourcePlugin {
   /** Our socket file is missing or replaced while we think we serve it. */
   socketLost(): boolean {
     if (this.busy || this.stopped || this.server === null || this.restartQueued) return false;
-    return fileIdentity(this.socketPath) !== this.socketId;
+    return fileIdentity(this.socketPath, false) !== this.socketId;
   }
 
   /** New device set from an inventory update; pushes to the kubelet when anything changed. */
@@ -308,7 +314,7 @@ export class ResourcePlugin {
       server.bindAsync(unixTarget(this.socketPath), grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(new Error(`cannot listen on ${this.socketPath}: ${err.message}. Is the plugin directory writable and the path shorter than 108 bytes?`)) : resolve()));
     });
     this.server = server;
-    this.socketId = fileIdentity(this.socketPath);
+    this.socketId = fileIdentity(this.socketPath, false);
   }
 
   /** Wait `ms`, or less when kicked or stopped. */
