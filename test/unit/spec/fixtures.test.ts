@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../../../src/spec/config.js';
 import { configNames, loadConfigFile, selectConfig } from '../../../src/spec/load.js';
@@ -121,4 +122,14 @@ test('entrySelects: the intersection of device-filter, devices and pci-addresses
     pci: { address: '0000:af:00.0', vendorId: '10de', deviceId: '2331', subsystemVendorId: '10de', subsystemDeviceId: '1626' } as never,
   });
   assert.deepEqual(id, { index: 4, address: '0000:af:00.0', vendorId: '10de', deviceId: '2331', subsystemVendorId: '10de', subsystemDeviceId: '1626' });
+});
+
+test('every YAML example in docs/config.md that is a config file parses', () => {
+  const doc = readFileSync(new URL('../../../docs/config.md', import.meta.url), 'utf8');
+  const blocks = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!).filter((b) => b.startsWith('version: v1'));
+  assert.ok(blocks.length >= 3, `found ${blocks.length} examples`);
+  for (const b of blocks) {
+    const f = parseConfig(b, 'docs/config.md');
+    assert.ok(f.configs.length > 0);
+  }
 });
