@@ -159,7 +159,7 @@ await Promise.all(resources.map((r) => kubelet.waitFor('devices', (n: string) =>
       if (forceSweep) manager.sweep();
       await wait;
       out.push(performance.now() - t);
-      await new Promise((r) => setTimeout(r, 37 + Math.random() * 50)); // decorrelate from the timer
+      await new Promise((r) => setTimeout(r, 20 + Math.random() * 250)); // a random phase against the 250 ms timer
     }
     return out;
   };
