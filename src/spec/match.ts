@@ -4,7 +4,7 @@
  * Pure functions over the inventory's plain data, for the planner and the CLI.
  */
 import type { Gpu } from '../inventory/types.js';
-import type { ConfigEntry, DeviceFilter } from './config.js';
+import type { ConfigEntry, ConfigProblem, DeviceFilter } from './config.js';
 
 /** The PCI identity of a GPU as the inventory reports it (hex IDs with or without `0x`, any case). */
 export interface GpuIdentity {
@@ -56,4 +56,80 @@ export function gpuIdentity(gpu: Pick<Gpu, 'index' | 'pci'>): GpuIdentity {
     subsystemVendorId: p.subsystemVendorId,
     subsystemDeviceId: p.subsystemDeviceId,
   };
+}
+
+/** Which entry each GPU gets, for one config on one node. */
+export interface GpuAssignment<G extends GpuIdentity = GpuIdentity> {
+  /** GPUs selected by exactly one entry, in the order given, with that entry. */
+  assigned: { gpu: G; entry: ConfigEntry }[];
+  /** GPUs no entry selects: the config leaves them as they are. */
+  untouched: G[];
+  /**
+   * Entries that select no GPU because their device-filter matches none here.
+   * Not an error: a config may carry entries for models this node lacks (NVIDIA's
+   * own `default` config does). Worth a log line.
+   */
+  unmatched: ConfigEntry[];
+  /**
+   * Errors, positioned at the entry: a GPU index out of range, an address that
+   * is not an NVIDIA GPU here, a GPU claimed by two entries, or a config that
+   * selects no GPU at all. A plan must not be made when this is non-empty.
+   */
+  problems: ConfigProblem[];
+}
+
+function describeGpu(g: GpuIdentity): string {
+  return `${g.address} (${normId(g.vendorId) ?? g.vendorId}:${normId(g.deviceId) ?? g.deviceId}, index ${g.index})`;
+}
+
+/** Resolve a config's entries against the node's GPUs (see GpuAssignment). Pure. */
+export function assignGpus<G extends GpuIdentity>(entries: readonly ConfigEntry[], gpus: readonly G[]): GpuAssignment<G> {
+  const problems: ConfigProblem[] = [];
+  const owner = new Map<string, ConfigEntry>();
+  const assigned: { gpu: G; entry: ConfigEntry }[] = [];
+  const unmatched: ConfigEntry[] = [];
+  const addresses = new Set(gpus.map((g) => g.address.toLowerCase()));
+  const at = (e: ConfigEntry, key: string, message: string): void => {
+    problems.push({ path: key ? `${e.path}.${key}` : e.path, line: e.line, column: e.column, message });
+  };
+  for (const e of entries) {
+    if (e.devices !== 'all') {
+      for (const i of e.devices) {
+        if (!gpus.some((g) => g.index === i)) {
+          at(e, 'devices', gpus.length === 0 ? `GPU index ${i}: this node has no NVIDIA GPU` : `GPU index ${i} is out of range: this node has ${gpus.length} NVIDIA GPU${gpus.length === 1 ? '' : 's'} (indices 0-${gpus.length - 1})`);
+        }
+      }
+    }
+    for (const a of e.pciAddresses ?? []) {
+      if (!addresses.has(a)) {
+        const list = gpus.map((g) => g.address).join(', ') || 'none';
+        at(e, 'pci-addresses', `${a} is not an NVIDIA GPU on this node (GPUs: ${list})`);
+      }
+    }
+    const selected = selectGpus(e, gpus);
+    if (selected.length === 0) unmatched.push(e);
+    for (const g of selected) {
+      const key = g.address.toLowerCase();
+      const prev = owner.get(key);
+      if (prev) {
+        at(e, '', `selects GPU ${describeGpu(g)}, which ${prev.path} (line ${prev.line}) already selects; a GPU takes one entry: narrow device-filter, devices or pci-addresses`);
+        continue;
+      }
+      owner.set(key, e);
+      assigned.push({ gpu: g, entry: e });
+    }
+  }
+  if (entries.length > 0 && assigned.length === 0 && problems.length === 0) {
+    const first = entries[0]!;
+    const list = gpus.map(describeGpu).join(', ') || 'none';
+    problems.push({
+      path: first.path.replace(/\[\d+\]$/, ''),
+      line: first.line,
+      column: first.column,
+      message: `this config selects no GPU on this node (NVIDIA GPUs here: ${list}); check device-filter, devices and pci-addresses`,
+    });
+  }
+  const untouched = gpus.filter((g) => !owner.has(g.address.toLowerCase()));
+  assigned.sort((a, b) => gpus.indexOf(a.gpu) - gpus.indexOf(b.gpu));
+  return { assigned, untouched, unmatched, problems };
 }

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../../../src/spec/config.js';
 import { configNames, loadConfigFile, selectConfig } from '../../../src/spec/load.js';
-import { entrySelects, filterMatches, gpuIdentity, selectGpus, type GpuIdentity } from '../../../src/spec/match.js';
+import { assignGpus, entrySelects, filterMatches, gpuIdentity, selectGpus, type GpuIdentity } from '../../../src/spec/match.js';
 import { parseConfig } from '../../../src/spec/load.js';
 
 const fixture = (name: string): string => fileURLToPath(new URL(`../../fixtures/configs/${name}`, import.meta.url));
@@ -132,4 +132,53 @@ test('every YAML example in docs/config.md that is a config file parses', () => 
     const f = parseConfig(b, 'docs/config.md');
     assert.ok(f.configs.length > 0);
   }
+});
+
+test('assignGpus: one entry per GPU; out-of-range indices, unknown addresses, double claims and empty selections are positioned errors', () => {
+  const cfg = (...entryLines: string[]): ReturnType<typeof parseConfig> =>
+    parseConfig(['version: v1', 'vgpu-configs:', '  c:', ...entryLines, ''].join('\n'), 'node.yaml');
+
+  // NVIDIA's pattern: entries for models this node lacks are fine.
+  const multi = cfg(
+    '    - device-filter: "0x26B910DE"',
+    '      devices: all',
+    '      vgpu-devices: {"L40S-24Q": 2}',
+    '    - device-filter: "0x233110DE"',
+    '      devices: all',
+    '      vgpu-devices: {"H100-80C": 1}',
+  );
+  const a = assignGpus(multi.configs[0]!.entries, gpus);
+  assert.deepEqual(a.problems, []);
+  assert.deepEqual(a.assigned.map((x) => [x.gpu.index, x.entry.line]), [
+    [0, 4],
+    [1, 4],
+  ]);
+  assert.deepEqual(a.untouched.map((g) => g.index), [2]);
+  assert.deepEqual(a.unmatched.map((e) => e.line), [7]);
+
+  const bad = cfg(
+    '    - devices: [0, 7]',
+    '      vgpu-devices: {}',
+    '    - pci-addresses: ["0000:3b:00.0", "0000:99:00.0"]',
+    '      vgpu-devices: {}',
+  );
+  const b = assignGpus(bad.configs[0]!.entries, gpus);
+  assert.deepEqual(
+    b.problems.map((p) => [p.line, p.column, p.path]),
+    [
+      [4, 7, 'vgpu-configs.c[0].devices'],
+      [6, 7, 'vgpu-configs.c[1].pci-addresses'],
+      [6, 7, 'vgpu-configs.c[1]'],
+    ],
+  );
+  assert.match(b.problems[0]!.message, /GPU index 7 is out of range: this node has 3 NVIDIA GPUs \(indices 0-2\)/);
+  assert.match(b.problems[1]!.message, /0000:99:00\.0 is not an NVIDIA GPU on this node \(GPUs: 0000:3b:00\.0, 0000:5e:00\.0, 0000:86:00\.0\)/);
+  assert.match(b.problems[2]!.message, /selects GPU 0000:3b:00\.0 \(10de:26b9, index 0\), which vgpu-configs\.c\[0\] \(line 4\) already selects/);
+
+  const none = cfg('    - device-filter: "0x233110DE"', '      devices: all', '      vgpu-devices: {}');
+  const n = assignGpus(none.configs[0]!.entries, gpus);
+  assert.equal(n.problems.length, 1);
+  assert.deepEqual([n.problems[0]!.line, n.problems[0]!.path], [4, 'vgpu-configs.c']);
+  assert.match(n.problems[0]!.message, /this config selects no GPU on this node \(NVIDIA GPUs here: 0000:3b:00\.0 \(10de:26b9, index 0\)/);
+  assert.match(assignGpus(bad.configs[0]!.entries, []).problems[0]!.message, /GPU index 0: this node has no NVIDIA GPU/);
 });
