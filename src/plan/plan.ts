@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import type { Gpu, Inventory, VgpuType } from '../inventory/types.js';
 import { boardForDevice, profileFact, stripVendorPrefix } from '../inventory/profiles.js';
 import type { ConfigEntry, ConfigFile, NamedConfig } from '../spec/config.js';
-import { gpuIdentity, selectGpus } from '../spec/match.js';
+import { assignGpus, gpuIdentity } from '../spec/match.js';
 import { didYouMean } from '../spec/suggest.js';
 import type { Action, Blocked, GpuOutcome, InUse, Plan, PlanError } from './types.js';
 
@@ -91,35 +91,12 @@ class Planner {
 
   run(entries: ConfigEntry[]): void {
     const gpus = this.inv.gpus;
-    const ids = gpus.map(gpuIdentity);
-    const owner = new Map<string, ConfigEntry>();
-    for (const e of entries) {
-      if (e.devices !== 'all') {
-        for (const i of e.devices) {
-          if (i >= gpus.length) {
-            this.error(e, null, `devices: index ${i} is out of range: this node has ${gpus.length} NVIDIA GPU(s)${gpus.length ? ` (indices 0-${gpus.length - 1}: ${gpus.map((g) => `${g.index}=${g.pci.address} ${g.model.name}`).join(', ')})` : ''}`);
-          }
-        }
-      }
-      for (const a of e.pciAddresses ?? []) {
-        if (!gpus.some((g) => g.pci.address === a)) {
-          this.error(e, a, `pci-addresses: no NVIDIA GPU at ${a}; GPUs here: ${gpus.map((g) => g.pci.address).join(', ') || 'none'}`);
-        }
-      }
-      const selected = selectGpus(e, ids);
-      if (selected.length === 0) {
-        this.error(e, null, `selects no GPU on this node (GPUs here: ${gpus.map((g) => `${g.pci.address} ${g.model.name} ${g.pci.vendorId}:${g.pci.deviceId}`).join(', ') || 'none'}); check device-filter, devices and pci-addresses`);
-        continue;
-      }
-      for (const s of selected) {
-        const prev = owner.get(s.address);
-        if (prev) {
-          this.error(e, s.address, `GPU ${s.address} is also selected by the entry at line ${prev.line}; each GPU may be configured by one entry only`);
-          continue;
-        }
-        owner.set(s.address, e);
-      }
+    const assignment = assignGpus(entries, gpus.map(gpuIdentity));
+    for (const p of assignment.problems) {
+      this.errors.push({ gpu: null, where: `${this.file.filename}:${p.line}:${p.column}: ${p.path}`, message: p.message });
     }
+    const owner = new Map<string, ConfigEntry>();
+    for (const a of assignment.assigned) owner.set(a.gpu.address, a.entry);
     for (const g of gpus) {
       const e = owner.get(g.pci.address);
       if (!e) {
