@@ -219,8 +219,8 @@ export function report(err: unknown): number {
 
 const isMain = process.argv[1] && fs.realpathSync(process.argv[1]) === fs.realpathSync(new URL(import.meta.url).pathname);
 if (isMain) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err: unknown) => process.exit(report(err)),
-  );
+  // Exit once stdout has been flushed: on a pipe, process.exit() right after a large
+  // write (discover/plan --json, export) cut the output at 64 KiB.
+  const exit = (code: number) => process.stdout.write('', () => process.exit(code));
+  main(process.argv.slice(2)).then(exit, (err: unknown) => exit(report(err)));
 }
