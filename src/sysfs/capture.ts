@@ -43,7 +43,8 @@ class Copier {
   files = 0;
   links = 0;
   skipped: { path: string; reason: string }[] = [];
-  private readonly done = new Set<string>();
+  /** Entries copied so far, with the depth a directory was walked to (a later, deeper copy walks it again). */
+  private readonly done = new Map<string, number>();
 
   constructor(
     private readonly srcRoot: string,
@@ -52,8 +53,9 @@ class Copier {
 
   /** Copy one entry (file, link or directory, optionally recursive) at a path relative to the root. */
   copy(rel: string, depth = 0, filter?: (name: string, rel: string) => boolean): void {
-    if (this.done.has(rel)) return;
-    this.done.add(rel);
+    const prev = this.done.get(rel);
+    if (prev !== undefined && prev >= depth) return;
+    this.done.set(rel, depth);
     const src = path.join(this.srcRoot, rel);
     const dst = path.join(this.dstRoot, rel);
     let st: fs.Stats;
@@ -62,6 +64,8 @@ class Copier {
     } catch {
       return;
     }
+    // Files and links are copied once; only a directory is worth walking again, deeper.
+    if (prev !== undefined && !st.isDirectory()) return;
     fs.mkdirSync(path.dirname(dst), { recursive: true });
     if (st.isSymbolicLink()) {
       fs.symlinkSync(fs.readlinkSync(src), dst);
