@@ -26,7 +26,10 @@ import {
   type V1ResourceAttributes,
 } from '@kubernetes/client-node';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
-import { parseConfig } from '../../src/spec/index.js';
+import { parseConfig, type ConfigFile } from '../../src/spec/index.js';
+import { createSimulatedNode } from '../../src/simulator/index.js';
+import { readInventory } from '../../src/inventory/read.js';
+import { plan as makePlan } from '../../src/plan/plan.js';
 import { k8sTools } from '../harness/k8s-tools.js';
 import { kubevirtCrd, startControlPlane, type ControlPlane } from '../harness/controlplane.js';
 
@@ -201,6 +204,37 @@ void describe('helm chart: lint, template and schema', { timeout: 120_000 }, () 
       assert.equal(env.find((e) => e.name === 'DEFAULT_VGPU_CONFIG')?.value, defaultConfig);
     });
   }
+
+  // Each shipped config must fit the card it is written for: plan it against a simulated node
+  // of that card (4 GPUs, so index-based entries find their GPUs) and expect no plan errors.
+  // Configs that pick GPUs by PCI address are for a specific machine and are only parsed.
+  const cards: [RegExp, string, 'sriov-vgpu' | 'mdev-vgpu'][] = [
+    [/^(l40s|default|mixed|passthrough|host|fleet|half)/, 'L40S', 'sriov-vgpu'],
+    [/^l4-/, 'L4', 'sriov-vgpu'],
+    [/^h100/, 'H100', 'sriov-vgpu'],
+    [/^a100/, 'A100-40GB', 'mdev-vgpu'],
+    [/^t4/, 'T4', 'mdev-vgpu'],
+  ];
+  void test('every shipped config plans without errors on simulated hardware of its card', () => {
+    const planned: string[] = [];
+    for (const values of [join(chart, 'values.yaml'), ...exampleFiles]) {
+      const content = (parseYaml(readFileSync(values, 'utf8')) as { config?: { content?: string } }).config?.content;
+      if (!content) continue;
+      const file: ConfigFile = parseConfig(content, values);
+      for (const config of file.configs) {
+        if (config.entries.some((e) => e.pciAddresses !== null)) continue;
+        const card = cards.find(([re]) => re.test(config.name));
+        assert.ok(card, `${values}: config ${config.name} has no card to be checked on; add it to the table in this test`);
+        const sim = createSimulatedNode({ gpus: [{ model: card[1], count: 4, mode: card[2] }] });
+        const inv = readInventory(sim.port, { kernelRelease: sim.kernelRelease });
+        const p = makePlan(inv, file, config, { nodeId: 'helm-test' });
+        assert.deepEqual(p.errors, [], `${values}: config ${config.name} cannot be applied on 4 x ${card[1]}`);
+        if (!/^(host)$/.test(config.name)) assert.ok(p.actions.length > 0, `${values}: config ${config.name} changes nothing on a fresh ${card[1]} node`);
+        planned.push(`${values.split('/').pop()}:${config.name}`);
+      }
+    }
+    assert.ok(planned.length >= 30, `only ${planned.length} configs were planned: ${planned.join(', ')}`);
+  });
 
   void test('defaults: image ghcr.io/vmgpu/vmgpu:<appVersion>, VM nodes only, least-privilege RBAC, the policy', () => {
     const appVersion = (parseYaml(readFileSync(join(chart, 'Chart.yaml'), 'utf8')) as { appVersion: string }).appVersion;
