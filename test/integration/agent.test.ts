@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
@@ -12,7 +12,7 @@ import { startFakeKubelet, startPodResources, type FakeKubelet, type FakePodReso
 import { createSimulatedNode, type SimulatedNode } from '../../src/simulator/index.js';
 import { Agent, type AgentOptions } from '../../src/serve/agent/agent.js';
 import { KubeClient, loadKubeconfigFile } from '../../src/serve/agent/kube.js';
-import { memoryLogger } from '../../src/serve/deviceplugin/logger.js';
+import { jsonLogger, memoryLogger } from '../../src/serve/deviceplugin/logger.js';
 import { ANNOTATION_STATUS, LABEL_CONFIG, LABEL_STATE } from '../../src/serve/agent/desired.js';
 import type { Context } from '../../src/cli/context.js';
 import { adminClient, ConfigMount, eventually, getNode, nodeEvents, setLabels, simContext, sleep, TWO_CONFIGS, vfProfiles } from './agent-helpers.js';
@@ -41,7 +41,7 @@ describe('vmgpu agent against a real API server', { timeout: 900_000 }, () => {
     devicePluginDir: kubelet.dir,
     podResourcesSocket: join(dir, 'pod-resources.sock'),
     metricsAddr: null,
-    logger: memoryLogger(),
+    logger: process.env.VMGPU_AGENT_LOG ? jsonLogger({ level: 'debug' }) : memoryLogger(),
     validateIntervalMs: 0,
     pendingRecheckMs: 200,
     retryInitialMs: 200,
@@ -66,6 +66,7 @@ describe('vmgpu agent against a real API server', { timeout: 900_000 }, () => {
     cp = await startControlPlane();
     admin = adminClient(cp.kubeconfigPath);
     await cp.createNode(NODE);
+    mkdirSync(join(dir, 'device-plugins'));
     kubelet = await startFakeKubelet(join(dir, 'device-plugins'));
     pods = await startPodResources(join(dir, 'pod-resources.sock'), []);
     mount = new ConfigMount(join(dir, 'config'), TWO_CONFIGS);
@@ -143,14 +144,16 @@ describe('vmgpu agent against a real API server', { timeout: 900_000 }, () => {
   test('agent restart: no duplicate apply, status unchanged', T, async () => {
     await agent!.stop();
     const w0 = sim.writes();
-    const rv0 = (await getNode(admin, NODE)).metadata.annotations?.[ANNOTATION_STATUS];
+    const applied0 = (await nodeEvents(admin, NODE)).filter((e) => e.reason === 'VgpuConfigApplied').length;
     agent = new Agent(agentOptions());
     await agent.start();
     await eventually('restarted agent reconciles', () => new Promise<boolean>((r) => (agent!.currentStatus()?.state === 'success' ? r(true) : agent!.events.once('reconciled', () => r(true)))));
     await agent.idle();
     await sleep(300);
     assert.equal(sim.writes(), w0, 'a restart with the same config writes nothing');
-    assert.equal((await getNode(admin, NODE)).metadata.annotations?.[ANNOTATION_STATUS], rv0, 'the status annotation is unchanged');
+    assert.equal(await state(), 'success');
+    assert.equal((await status())?.reason, 'the node already matches');
+    assert.equal((await nodeEvents(admin, NODE)).filter((e) => e.reason === 'VgpuConfigApplied').length, applied0, 'no new VgpuConfigApplied event');
     await eventually('plugins registered again', async () => (await advertised('nvidia.com/L40S-1Q')) === 64);
   });
 
@@ -158,11 +161,10 @@ describe('vmgpu agent against a real API server', { timeout: 900_000 }, () => {
     const pid = cp.pids.apiserver;
     const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
     const w0 = sim.writes();
-    process.kill(pid, 'SIGTERM');
+    process.kill(pid, 'SIGKILL'); // a crash: connections drop without a goodbye
     await eventually('old kube-apiserver exited', async () => {
       try {
-        process.kill(pid, 0);
-        return false;
+        return /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
       } catch {
         return true;
       }
@@ -171,7 +173,7 @@ describe('vmgpu agent against a real API server', { timeout: 900_000 }, () => {
     // Device plugins keep serving while the API server is down.
     assert.equal(await advertised('nvidia.com/L40S-1Q'), 64);
     const log = openSync(join(dir, 'apiserver-respawn.log'), 'a');
-    respawned = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', log, log] });
+    respawned = spawn(argv[0]!, argv.slice(1), { cwd: cp.dir, stdio: ['ignore', log, log], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: cp.dir, TMPDIR: cp.dir } });
     await eventually('kube-apiserver back', async () => (await getNode(admin, NODE)).metadata.name === NODE, 90_000, 500);
     await sleep(1500);
     assert.equal(sim.writes(), w0, 'reconnecting must not re-apply');

@@ -441,7 +441,11 @@ export class Agent {
       const reason = r.noop ? 'the node already matches' : `applied (${writes} write(s))`;
       this.finish({ state: 'success', reason, key, config: d.configName ?? d.workload, plan: r.plan, errors: [] }, t0, trigger, writes, null, r.noop);
     }
-    if (writes > 0) void this.validate().catch(() => {});
+    if (writes > 0) {
+      // Give the kubelet a moment to register the plugins before checking them.
+      const t = setTimeout(() => void this.validate().catch(() => {}), 3000);
+      t.unref();
+    }
   }
 
   private finish(

@@ -228,7 +228,9 @@ export class KubeClient {
         if (err && !signal.aborted) reject(err);
         else resolve();
       };
-      const req = mod.request({ ...ro, agent: false }, (res) => {
+      // Watches get their own connection (not the keep-alive pool), so the TLS material goes on the request.
+      const tls = { ...(this.creds.ca ? { ca: this.creds.ca } : {}), ...(this.creds.cert ? { cert: this.creds.cert, key: this.creds.key } : {}), rejectUnauthorized: !this.creds.insecureSkipTlsVerify };
+      const req = mod.request({ ...ro, ...tls, agent: false }, (res) => {
         const status = res.statusCode ?? 0;
         if (status < 200 || status >= 300) {
           const chunks: Buffer[] = [];
