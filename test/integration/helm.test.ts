@@ -236,6 +236,18 @@ void describe('helm chart: lint, template and schema', { timeout: 120_000 }, () 
     assert.ok(planned.length >= 30, `only ${planned.length} configs were planned: ${planned.join(', ')}`);
   });
 
+  // The flags the chart passes must be ones `vmgpu` accepts: run the real CLI with them. Outside
+  // a pod it stops at the in-cluster config, after parsing every flag.
+  void test("the rendered agent and sync arguments are accepted by vmgpu's own flag parser", () => {
+    const objs = render([], ['config.readThroughApi=true', 'agent.iommufd=true', 'kubevirtSync.enabled=true', 'agent.extraArgs[0]=--pending-recheck=5s']);
+    for (const kind of ['DaemonSet', 'Deployment']) {
+      const args = podSpec(find(objs, kind)).containers[0]!.args;
+      const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_NAME: 'node-a', POD_NAMESPACE: NS, HOME: scratch };
+      const r = spawnSync(process.execPath, ['--import', 'tsx', join(repo, 'src', 'cli', 'main.ts'), ...args], { encoding: 'utf8', timeout: 60_000, env, cwd: repo });
+      assert.match(r.stderr, /not running in a pod \(KUBERNETES_SERVICE_HOST is unset\)/, `${kind}: vmgpu ${args.join(' ')} did not get past flag parsing:\n${r.stderr}`);
+    }
+  });
+
   void test('defaults: image ghcr.io/vmgpu/vmgpu:<appVersion>, VM nodes only, least-privilege RBAC, the policy', () => {
     const appVersion = (parseYaml(readFileSync(join(chart, 'Chart.yaml'), 'utf8')) as { appVersion: string }).appVersion;
     const objs = render();
