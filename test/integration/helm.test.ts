@@ -15,6 +15,9 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+// The harness first: it checks that @kubernetes/client-node can load on this Node version.
+import { k8sTools } from '../harness/k8s-tools.js';
+import { kubevirtCrd, startControlPlane, type ControlPlane } from '../harness/controlplane.js';
 import {
   AuthorizationV1Api,
   CoreV1Api,
@@ -30,8 +33,6 @@ import { parseConfig, type ConfigFile } from '../../src/spec/index.js';
 import { createSimulatedNode } from '../../src/simulator/index.js';
 import { readInventory } from '../../src/inventory/read.js';
 import { plan as makePlan } from '../../src/plan/plan.js';
-import { k8sTools } from '../harness/k8s-tools.js';
-import { kubevirtCrd, startControlPlane, type ControlPlane } from '../harness/controlplane.js';
 
 const repo = resolve(import.meta.dirname, '..', '..');
 const chart = join(repo, 'deploy', 'helm', 'vmgpu');
