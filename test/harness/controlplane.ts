@@ -17,6 +17,7 @@ import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import './client-node-check.js';
 import {
   ApiextensionsV1Api,
   CoreV1Api,
@@ -92,7 +93,9 @@ export interface ControlPlane {
 
 /** A minimal KubeVirt CRD (kubevirt.io/v1 KubeVirt, namespaced) owned by these tests. */
 export function kubevirtCrd(): V1CustomResourceDefinition {
-  const open = { type: 'object', 'x-kubernetes-preserve-unknown-fields': true };
+  // client-node's model spells x-kubernetes-preserve-unknown-fields this way; its serializer
+  // writes the real field name (an unknown key would be dropped and the spec pruned).
+  const open = { type: 'object', x_kubernetes_preserve_unknown_fields: true };
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
@@ -167,11 +170,12 @@ function installHooks(): void {
 }
 
 // Kills the process groups listed in <dir>/pgids and removes <dir> once `parent` is gone.
-// Arguments are passed positionally, never interpolated into the script.
+// Arguments are passed positionally, never interpolated into the script. (dash's kill
+// takes no `--`: a negative number after the signal is a process group.)
 const WATCHDOG = `
 parent="$1"; dir="$2"
 while kill -0 "$parent" 2>/dev/null; do sleep 1; done
-if [ -f "$dir/pgids" ]; then for g in $(cat "$dir/pgids"); do kill -KILL -- "-$g" 2>/dev/null; done; fi
+if [ -f "$dir/pgids" ]; then for g in $(cat "$dir/pgids"); do kill -KILL "-$g" 2>/dev/null; done; fi
 rm -rf -- "$dir"
 `;
 

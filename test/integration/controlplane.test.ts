@@ -8,6 +8,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+// The harness first: it checks that @kubernetes/client-node can load on this Node.
+import { kubevirtCrd, liveControlPlaneDirs, startControlPlane, type ControlPlane } from '../harness/controlplane.js';
 import {
   AdmissionregistrationV1Api,
   ApisApi,
@@ -20,7 +22,6 @@ import {
   setHeaderOptions,
   type V1Node,
 } from '@kubernetes/client-node';
-import { kubevirtCrd, liveControlPlaneDirs, startControlPlane, type ControlPlane } from '../harness/controlplane.js';
 
 const repo = resolve(import.meta.dirname, '..', '..');
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
@@ -123,11 +124,17 @@ void describe('real control plane (etcd + kube-apiserver)', { timeout: 180_000 }
     await expectCode(saCore.listNode(), 403, 'list nodes before ClusterRoleBinding');
 
     const rbac = cp.kubeConfig.makeApiClient(RbacAuthorizationV1Api);
+    // (No kube-controller-manager runs, so aggregated ClusterRoles such as `view` stay empty:
+    // grant with explicit rules.)
+    await rbac.createNamespacedRole({
+      namespace: 'vmgpu-system',
+      body: { metadata: { name: 'configmap-reader' }, rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list'] }] },
+    });
     await rbac.createNamespacedRoleBinding({
       namespace: 'vmgpu-system',
       body: {
-        metadata: { name: 'agent-view' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'view' },
+        metadata: { name: 'agent-configmap-reader' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'configmap-reader' },
         subjects: [{ kind: 'ServiceAccount', name: 'agent', namespace: 'vmgpu-system' }],
       },
     });
@@ -159,8 +166,9 @@ void describe('real control plane (etcd + kube-apiserver)', { timeout: 180_000 }
         return false;
       }
     });
-    // The binding grants reading, nothing more.
+    // The bindings grant reading, nothing more.
     await expectCode(saCore.deleteNode({ name: 'cp-node-a' }), 403, 'delete node with read-only binding');
+    await expectCode(saCore.listNamespacedSecret({ namespace: 'vmgpu-system' }), 403, 'list secrets with a configmap-only Role');
   });
 
   void test('a token bound to a Node stops working once the Node is deleted', async () => {
@@ -173,7 +181,9 @@ void describe('real control plane (etcd + kube-apiserver)', { timeout: 180_000 }
     // Authenticated (403 from RBAC, not 401).
     await expectCode(saCore.listNamespacedConfigMap({ namespace: 'vmgpu-system' }), 403, 'bound token while its Node exists');
     await core.deleteNode({ name: 'cp-node-bound' });
-    await waitUntil('bound token to be rejected with 401', 15_000, async () => {
+    // kube-apiserver caches a successful token authentication for 10 s, so the rejection
+    // shows within about that long.
+    await waitUntil('bound token to be rejected with 401', 30_000, async () => {
       try {
         await saCore.listNamespacedConfigMap({ namespace: 'vmgpu-system' });
         return false;
@@ -295,7 +305,9 @@ void describe('control plane failure paths and teardown', { timeout: 180_000 }, 
   });
 
   void test('a port clash is retried on a new port, and stop() leaves no process, port or directory', async () => {
-    const blocker: Server = createServer();
+    // Accepted connections (the harness probing the taken port) are closed at once, so
+    // close() below does not wait for them.
+    const blocker: Server = createServer((socket) => socket.destroy());
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
     const addr = blocker.address();
     assert.ok(addr && typeof addr === 'object');
