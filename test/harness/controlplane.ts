@@ -79,6 +79,8 @@ export interface ControlPlane {
   attempts: number;
   /** Milliseconds from spawning etcd to kube-apiserver answering /readyz 200. */
   startupMs: number;
+  /** Where start-up time went: certificates, etcd to /health, kube-apiserver to /readyz. */
+  timings: { pkiMs: number; etcdMs: number; apiserverMs: number };
   stop(): Promise<void>;
   createNode(name: string, labels?: Record<string, string>): Promise<V1Node>;
   /** Creates a CRD and waits until it is Established and served. */
@@ -369,7 +371,9 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
 }
 
 async function startIn(l: Live, tools: K8sTools, opts: ControlPlaneOptions): Promise<ControlPlane> {
+  const tPki = Date.now();
   const pki: Pki = makePki(l.dir);
+  const pkiMs = Date.now() - tPki;
   const adminTls = { ca: pki.caPem, cert: readFileSync(pki.admin.cert, 'utf8'), key: readFileSync(pki.admin.key, 'utf8') };
   const started = Date.now();
   const maxAttempts = 3;
@@ -404,6 +408,8 @@ async function startIn(l: Live, tools: K8sTools, opts: ControlPlaneOptions): Pro
       if (!(e instanceof PortClash) || attempt >= maxAttempts) throw e instanceof PortClash ? new Error(`etcd: ports clashed on ${maxAttempts} attempts`) : e;
     }
   }
+
+  const etcdMs = Date.now() - started;
 
   // kube-apiserver, retried on a port clash with a new port.
   let apiserver: Proc | undefined;
@@ -466,6 +472,7 @@ async function startIn(l: Live, tools: K8sTools, opts: ControlPlaneOptions): Pro
     pids: { etcd: etcd.child.pid ?? 0, apiserver: apiserver.child.pid ?? 0 },
     attempts,
     startupMs,
+    timings: { pkiMs, etcdMs, apiserverMs: startupMs - etcdMs },
 
     stop() {
       stopped ??= (async () => {
