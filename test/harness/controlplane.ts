@@ -79,7 +79,7 @@ export interface ControlPlane {
   attempts: number;
   /** Milliseconds from spawning etcd to kube-apiserver answering /readyz 200. */
   startupMs: number;
-  /** Where start-up time went: certificates, etcd to /health, kube-apiserver to /readyz. */
+  /** Where start-up time went: certificates (made while etcd starts), etcd to /health, kube-apiserver to /readyz. */
   timings: { pkiMs: number; etcdMs: number; apiserverMs: number };
   stop(): Promise<void>;
   createNode(name: string, labels?: Record<string, string>): Promise<V1Node>;
@@ -371,12 +371,10 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
 }
 
 async function startIn(l: Live, tools: K8sTools, opts: ControlPlaneOptions): Promise<ControlPlane> {
-  const tPki = Date.now();
-  const pki: Pki = makePki(l.dir);
-  const pkiMs = Date.now() - tPki;
-  const adminTls = { ca: pki.caPem, cert: readFileSync(pki.admin.cert, 'utf8'), key: readFileSync(pki.admin.key, 'utf8') };
   const started = Date.now();
   const maxAttempts = 3;
+  let pki: Pki | undefined;
+  let pkiMs = 0;
 
   // etcd, retried on a port clash with new ports.
   let etcd: Proc | undefined;
@@ -400,6 +398,12 @@ async function startIn(l: Live, tools: K8sTools, opts: ControlPlaneOptions): Pro
       '--log-level=warn',
     ];
     const p = launch(l, 'etcd', tools.etcd, args);
+    if (!pki) {
+      // Made while etcd starts: etcd needs none of it.
+      const tPki = Date.now();
+      pki = makePki(l.dir);
+      pkiMs = Date.now() - tPki;
+    }
     try {
       await waitReady(p, 'answering /health', 20_000, () => get(`${etcdUrl}/health`), `${tools.etcd} ${args.join(' ')}`);
       etcd = p;
@@ -410,6 +414,8 @@ async function startIn(l: Live, tools: K8sTools, opts: ControlPlaneOptions): Pro
   }
 
   const etcdMs = Date.now() - started;
+  if (!pki) throw new Error('internal: PKI was not made');
+  const adminTls = { ca: pki.caPem, cert: readFileSync(pki.admin.cert, 'utf8'), key: readFileSync(pki.admin.key, 'utf8') };
 
   // kube-apiserver, retried on a port clash with a new port.
   let apiserver: Proc | undefined;
