@@ -46,9 +46,13 @@ export class DiskBackend implements SysfsBackend {
     try {
       let total = 0;
       for (;;) {
-        const n = fs.readSync(fd, this.buf, total, this.buf.length - total, null);
-        if (n === 0) break;
+        const want = this.buf.length - total;
+        const n = fs.readSync(fd, this.buf, total, want, null);
         total += n;
+        // A short read is the end: a sysfs attribute returns its whole value in the first
+        // read(2), and a regular file reads short only at EOF. This saves the read that
+        // would return 0 on every one of the thousands of files an inventory reads.
+        if (n === 0 || n < want) break;
         if (total === this.buf.length) {
           // Larger than an attribute should be; fall back to a full read.
           return fs.readFileSync(p, 'utf8');

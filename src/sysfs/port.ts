@@ -106,8 +106,14 @@ export class SysfsPort {
   /** The last path component of a link under the device (`driver`, `iommu_group`, `physfn`), or undefined. */
   readPciLink(addr: PciAddress, link: 'driver' | 'iommu_group' | 'physfn'): string | undefined {
     const rel = `${bus(addr)}/${link}`;
-    if (this.backend.kind('sys', rel) !== 'link') return undefined;
-    const target = this.backend.readlink('sys', rel);
+    let target: string;
+    try {
+      // One readlink(2): EINVAL (not a link) and ENOENT/ENOTDIR (nothing there) both mean "no link".
+      target = this.backend.readlink('sys', rel);
+    } catch (err) {
+      if (isSysfsError(err, 'EINVAL', 'ENOENT', 'ENOTDIR')) return undefined;
+      throw err;
+    }
     return target.split('/').filter(Boolean).pop();
   }
 
@@ -132,10 +138,8 @@ export class SysfsPort {
 
   /** The VFIO character device name (`vfioN`) from `<dev>/vfio-dev/`, if the function has one. */
   readVfioDev(addr: PciAddress): string | undefined {
-    const rel = `${bus(addr)}/vfio-dev`;
-    if (!this.backend.exists('sys', rel)) return undefined;
-    const names = this.backend.list('sys', rel).filter((n) => /^vfio[0-9]+$/.test(n));
-    return names[0];
+    const names = this.listOptional(`${bus(addr)}/vfio-dev`)?.filter((n) => /^vfio[0-9]+$/.test(n));
+    return names?.[0];
   }
 
   /** Whether `<dev>/nvidia/` exists (a VF under NVIDIA's vGPU manager). */
@@ -227,8 +231,8 @@ export class SysfsPort {
   /** Members of an IOMMU group, from `/sys/kernel/iommu_groups/<n>/devices`. */
   listIommuGroupMembers(group: number): PciAddress[] {
     const rel = `kernel/iommu_groups/${parseDecimal('IOMMU group', group)}/devices`;
-    if (!this.backend.exists('sys', rel)) return [];
-    return this.filterPci(this.backend.list('sys', rel), rel);
+    const entries = this.listOptional(rel);
+    return entries ? this.filterPci(entries, rel) : [];
   }
 
   /** Loaded kernel modules of interest that appear under /sys/module. */
@@ -344,6 +348,16 @@ export class SysfsPort {
     try {
       const text = this.backend.read(root, rel);
       return trim ? text.trim() : text;
+    } catch (err) {
+      if (isSysfsError(err, 'ENOENT', 'ENOTDIR')) return undefined;
+      throw err;
+    }
+  }
+
+  /** Directory entries, or undefined when the directory does not exist (one syscall instead of stat + list). */
+  private listOptional(rel: string): string[] | undefined {
+    try {
+      return this.backend.list('sys', rel);
     } catch (err) {
       if (isSysfsError(err, 'ENOENT', 'ENOTDIR')) return undefined;
       throw err;
