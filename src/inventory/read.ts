@@ -78,6 +78,15 @@ class Reader {
   private readonly warnings: Warning[] = [];
   private readonly fns = new Map<string, PciFunction>();
   private readonly ids: PciIds;
+  // Facts read once and reused, so a VF costs as few syscalls as possible (bench/inventory.bench.ts):
+  /** Entries of bus/pci/devices. */
+  private devices = new Set<string>();
+  /** Registered PCI drivers (bus/pci/drivers). */
+  private drivers = new Set<string>();
+  /** Entries of class/mdev_bus, or null when the class does not exist. */
+  private mdevBus: Set<string> | null = null;
+  /** vendor, class and physfn from the first pass (an absent key: not read yet). */
+  private readonly early = new Map<string, { vendor?: string | undefined; cls?: string | undefined; physfn?: string | undefined }>();
 
   constructor(
     private readonly port: SysfsPort,
@@ -89,20 +98,25 @@ class Reader {
   read(): Inventory {
     const skipped: SkippedEntry[] = [];
     const all = this.port.listPciDevices(skipped);
+    this.devices = new Set(all);
     const node = this.readNode();
+    this.mdevBus = node.mdevBusPresent ? new Set(this.safe(() => this.port.listMdevBus()) ?? []) : null;
     // First pass: vendor, class and physfn only, to find NVIDIA GPUs (PFs) cheaply.
     const pfs: PciAddress[] = [];
     for (const addr of all) {
       const vendor = this.hexAttr(addr, 'vendor', 4);
+      const early: { vendor?: string | undefined; cls?: string | undefined; physfn?: string | undefined } = { vendor };
+      this.early.set(addr, early);
       if (vendor === undefined && !this.port.pciDeviceExists(addr)) {
         // Checked only when `vendor` is missing, so a healthy tree pays nothing for it.
         this.warn('dangling-link', `${this.port.display('sys', `bus/pci/devices/${addr}`)} points to a device directory that does not exist; ignored`, this.port.display('sys', `bus/pci/devices/${addr}`));
         continue;
       }
       if (vendor !== NVIDIA) continue;
-      const cls = this.hexAttr(addr, 'class', 6);
+      const cls = (early.cls = this.hexAttr(addr, 'class', 6));
       if (!cls || !GPU_CLASSES.has(cls.slice(0, 4))) continue;
-      if (this.port.readPciLink(addr, 'physfn') !== undefined) continue; // a VF
+      early.physfn = this.link(addr, 'physfn');
+      if (early.physfn !== undefined) continue; // a VF
       pfs.push(addr);
     }
     const gpus = pfs.map((pf, index) => this.readGpu(pf, index, node));
@@ -130,7 +144,9 @@ class Reader {
 
   private readNode(): NodeInfo {
     const modules = this.port.listModules(RELEVANT_MODULES);
-    const drivers = this.port.listDrivers().filter((d) => /vfio/.test(d) || d === 'nvidia');
+    const registered = this.port.listDrivers();
+    this.drivers = new Set(registered);
+    const drivers = registered.filter((d) => /vfio/.test(d) || d === 'nvidia');
     return {
       iommuEnabled: this.port.iommuEnabled(),
       modules,
@@ -159,10 +175,15 @@ class Reader {
     const cached = this.cachedCatalog(pci);
     for (const e of cached) catalog.set(e.id, toVgpuType(e, 'cache'));
     const seen: CatalogEntry[] = [];
-    const sriovVfs = vfFns.filter((f) => this.port.hasNvidiaDir(checkPciAddress(f.address)));
-    for (const [i, f] of sriovVfs.entries()) {
+    let i = -1;
+    for (const f of vfFns) {
       const a = checkPciAddress(f.address);
-      const current = this.decimalNvidia(a, 'current_vgpu_type', warnings);
+      // A VF under the vGPU manager has nvidia/current_vgpu_type; reading it answers "is there an
+      // nvidia/ directory" too. Only when it cannot be read does the directory get its own stat.
+      const currentText = this.safe(() => this.port.readNvidiaAttr(a, 'current_vgpu_type'), warnings);
+      if (currentText === undefined && !this.port.hasNvidiaDir(a)) continue;
+      i++;
+      const current = this.decimalNvidia(a, 'current_vgpu_type', currentText, warnings);
       const creatableText = this.safe(() => this.port.readNvidiaAttr(a, 'creatable_vgpu_types'), warnings) ?? '';
       const creatable = parseCreatableVgpuTypes(creatableText);
       for (const e of creatable) {
@@ -201,11 +222,12 @@ class Reader {
       }
     }
 
-    // mdev parents: the PF, or its VFs (Ampere).
+    // mdev parents: the PF, or its VFs (Ampere). Every parent is listed in /sys/class/mdev_bus;
+    // without that class, look per function, but not on models that only do SR-IOV vGPU.
     const mdevParents: MdevParent[] = [];
     for (const cand of [pci, ...vfFns]) {
       const a = checkPciAddress(cand.address);
-      if (!this.port.hasMdevSupportedTypes(a)) continue;
+      if (this.mdevBus ? !this.mdevBus.has(a) : model.vgpuFramework === 'sriov' || !this.port.hasMdevSupportedTypes(a)) continue;
       mdevParents.push(this.readMdevParent(a, warnings));
     }
     for (const p of mdevParents) {
@@ -350,12 +372,19 @@ class Reader {
   private readFunction(addr: PciAddress): PciFunction {
     const have = this.fns.get(addr);
     if (have) return have;
-    const vendorId = this.hexAttr(addr, 'vendor', 4) ?? '0000';
+    const early = this.early.get(addr) ?? {};
+    const vendorId = ('vendor' in early ? early.vendor : this.hexAttr(addr, 'vendor', 4)) ?? '0000';
     const deviceId = this.hexAttr(addr, 'device', 4) ?? '0000';
+    const classCode = ('cls' in early ? early.cls : this.hexAttr(addr, 'class', 6)) ?? '000000';
+    const physfn = 'physfn' in early ? early.physfn : this.link(addr, 'physfn');
     const group = this.link(addr, 'iommu_group');
     const iommuGroup = group !== undefined && /^[0-9]+$/.test(group) ? Number(group) : null;
     if (group !== undefined && iommuGroup === null) this.warn('malformed-link', `iommu_group of ${addr} points to ${JSON.stringify(group)}, not a group number`, this.port.display('sys', `bus/pci/devices/${addr}/iommu_group`));
-    const total = this.decimalAttr(addr, 'sriov_totalvfs');
+    const iommuGroupMembers = iommuGroup === null ? [] : (this.safe(() => this.port.listIommuGroupMembers(iommuGroup)) ?? []);
+    // A group always holds the device itself; only an empty or missing one needs the (rarer) dangling check.
+    if (iommuGroup !== null && !iommuGroupMembers.includes(addr)) this.checkDangling(addr, 'iommu_group');
+    // A VF has no SR-IOV capability of its own: skip the four files it does not have.
+    const total = physfn === undefined ? this.decimalAttr(addr, 'sriov_totalvfs') : undefined;
     let sriov: PciFunction['sriov'] = null;
     if (total !== undefined) {
       const skipped: SkippedEntry[] = [];
@@ -377,16 +406,16 @@ class Reader {
       deviceId,
       subsystemVendorId: this.hexAttr(addr, 'subsystem_vendor', 4) ?? null,
       subsystemDeviceId: this.hexAttr(addr, 'subsystem_device', 4) ?? null,
-      classCode: this.hexAttr(addr, 'class', 6) ?? '000000',
+      classCode,
       revision: this.hexAttr(addr, 'revision', 2) ?? null,
       name: deviceDisplayName(this.ids, vendorId, deviceId),
       driver: this.link(addr, 'driver') ?? null,
       driverOverride: override === undefined || override === '(null)' || override === '' ? null : override,
       iommuGroup,
-      iommuGroupMembers: iommuGroup === null ? [] : (this.safe(() => this.port.listIommuGroupMembers(iommuGroup)) ?? []),
+      iommuGroupMembers,
       numaNode: numa !== undefined && /^-?[0-9]+$/.test(numa) ? Number(numa) : -1,
       sriov,
-      physfn: this.link(addr, 'physfn') ?? null,
+      physfn: physfn ?? null,
       vfioDev: this.safe(() => this.port.readVfioDev(addr)) ?? null,
       resetMethods: (this.attr(addr, 'reset_method') ?? '').split(/\s+/).filter(Boolean),
       modalias: this.attr(addr, 'modalias') ?? null,
@@ -422,8 +451,8 @@ class Reader {
     return Number(v);
   }
 
-  private decimalNvidia(addr: PciAddress, name: 'current_vgpu_type', warnings: Warning[]): number | undefined {
-    const v = this.safe(() => this.port.readNvidiaAttr(addr, name), warnings)?.trim();
+  private decimalNvidia(addr: PciAddress, name: 'current_vgpu_type', text: string | undefined, warnings: Warning[]): number | undefined {
+    const v = text?.trim();
     if (v === undefined) return undefined;
     if (!/^[0-9]{1,10}$/.test(v)) {
       warnings.push({ code: 'malformed-attribute', message: `${name} of ${addr} is ${JSON.stringify(v.slice(0, 40))}, not a type ID`, path: this.port.display('sys', `bus/pci/devices/${addr}/nvidia/${name}`) });
@@ -434,10 +463,17 @@ class Reader {
 
   private link(addr: PciAddress, name: 'driver' | 'iommu_group' | 'physfn'): string | undefined {
     const v = this.safe(() => this.port.readPciLink(addr, name));
-    if (v !== undefined && this.port.isDanglingLink(addr, name)) {
+    // Cheap consistency checks first: a driver link names a registered driver, a physfn link a
+    // listed device. Only a link that fails them costs the stat that tells whether it dangles.
+    // (iommu_group is checked by readFunction against the group's member list.)
+    if (v !== undefined && name !== 'iommu_group' && !(name === 'driver' ? this.drivers : this.devices).has(v)) this.checkDangling(addr, name);
+    return v;
+  }
+
+  private checkDangling(addr: PciAddress, name: 'driver' | 'iommu_group' | 'physfn'): void {
+    if (this.port.isDanglingLink(addr, name)) {
       this.warn('dangling-link', `${name} link of ${addr} points to something that does not exist`, this.port.display('sys', `bus/pci/devices/${addr}/${name}`));
     }
-    return v;
   }
 
   /** Run a read; a SysfsError becomes a warning and undefined. */
