@@ -230,20 +230,23 @@ void describe('real control plane (etcd + kube-apiserver)', { timeout: 180_000 }
     await adm.createValidatingAdmissionPolicyBinding({
       body: { metadata: { name: 'vmgpu-lock-label' }, spec: { policyName: 'vmgpu-lock-label', validationActions: ['Deny'] } },
     });
-    let denial = '';
+    // Policies become active a moment after they are created: probe with dry-run patches
+    // (admission runs, nothing is stored) until one is denied.
     await waitUntil('the policy to deny a label change', 15_000, async () => {
       try {
-        await core.patchNode({ name: 'cp-node-vap', body: { metadata: { labels: { 'vmgpu.io/locked': 'two' } } } }, mergePatch);
-        // Not active yet: put the label back and try again.
-        await core.patchNode({ name: 'cp-node-vap', body: { metadata: { labels: { 'vmgpu.io/locked': 'one' } } } }, mergePatch);
+        await core.patchNode({ name: 'cp-node-vap', dryRun: 'All', body: { metadata: { labels: { 'vmgpu.io/locked': 'two' } } } }, mergePatch);
         return false;
       } catch (e) {
         if (httpCode(e) !== 422 && httpCode(e) !== 403) throw e;
-        denial = String((e as { body?: unknown }).body ?? e);
         return true;
       }
     });
-    assert.match(denial, /vmgpu\.io\/locked may not change/);
+    const denied = await expectCode(
+      core.patchNode({ name: 'cp-node-vap', body: { metadata: { labels: { 'vmgpu.io/locked': 'two' } } } }, mergePatch),
+      422,
+      'changing the locked label',
+    );
+    assert.match(String((denied as { body?: unknown }).body), /vmgpu\.io\/locked may not change/);
     const n = await core.readNode({ name: 'cp-node-vap' });
     assert.equal(n.metadata?.labels?.['vmgpu.io/locked'], 'one');
     // Other changes still pass.
