@@ -56,6 +56,19 @@ export function put(root: VDir, rel: string, node: VNode): void {
   mkdirp(root, parts.join('/')).c.set(name, node);
 }
 
+/** Build helper: remove the node at a slash path (and what is under it), if there is one. */
+export function unput(root: VDir, rel: string): void {
+  const parts = rel.split('/').filter(Boolean);
+  const name = parts.pop();
+  let cur: VDir = root;
+  for (const part of parts) {
+    const next = cur.c.get(part);
+    if (!next || next.t !== 'd') return;
+    cur = next;
+  }
+  if (name) cur.c.delete(name);
+}
+
 export interface Trees {
   sys: VDir;
   dev: VDir;
