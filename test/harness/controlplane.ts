@@ -197,8 +197,9 @@ function recordPgids(l: Live): void {
   writeFileSync(join(l.dir, 'pgids'), l.procs.map((p) => p.child.pid).filter(Boolean).join('\n') + '\n');
 }
 
-function launch(l: Live, name: string, bin: string, args: string[]): Proc {
-  const logFile = join(l.dir, `${name}.log`);
+function launch(l: Live, name: string, bin: string, args: string[], attempt: number): Proc {
+  // One log per attempt, so a retry's failure is never read from an earlier attempt's log.
+  const logFile = join(l.dir, attempt === 1 ? `${name}.log` : `${name}.attempt${attempt}.log`);
   const fd = openSync(logFile, 'a');
   let child: ChildProcess;
   try {
@@ -397,7 +398,7 @@ async function startIn(l: Live, tools: K8sTools, opts: ControlPlaneOptions): Pro
       '--unsafe-no-fsync', // test data only: skip fsync for speed
       '--log-level=warn',
     ];
-    const p = launch(l, 'etcd', tools.etcd, args);
+    const p = launch(l, 'etcd', tools.etcd, args, attempt);
     if (!pki) {
       // Made while etcd starts: etcd needs none of it.
       const tPki = Date.now();
@@ -409,7 +410,7 @@ async function startIn(l: Live, tools: K8sTools, opts: ControlPlaneOptions): Pro
       etcd = p;
     } catch (e) {
       await stopProc(p, 2000);
-      if (!(e instanceof PortClash) || attempt >= maxAttempts) throw e instanceof PortClash ? new Error(`etcd: ports clashed on ${maxAttempts} attempts`) : e;
+      if (!(e instanceof PortClash) || attempt >= maxAttempts) throw e instanceof PortClash ? new Error(`etcd: its ports were taken on all ${maxAttempts} attempts (address already in use)`) : e;
     }
   }
 
@@ -442,13 +443,13 @@ async function startIn(l: Live, tools: K8sTools, opts: ControlPlaneOptions): Pro
       '--profiling=false',
       ...(opts.apiServerArgs ?? []),
     ];
-    const p = launch(l, 'kube-apiserver', tools.kubeApiserver, args);
+    const p = launch(l, 'kube-apiserver', tools.kubeApiserver, args, attempt);
     try {
       await waitReady(p, 'answering /readyz with 200', opts.readyTimeoutMs ?? 60_000, () => get(`${server}/readyz`, adminTls), `${tools.kubeApiserver} ${args.join(' ')}`);
       apiserver = p;
     } catch (e) {
       await stopProc(p, 2000);
-      if (!(e instanceof PortClash) || attempt >= maxAttempts) throw e instanceof PortClash ? new Error(`kube-apiserver: ports clashed on ${maxAttempts} attempts`) : e;
+      if (!(e instanceof PortClash) || attempt >= maxAttempts) throw e instanceof PortClash ? new Error(`kube-apiserver: its port was taken on all ${maxAttempts} attempts (address already in use)`) : e;
     }
   }
   const startupMs = Date.now() - started;
