@@ -234,7 +234,7 @@ export function extractCapture(archive: string): string {
     tar.x({ file: archive, cwd: dir, sync: true, strict: true, preservePaths: false });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    throw new Error(`cannot read the capture archive ${archive}: ${e.code && !e.message.includes(e.code) ? `${e.code}: ` : ''}${e.message}; give a .tar.gz written by \`vmgpu capture --out FILE.tar.gz\``);
+    throw new Error(`cannot read the capture archive ${archive}: ${e.code && !e.message.includes(e.code) ? `${e.code}: ` : ''}${e.message}; give a .tar.gz written by \`vmgpu capture --out FILE.tar.gz\``, { cause: err });
   }
   if (!fs.existsSync(path.join(dir, 'sys'))) {
     throw new Error(`${archive} is not a vmgpu capture: it has no sys/ directory`);
