@@ -106,7 +106,7 @@ export function validateNode(input: ValidateInput): ValidationReport {
   // 5. device plugins registered
   if (input.plugins) {
     const unregistered = input.plugins.filter((p) => !p.registered).map((p) => p.resourceName);
-    if (input.plugins.length === 0 && vmGpus.length > 0) checks.push(bad('device-plugins-registered', 'no device plugin is serving although the node has GPUs for VMs', 'check the agent logs for resource problems (devices without an IOMMU group, unnamed vGPU types)'));
+    if (input.plugins.length === 0) checks.push(ok('device-plugins-registered', `no resource to serve (${vmGpus.length ? 'no vGPU configured yet' : 'no GPU for VMs'})`));
     else if (unregistered.length === 0) checks.push(ok('device-plugins-registered', `${input.plugins.length} resource(s) registered with the kubelet: ${input.plugins.map((p) => p.resourceName).join(', ') || 'none'}`));
     else
       checks.push(
