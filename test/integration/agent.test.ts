@@ -141,7 +141,7 @@ describe('vmgpu agent against a real API server', { timeout: 900_000 }, () => {
     assert.deepEqual(await vfProfiles(ctx), { 'L40S-1Q': 64 });
   });
 
-  test('agent restart: no duplicate apply, status unchanged', T, async () => {
+  test('agent restart: no duplicate apply (zero writes, no new Applied event), state stays success', T, async () => {
     await agent!.stop();
     const w0 = sim.writes();
     const applied0 = (await nodeEvents(admin, NODE)).filter((e) => e.reason === 'VgpuConfigApplied').length;
