@@ -4,12 +4,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 // The harness first: it checks that @kubernetes/client-node can load on this Node.
 import { kubevirtCrd, liveControlPlaneDirs, startControlPlane, type ControlPlane } from '../harness/controlplane.js';
+import { k8sTools } from '../harness/k8s-tools.js';
 import {
   AdmissionregistrationV1Api,
   ApisApi,
@@ -274,6 +275,29 @@ void describe('real control plane (etcd + kube-apiserver)', { timeout: 180_000 }
       spec?: { configuration?: { permittedHostDevices?: { mediatedDevices?: Array<{ resourceName?: string }> } } };
     };
     assert.equal(got.spec?.configuration?.permittedHostDevices?.mediatedDevices?.[0]?.resourceName, 'nvidia.com/NVIDIA_H200-1-18C');
+  });
+
+  void test('helm installs a chart through the admin kubeconfig file', async () => {
+    const chart = mkdtempSync(join(tmpdir(), 'vmgpu-chart-'));
+    try {
+      mkdirSync(join(chart, 'templates'));
+      writeFileSync(join(chart, 'Chart.yaml'), 'apiVersion: v2\nname: cp-smoke\nversion: 0.1.0\n');
+      writeFileSync(
+        join(chart, 'templates', 'cm.yaml'),
+        'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-cm\ndata:\n  greeting: {{ .Values.greeting | quote }}\n',
+      );
+      writeFileSync(join(chart, 'values.yaml'), 'greeting: hello\n');
+      const r = spawnSync(
+        k8sTools().helm,
+        ['install', 'smoke', chart, '--namespace', 'default', '--set', 'greeting=from-helm', '--kubeconfig', cp.kubeconfigPath],
+        { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: chart } },
+      );
+      assert.equal(r.status, 0, `helm install failed: ${r.stderr}`);
+      const cm = await core.readNamespacedConfigMap({ namespace: 'default', name: 'smoke-cm' });
+      assert.equal(cm.data?.greeting, 'from-helm');
+    } finally {
+      rmSync(chart, { recursive: true, force: true });
+    }
   });
 
   void test('memoryUsage reads the RSS of both processes', () => {
