@@ -43,7 +43,7 @@ export function configOf(entriesYaml: string, name = 'c'): ConfigFile {
 }
 
 /** The same VFIO driver choice the CLI makes (modules.alias of the node's kernel). */
-export function vfioChooser(node: SimulatedNode, inv: Inventory): PlanOptions['vfioDriverFor'] {
+export function vfioChooser(node: SimulatedNode): PlanOptions['vfioDriverFor'] {
   const alias = node.port.readModulesAlias(node.kernelRelease);
   const drivers = node.port.listDrivers();
   return (g) => {
@@ -56,7 +56,7 @@ export async function planOn(node: SimulatedNode, file: ConfigFile, name = file.
   const inv = await inventoryOf(node);
   const entries = selectConfig(file, name);
   const inUse = new Map(node.heldDevices().map((d) => [d, 'held by a test VM']));
-  const p = makePlan(inv, file, { name, entries, line: 0 }, { nodeId: NODE_ID, inUse, vfioDriverFor: vfioChooser(node, inv), ...extra });
+  const p = makePlan(inv, file, { name, entries, line: 0 }, { nodeId: NODE_ID, inUse, vfioDriverFor: vfioChooser(node), ...extra });
   return { inv, plan: p };
 }
 
