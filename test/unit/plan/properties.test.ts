@@ -108,6 +108,7 @@ const scenario = fc.record({
 });
 
 const seen = { accepted: 0, rejected: 0, withHolds: 0, blocked: 0 };
+const RUNS = Number(process.env.VMGPU_PROPERTY_RUNS ?? 120);
 
 void test('random nodes, configs and in-use sets: capacity, idempotence, in-use devices untouched, rejected plans write nothing', async () => {
   await fc.assert(
@@ -201,8 +202,8 @@ void test('random nodes, configs and in-use sets: capacity, idempotence, in-use 
         }
       }
     }),
-    { numRuns: Number(process.env.VMGPU_PROPERTY_RUNS ?? 120), includeErrorInReport: true },
+    { numRuns: RUNS, includeErrorInReport: true },
   );
-  // The generators reach every branch.
-  assert.ok(seen.accepted > 10 && seen.rejected > 5 && seen.withHolds > 5, `too few cases of a kind: ${JSON.stringify(seen)}`);
+  // The generators reach every branch (about 40% accepted, 40% rejected, 7% accepted with held devices).
+  assert.ok(seen.accepted >= RUNS / 10 && seen.rejected >= RUNS / 10 && seen.withHolds >= Math.max(1, RUNS / 40), `too few cases of a kind in ${RUNS} runs: ${JSON.stringify(seen)}`);
 });
