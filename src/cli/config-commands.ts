@@ -13,8 +13,7 @@ import { inUseFromVfioUsers, mergeInUse, type InUseMap } from '../plan/in-use.js
 import { plan as makePlan } from '../plan/plan.js';
 import { describeAction, type Plan } from '../plan/types.js';
 import { driverNameForModule, vfioVariantFor } from '../plan/vfio-variant.js';
-import type { ConfigEntry, ConfigFile } from '../spec/config.js';
-import { isConfigError } from '../spec/config.js';
+import { defaultEntry, isConfigError, type ConfigEntry, type ConfigFile } from '../spec/config.js';
 import { cozystackToConfig, parseCozystackProfiles } from '../spec/cozystack.js';
 import { loadConfigFile, selectConfig } from '../spec/load.js';
 import { serializeConfig } from '../spec/serialize.js';
@@ -33,15 +32,21 @@ const CONFIG_OPTIONS = {
   json: { type: 'boolean' },
 } as const;
 
-function loadConfig(v: Record<string, unknown>): ConfigFile {
-  const f = v.file as string | undefined;
-  if (!f) throw new CliError('give the config file with -f FILE');
+/** Load a config file; a ConfigError becomes a CliError with exit code 2. null when no file was given. */
+export function loadConfigOrNull(path: string | undefined): ConfigFile | null {
+  if (!path) return null;
   try {
-    return loadConfigFile(f);
+    return loadConfigFile(path);
   } catch (err) {
     if (isConfigError(err)) throw new CliError(err.message, EXIT.BAD_INPUT);
     throw err;
   }
+}
+
+function loadConfig(v: Record<string, unknown>): ConfigFile {
+  const file = loadConfigOrNull(v.file as string | undefined);
+  if (!file) throw new CliError('give the config file with -f FILE');
+  return file;
 }
 
 function configName(v: Record<string, unknown>): string {
@@ -106,6 +111,14 @@ export function formatPlan(plan: Plan): string {
   return out.join('\n');
 }
 
+/** Load -f, build the context, select -c and plan: the start of plan, apply and assert. */
+async function planFromFlags(v: Record<string, unknown>): Promise<{ ctx: Context; plan: Plan }> {
+  const file = loadConfig(v);
+  const ctx = buildContext(v as GlobalFlags);
+  const { plan } = await planFor(ctx, file, configName(v), nodeIdentity(v));
+  return { ctx, plan };
+}
+
 function planErrorsExit(plan: Plan): void {
   if (plan.errors.length) throw new CliError(formatPlan(plan), EXIT.BAD_INPUT);
 }
@@ -148,9 +161,7 @@ export const configCommands: Record<string, Command> = {
     usage: 'vmgpu plan -f FILE -c NAME [--json] [--sysfs-root DIR | --simulate DIR]',
     options: CONFIG_OPTIONS,
     async run(v) {
-      const file = loadConfig(v);
-      const ctx = buildContext(v as GlobalFlags);
-      const { plan } = await planFor(ctx, file, configName(v), nodeIdentity(v));
+      const { plan } = await planFromFlags(v);
       if (v.json) write(JSON.stringify(plan, null, 2));
       else if (!plan.errors.length) write(formatPlan(plan));
       planErrorsExit(plan);
@@ -162,9 +173,7 @@ export const configCommands: Record<string, Command> = {
     usage: 'vmgpu apply -f FILE -c NAME [--json] [--sysfs-root DIR | --simulate DIR]',
     options: CONFIG_OPTIONS,
     async run(v) {
-      const file = loadConfig(v);
-      const ctx = buildContext(v as GlobalFlags);
-      const { plan } = await planFor(ctx, file, configName(v), nodeIdentity(v));
+      const { ctx, plan } = await planFromFlags(v);
       planErrorsExit(plan);
       let res: ApplyResult;
       try {
@@ -183,9 +192,7 @@ export const configCommands: Record<string, Command> = {
     usage: 'vmgpu assert -f FILE -c NAME [--sysfs-root DIR | --simulate DIR]',
     options: CONFIG_OPTIONS,
     async run(v) {
-      const file = loadConfig(v);
-      const ctx = buildContext(v as GlobalFlags);
-      const { plan } = await planFor(ctx, file, configName(v), nodeIdentity(v));
+      const { plan } = await planFromFlags(v);
       planErrorsExit(plan);
       if (plan.actions.length === 0 && plan.blocked.length === 0) {
         write(`node matches config ${plan.configName}`);
@@ -285,21 +292,7 @@ export function exportConfig(inv: Inventory, name: string): { file: ConfigFile; 
   const notes: string[] = [];
   const entries: ConfigEntry[] = [];
   for (const g of inv.gpus) {
-    const base: ConfigEntry = {
-      deviceFilter: null,
-      devices: 'all',
-      pciAddresses: [g.pci.address],
-      mode: 'vgpu',
-      vgpuDevices: [],
-      vfPlacement: {},
-      vgpuParams: {},
-      resourceNames: {},
-      passthroughResourceName: null,
-      mixedSizes: null,
-      line: 0,
-      column: 0,
-      path: '',
-    };
+    const base = defaultEntry({ pciAddresses: [g.pci.address] });
     if (g.framework === 'passthrough') entries.push({ ...base, mode: 'passthrough' });
     else if (g.framework === 'sriov-vgpu' || g.framework === 'mdev-vgpu') {
       const counts = new Map<string, number>();

@@ -24,10 +24,10 @@ import { formatReport, validateNode } from '../serve/agent/validator.js';
 import { KubevirtSync } from '../serve/agent/kubevirt-sync.js';
 import { pluginSocketName } from '../serve/deviceplugin/naming.js';
 import { collectResources } from '../serve/deviceplugin/resources.js';
-import { loadConfigFile, selectConfig } from '../spec/load.js';
-import { isConfigError } from '../spec/config.js';
+import { selectConfig } from '../spec/load.js';
+import type { Inventory } from '../inventory/types.js';
 import { write, type Command } from './command.js';
-import { planFor } from './config-commands.js';
+import { loadConfigOrNull, planFor } from './config-commands.js';
 import { buildContext, DEFAULT_STATE_DIR, GLOBAL_OPTIONS, type GlobalFlags } from './context.js';
 import { CliError, EXIT } from './exit-codes.js';
 
@@ -115,13 +115,16 @@ function syncTarget(v: Record<string, unknown>): { namespace: string; name: stri
   }
 }
 
-function loadFile(file: string | undefined): ReturnType<typeof loadConfigFile> | null {
-  if (!file) return null;
+/** Resource-name overrides from `-f FILE -c NAME` (none without -f). */
+function resourceNamesFromFlags(v: Record<string, unknown>, inv: Inventory): Record<string, string> {
+  const file = loadConfigOrNull(v.file as string | undefined);
+  if (!file) return {};
+  const name = (v.config as string | undefined) ?? process.env.DEFAULT_VGPU_CONFIG;
+  if (!name) throw new CliError('-f FILE needs -c NAME: the config whose resource-names apply');
   try {
-    return loadConfigFile(file);
+    return resourceNamesOf({ name, entries: selectConfig(file, name), line: 0 }, inv);
   } catch (err) {
-    if (isConfigError(err)) throw new CliError(err.message, EXIT.BAD_INPUT);
-    throw err;
+    throw new CliError((err as Error).message, EXIT.BAD_INPUT);
   }
 }
 
@@ -197,17 +200,7 @@ export const serveCommands: Record<string, Command> = {
       const logger = jsonLogger({ level: logLevel(v), base: { component: 'device-plugin' }, write: (l) => process.stdout.write(l) });
       const ctx = buildContext(v as GlobalFlags);
       const inv = await ctx.inventory();
-      let resourceNames: Record<string, string> = {};
-      const file = loadFile(v.file as string | undefined);
-      if (file) {
-        const name = (v.config as string | undefined) ?? process.env.DEFAULT_VGPU_CONFIG;
-        if (!name) throw new CliError('-f FILE needs -c NAME: the config whose resource-names apply');
-        try {
-          resourceNames = resourceNamesOf({ name, entries: selectConfig(file, name), line: 0 }, inv);
-        } catch (err) {
-          throw new CliError((err as Error).message, EXIT.BAD_INPUT);
-        }
-      }
+      const resourceNames = resourceNamesFromFlags(v, inv);
       const m = await runDevicePlugins({
         inventory: inv,
         port: ctx.port,
@@ -241,7 +234,7 @@ export const serveCommands: Record<string, Command> = {
       let plan = null;
       let planUnavailable: string | undefined;
       let resourceNames: Record<string, string> = {};
-      const file = loadFile(v.file as string | undefined);
+      const file = loadConfigOrNull(v.file as string | undefined);
       try {
         if (file) {
           const name = (v.config as string | undefined) ?? process.env.DEFAULT_VGPU_CONFIG;
@@ -290,17 +283,7 @@ export const serveCommands: Record<string, Command> = {
     async run(v) {
       const ctx = buildContext(v as GlobalFlags);
       const inv = await ctx.inventory();
-      let resourceNames: Record<string, string> = {};
-      const file = loadFile(v.file as string | undefined);
-      if (file) {
-        const name = (v.config as string | undefined) ?? process.env.DEFAULT_VGPU_CONFIG;
-        if (!name) throw new CliError('-f FILE needs -c NAME');
-        try {
-          resourceNames = resourceNamesOf({ name, entries: selectConfig(file, name), line: 0 }, inv);
-        } catch (err) {
-          throw new CliError((err as Error).message, EXIT.BAD_INPUT);
-        }
-      }
+      const resourceNames = resourceNamesFromFlags(v, inv);
       const p = permittedHostDevices(inv, { resourceNames, pciIds: ctx.pciIds });
       const doc = { spec: { configuration: { permittedHostDevices: p } } };
       write(v.json ? JSON.stringify(doc, null, 2) : `# merge into the KubeVirt CR (kubectl edit kubevirt -n kubevirt kubevirt), or run \`vmgpu kubevirt sync\`\n${toYaml(doc)}`);

@@ -58,6 +58,26 @@ export interface ConfigEntry {
   path: string;
 }
 
+/** An entry with every optional field at its default (all GPUs, vGPU mode, nothing requested); override what you set. */
+export function defaultEntry(fields: Partial<ConfigEntry> = {}): ConfigEntry {
+  return {
+    deviceFilter: null,
+    devices: 'all',
+    pciAddresses: null,
+    mode: 'vgpu',
+    vgpuDevices: [],
+    vfPlacement: {},
+    vgpuParams: {},
+    resourceNames: {},
+    passthroughResourceName: null,
+    mixedSizes: null,
+    line: 0,
+    column: 0,
+    path: '',
+    ...fields,
+  };
+}
+
 /** A named config: what `-c NAME` / the `nvidia.com/vgpu.config` label selects. */
 export interface NamedConfig {
   name: string;

@@ -11,6 +11,7 @@ import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Node } fro
 import { parsePciAddress } from '../sysfs/names.js';
 import {
   ConfigError,
+  defaultEntry,
   GPU_MODES,
   type ConfigEntry,
   type ConfigFile,
@@ -233,21 +234,7 @@ function readEntry(r: YamlReader, node: Node | null, offset: number, path: strin
   }
   const pos = r.position(offset);
   const f = r.known(r.fields(node, path), ENTRY_KEYS, path);
-  const entry: ConfigEntry = {
-    deviceFilter: null,
-    devices: 'all',
-    pciAddresses: null,
-    mode: 'vgpu',
-    vgpuDevices: [],
-    vfPlacement: {},
-    vgpuParams: {},
-    resourceNames: {},
-    passthroughResourceName: null,
-    mixedSizes: null,
-    line: pos.line,
-    column: pos.column,
-    path,
-  };
+  const entry: ConfigEntry = defaultEntry({ line: pos.line, column: pos.column, path });
 
   // mode first: what else is required or allowed depends on it.
   let mode: GpuMode | null = 'vgpu';

@@ -4,7 +4,7 @@
  * whole-node layout implied by `nvidia.com/gpu.workload.config`.
  */
 import type { Inventory } from '../../inventory/types.js';
-import type { ConfigEntry, ConfigFile, NamedConfig } from '../../spec/config.js';
+import { defaultEntry, type ConfigEntry, type ConfigFile, type NamedConfig } from '../../spec/config.js';
 import { parseConfig, selectConfig } from '../../spec/load.js';
 import { gpuIdentity, selectGpus } from '../../spec/match.js';
 import { WORKLOAD_MODES, type Desired, type WorkloadMode } from './state.js';
@@ -40,21 +40,7 @@ export function desiredFromLabels(labels: Record<string, string>, config: { text
   return { ok: true, desired: { workload, configName: name, configText: config.text, fileName: config.fileName } };
 }
 
-const baseEntry = (mode: ConfigEntry['mode']): ConfigEntry => ({
-  deviceFilter: null,
-  devices: 'all',
-  pciAddresses: null,
-  mode,
-  vgpuDevices: [],
-  vfPlacement: {},
-  vgpuParams: {},
-  resourceNames: {},
-  passthroughResourceName: null,
-  mixedSizes: null,
-  line: 0,
-  column: 0,
-  path: '',
-});
+const baseEntry = (mode: ConfigEntry['mode']): ConfigEntry => defaultEntry({ mode });
 
 /** The parsed file and the selected config. Throws ConfigError for a bad file or an unknown name. */
 export function resolveDesired(d: Desired): { file: ConfigFile; config: NamedConfig } {
