@@ -230,10 +230,12 @@ class Reader {
     // mdev parents: the PF, or its VFs (Ampere). Every parent is listed in /sys/class/mdev_bus;
     // without that class, look per function, but not on models that only do SR-IOV vGPU.
     const mdevParents: MdevParent[] = [];
+    // Sibling parents (Ampere VFs) share their type directories' name, description and device_api.
+    const typeFacts = new Map<string, { name: string; description: string; deviceApi: string | null }>();
     for (const cand of [{ address: pci.address }, ...vfFns]) {
       const a = checkPciAddress(cand.address);
       if (this.mdevBus ? !this.mdevBus.has(a) : model.vgpuFramework === 'sriov' || !this.port.hasMdevSupportedTypes(a)) continue;
-      mdevParents.push(this.readMdevParent(a, warnings));
+      mdevParents.push(this.readMdevParent(a, typeFacts, warnings));
     }
     for (const p of mdevParents) {
       for (const t of p.types) {
@@ -275,41 +277,51 @@ class Reader {
     }
   }
 
-  private readMdevParent(parent: PciAddress, warnings: Warning[]): MdevParent {
+  private readMdevParent(parent: PciAddress, typeFacts: Map<string, { name: string; description: string; deviceApi: string | null }>, warnings: Warning[]): MdevParent {
     const types: MdevTypeInfo[] = [];
-    const instances: MdevInstance[] = [];
     const skipped: SkippedEntry[] = [];
     for (const dir of this.port.listMdevTypes(parent, skipped)) {
-      const name = this.safe(() => this.port.readMdevTypeAttr(parent, dir, 'name'), warnings) ?? dir;
-      const description = this.safe(() => this.port.readMdevTypeAttr(parent, dir, 'description'), warnings) ?? '';
+      let facts = typeFacts.get(dir);
+      if (!facts) {
+        facts = {
+          name: this.safe(() => this.port.readMdevTypeAttr(parent, dir, 'name'), warnings) ?? dir,
+          description: this.safe(() => this.port.readMdevTypeAttr(parent, dir, 'description'), warnings) ?? '',
+          deviceApi: this.safe(() => this.port.readMdevTypeAttr(parent, dir, 'device_api'), warnings) ?? null,
+        };
+        typeFacts.set(dir, facts);
+      }
       const avail = this.safe(() => this.port.readMdevTypeAttr(parent, dir, 'available_instances'), warnings);
-      const d = parseMdevDescription(description);
-      const vt = toVgpuType({ id: Number(dir.split('-').pop()), name }, 'mdev');
+      const d = parseMdevDescription(facts.description);
+      const vt = toVgpuType({ id: Number(dir.split('-').pop()), name: facts.name }, 'mdev');
       types.push({
         dir,
         id: vt.id,
-        name,
+        name: facts.name,
         profile: vt.profile,
-        description,
+        description: facts.description,
         availableInstances: avail !== undefined && /^[0-9]+$/.test(avail) ? Number(avail) : 0,
-        deviceApi: this.safe(() => this.port.readMdevTypeAttr(parent, dir, 'device_api'), warnings) ?? null,
+        deviceApi: facts.deviceApi,
         framebufferMiB: d.framebufferMiB ?? vt.framebufferMiB,
         maxInstances: d.maxInstance ?? vt.maxInstances,
       });
       if (avail !== undefined && !/^[0-9]+$/.test(avail)) {
         warnings.push({ code: 'malformed-attribute', message: `available_instances of ${dir} on ${parent} is ${JSON.stringify(avail)}, not a number`, path: this.port.display('sys', `bus/pci/devices/${parent}/mdev_supported_types/${dir}/available_instances`) });
       }
-      for (const uuid of this.port.listMdevTypeDevices(parent, dir)) {
-        const info = this.safe(() => this.port.readMdev(uuid), warnings);
-        instances.push({
-          uuid,
-          typeDir: dir,
-          typeName: name,
-          parent,
-          iommuGroup: info?.iommuGroup ?? null,
-          vgpuParams: info?.vgpuParams?.trim() || null,
-        });
-      }
+    }
+    // Instances are the parent's UUID-named children: one directory listing instead of one per type.
+    const instances: MdevInstance[] = [];
+    for (const uuid of this.port.listMdevChildren(parent)) {
+      const info = this.safe(() => this.port.readMdev(uuid), warnings);
+      const typeDir = info?.type ?? null;
+      if (!typeDir) continue;
+      instances.push({
+        uuid,
+        typeDir,
+        typeName: typeFacts.get(typeDir)?.name ?? null,
+        parent,
+        iommuGroup: info?.iommuGroup ?? null,
+        vgpuParams: info?.vgpuParams?.trim() || null,
+      });
     }
     for (const s of skipped) warnings.push({ code: 'unknown-entry', message: `${s.entry} in ${s.path}: ${s.reason}; ignored`, path: s.path });
     return { address: parent, types, instances: instances.sort((a, b) => a.uuid.localeCompare(b.uuid)) };

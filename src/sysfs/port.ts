@@ -192,6 +192,11 @@ export class SysfsPort {
     return this.filterUuids(this.backend.list('sys', rel));
   }
 
+  /** UUIDs of the mdev instances whose parent is this device (its UUID-named child directories). */
+  listMdevChildren(parent: PciAddress): MdevUuid[] {
+    return this.filterUuids(this.backend.list('sys', bus(parent)));
+  }
+
   /** All mdev instances on the node (`/sys/bus/mdev/devices`). */
   listMdevs(skipped?: SkippedEntry[]): MdevUuid[] {
     if (!this.backend.exists('sys', 'bus/mdev/devices')) return [];
