@@ -14,6 +14,7 @@ import { boardForDevice, profileFact, stripVendorPrefix } from '../inventory/pro
 import type { ConfigEntry, ConfigFile, NamedConfig } from '../spec/config.js';
 import { assignGpus, gpuIdentity } from '../spec/match.js';
 import { didYouMean } from '../spec/suggest.js';
+import { vfAddress } from '../sysfs/names.js';
 import type { Action, Blocked, GpuOutcome, InUse, Plan, PlanError } from './types.js';
 
 export interface PlanOptions {
@@ -46,16 +47,6 @@ export function stableMdevUuid(nodeId: string, parent: string, slot: number): st
   // RFC 9562 version 8 (custom), variant 10xx.
   const variant = ((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
-}
-
-/** The address of VF `i` of a PF, from the PF's SR-IOV offset and stride (routing-ID arithmetic). */
-export function vfAddress(pf: string, offset: number, stride: number, i: number): string {
-  const m = /^([0-9a-f]{4}):([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])$/.exec(pf);
-  if (!m) throw new Error(`internal error: bad PF address ${pf}`);
-  const rid = (parseInt(m[2]!, 16) << 8) + (parseInt(m[3]!, 16) << 3) + parseInt(m[4]!, 10) + offset + i * stride;
-  const bus = ((rid >> 8) & 0xff).toString(16).padStart(2, '0');
-  const dev = ((rid >> 3) & 0x1f).toString(16).padStart(2, '0');
-  return `${m[1]}:${bus}:${dev}.${rid & 7}`;
 }
 
 /** `k=v,k2=v2` in the config's key order. */

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { SysfsError } from '../sysfs/errors.js';
+import { vfAddress } from '../sysfs/names.js';
 import { SysfsPort } from '../sysfs/port.js';
 import { simDriver, simModel, simTypes, boardOf, type SimDriver, type SimModel, type SimType } from './hardware.js';
 import { VirtualBackend, chardev, dir, file, link, mkdirp, put, text, unput, type Trees, type VDir } from './vfs.js';
@@ -340,18 +341,13 @@ export class SimulatedNode {
 
   private enableVfs(gpu: SimGpu, n: number): void {
     const { pf, model } = gpu;
-    const rid = parseInt(pf.bus, 16) * 256;
     for (let i = 0; i < n; i++) {
-      const r = rid + model.vfOffset + i * model.vfStride;
-      const bus = ((r >> 8) & 0xff).toString(16).padStart(2, '0');
-      const dev = ((r >> 3) & 0x1f).toString(16).padStart(2, '0');
-      const fn = r & 7;
       gpu.vfs.push({
         index: i,
         typeId: 0,
         params: '',
         fn: {
-          addr: `0000:${bus}:${dev}.${fn}`,
+          addr: vfAddress(pf.addr, model.vfOffset, model.vfStride, i),
           bus: pf.bus,
           deviceId: pf.deviceId,
           subsystemDeviceId: pf.subsystemDeviceId,

@@ -96,3 +96,13 @@ export function parseKernelRelease(input: string): string {
   if (typeof input === 'string' && /^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$/.test(input) && !input.includes('..')) return input;
   throw new InvalidNameError('kernel release', describe(input), 'e.g. 6.8.0-45-generic');
 }
+
+/** The address of VF `i` of a PF, from the PF's SR-IOV offset and stride (routing-ID arithmetic). */
+export function vfAddress(pf: string, offset: number, stride: number, i: number): string {
+  const m = /^([0-9a-f]{4}):([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])$/.exec(pf);
+  if (!m) throw new InvalidNameError('PCI address', JSON.stringify(pf), 'dddd:bb:dd.f in lower-case hex');
+  const rid = (parseInt(m[2]!, 16) << 8) + (parseInt(m[3]!, 16) << 3) + parseInt(m[4]!, 10) + offset + i * stride;
+  const bus = ((rid >> 8) & 0xff).toString(16).padStart(2, '0');
+  const dev = ((rid >> 3) & 0x1f).toString(16).padStart(2, '0');
+  return `${m[1]}:${bus}:${dev}.${rid & 7}`;
+}
