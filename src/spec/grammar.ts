@@ -7,6 +7,7 @@
  */
 
 import { parseProfileName } from '../inventory/catalog.js';
+import { stripVendorPrefix } from '../inventory/profiles.js';
 import type { VgpuSeries } from '../inventory/types.js';
 
 /** A parsed vGPU profile (type) name such as `L40S-12Q` or `A100-1-5CME`. */
@@ -28,7 +29,6 @@ export interface ProfileName {
 // The grammar NVIDIA's vgpu-device-manager accepts (time-sliced and MIG-backed types).
 const TIME_SLICED_RE = /^([A-Z0-9]+)-(0|[1-9][0-9]{0,3})([ABCQ])$/;
 const MIG_BACKED_RE = /^([A-Z0-9]+)-([1-9])-(0|[1-9][0-9]{0,3})([ABCQ])(ME)?$/;
-const PREFIX_RE = /^\s*(NVIDIA|GRID)\s+/i;
 
 /**
  * Parse a bare profile name with NVIDIA vgpu-device-manager's own grammar
@@ -79,7 +79,7 @@ export function parseProfileKey(written: string): ProfileName | { error: string 
   if (/^\s*[0-9]+\s*$/.test(written)) {
     return { error: `"${written}" is a number: ${NUMERIC_PROFILE_MESSAGE}` };
   }
-  const bare = written.replace(PREFIX_RE, '').trim();
+  const bare = stripVendorPrefix(written);
   const upper = parseBareProfile(bare.toUpperCase());
   if (upper && upper.profile !== bare) {
     return { error: `"${written}" is not a vGPU profile name: names are upper-case; did you mean "${upper.profile}"?` };
