@@ -7,18 +7,15 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { applyPlan, type ApplyResult } from '../apply/apply.js';
-import type { Gpu, Inventory } from '../inventory/types.js';
+import type { Inventory } from '../inventory/types.js';
 import { boardForProfile, profileFact, stripVendorPrefix } from '../inventory/profiles.js';
-import { inUseFromVfioUsers, mergeInUse, type InUseMap } from '../plan/in-use.js';
-import { plan as makePlan } from '../plan/plan.js';
+import { planFor } from '../plan/for-node.js';
 import { describeAction, type Plan } from '../plan/types.js';
-import { driverNameForModule, vfioVariantFor } from '../plan/vfio-variant.js';
 import { defaultEntry, isConfigError, type ConfigEntry, type ConfigFile } from '../spec/config.js';
 import { cozystackToConfig, parseCozystackProfiles } from '../spec/cozystack.js';
 import { loadConfigFile, selectConfig } from '../spec/load.js';
 import { serializeConfig } from '../spec/serialize.js';
 import { didYouMean } from '../spec/suggest.js';
-import { openVfioDevices } from '../sysfs/vfio-users.js';
 import { write, type Command } from './command.js';
 import { buildContext, GLOBAL_OPTIONS, type Context, type GlobalFlags } from './context.js';
 import { CliError, EXIT } from './exit-codes.js';
@@ -59,36 +56,6 @@ export function nodeIdentity(v: Record<string, unknown>): string {
   return (v['node-name'] as string | undefined) ?? process.env.NODE_NAME ?? os.hostname();
 }
 
-/** The in-use set: devices held by the simulator, or VFIO devices open on the host. */
-export function inUseOf(ctx: Context, inv: Inventory): InUseMap {
-  if (ctx.sim) return new Map(ctx.sim.heldDevices().map((d) => [d, 'held by a VM (simulator)']));
-  const live = (ctx.port.backend as { live?: boolean }).live === true;
-  return live ? mergeInUse(inUseFromVfioUsers(inv, openVfioDevices())) : new Map();
-}
-
-export function vfioDriverChooser(ctx: Context, inv: Inventory): (g: Gpu) => string {
-  const alias = inv.node.kernelRelease ? ctx.port.readModulesAlias(inv.node.kernelRelease) : undefined;
-  const drivers = ctx.port.listDrivers();
-  return (g) => {
-    const mod = vfioVariantFor(g.pci.modalias, alias);
-    return mod ? driverNameForModule(mod, drivers) : 'vfio-pci';
-  };
-}
-
-export async function planFor(ctx: Context, file: ConfigFile, name: string, nodeId: string, extraInUse?: ReadonlyMap<string, string>): Promise<{ inv: Inventory; plan: Plan }> {
-  let entries: ConfigEntry[];
-  try {
-    entries = selectConfig(file, name);
-  } catch (err) {
-    if (isConfigError(err)) throw new CliError(err.message, EXIT.BAD_INPUT);
-    throw err;
-  }
-  const inv = await ctx.inventory();
-  const inUse = mergeInUse(inUseOf(ctx, inv), extraInUse ?? new Map());
-  const plan = makePlan(inv, file, { name, entries, line: 0 }, { nodeId, inUse, vfioDriverFor: vfioDriverChooser(ctx, inv) });
-  return { inv, plan };
-}
-
 export function formatPlan(plan: Plan): string {
   const out: string[] = [];
   if (plan.errors.length) {
@@ -115,8 +82,13 @@ export function formatPlan(plan: Plan): string {
 async function planFromFlags(v: Record<string, unknown>): Promise<{ ctx: Context; plan: Plan }> {
   const file = loadConfig(v);
   const ctx = buildContext(v as GlobalFlags);
-  const { plan } = await planFor(ctx, file, configName(v), nodeIdentity(v));
-  return { ctx, plan };
+  try {
+    const { plan } = await planFor(ctx, file, configName(v), nodeIdentity(v));
+    return { ctx, plan };
+  } catch (err) {
+    if (isConfigError(err)) throw new CliError(err.message, EXIT.BAD_INPUT);
+    throw err;
+  }
 }
 
 function planErrorsExit(plan: Plan): void {

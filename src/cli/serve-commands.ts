@@ -27,7 +27,9 @@ import { collectResources } from '../serve/deviceplugin/resources.js';
 import { selectConfig } from '../spec/load.js';
 import type { Inventory } from '../inventory/types.js';
 import { write, type Command } from './command.js';
-import { loadConfigOrNull, planFor } from './config-commands.js';
+import { planFor } from '../plan/for-node.js';
+import { isConfigError } from '../spec/config.js';
+import { loadConfigOrNull } from './config-commands.js';
 import { buildContext, DEFAULT_STATE_DIR, GLOBAL_OPTIONS, type GlobalFlags } from './context.js';
 import { CliError, EXIT } from './exit-codes.js';
 
@@ -251,6 +253,7 @@ export const serveCommands: Record<string, Command> = {
         }
       } catch (err) {
         if (err instanceof CliError) throw err;
+        if (isConfigError(err) && file) throw new CliError(err.message, EXIT.BAD_INPUT);
         planUnavailable = `the config cannot be planned: ${(err as Error).message}`;
       }
       // Device plugins: the sockets the agent would serve, in the plugin directory.

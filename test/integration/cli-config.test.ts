@@ -16,7 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ApplyError, applyPlan } from '../../src/apply/apply.js';
 import { buildContext } from '../../src/cli/context.js';
-import { planFor } from '../../src/cli/config-commands.js';
+import { planFor } from '../../src/plan/for-node.js';
 import type { Inventory } from '../../src/inventory/types.js';
 import { isConfigError } from '../../src/spec/config.js';
 import { loadConfigFile } from '../../src/spec/load.js';

@@ -20,7 +20,7 @@ import { applyPlan, type ApplyResult } from '../../apply/apply.js';
 import type { Inventory } from '../../inventory/types.js';
 import type { Plan } from '../../plan/types.js';
 import { isConfigError } from '../../spec/config.js';
-import { planFor } from '../../cli/config-commands.js';
+import { planFor } from '../../plan/for-node.js';
 import type { Context } from '../../cli/context.js';
 import { DevicePluginManager, type DevicePluginManagerOptions } from '../deviceplugin/manager.js';
 import { jsonLogger, type Logger } from '../deviceplugin/logger.js';
