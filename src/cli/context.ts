@@ -47,7 +47,8 @@ export interface Context {
   sim: SimulatedNode | undefined;
   /** Persist simulator state (no-op otherwise). */
   done(): void;
-  inventory(): Promise<Inventory>;
+  /** Read the inventory; `mixedSizeMode: false` skips asking nvidia-smi for each GPU's mixed-size mode. */
+  inventory(opts?: { mixedSizeMode?: boolean }): Promise<Inventory>;
 }
 
 export function buildContext(flags: GlobalFlags): Context {
@@ -66,7 +67,7 @@ export function buildContext(flags: GlobalFlags): Context {
       kernelRelease: sim.kernelRelease,
       sim,
       done: () => saveSimulation(sim, dir),
-      inventory: () => inventoryOf(ctx),
+      inventory: (opts) => inventoryOf(ctx, opts),
     };
     return ctx;
   }
@@ -80,15 +81,15 @@ export function buildContext(flags: GlobalFlags): Context {
     kernelRelease: roots.kernelRelease,
     sim: undefined,
     done: () => {},
-    inventory: () => inventoryOf(ctx),
+    inventory: (opts) => inventoryOf(ctx, opts),
   };
   return ctx;
 }
 
-async function inventoryOf(ctx: Context): Promise<Inventory> {
+async function inventoryOf(ctx: Context, enrich?: { mixedSizeMode?: boolean }): Promise<Inventory> {
   const opts = { pciIds: ctx.pciIds, kernelRelease: ctx.kernelRelease, ...(ctx.catalogCache ? { catalogCache: ctx.catalogCache } : {}) };
   const inv = readInventory(ctx.port, opts);
-  await enrichWithHostTools(inv, ctx.tools);
+  await enrichWithHostTools(inv, ctx.tools, enrich);
   return inv;
 }
 

@@ -210,7 +210,7 @@ export const serveCommands: Record<string, Command> = {
         resourceNames,
         iommufd: Boolean(v.iommufd),
         passthroughName: passthroughNamer(ctx.pciIds),
-        reread: () => ctx.inventory(),
+        reread: () => ctx.inventory({ mixedSizeMode: false }),
         logger,
       });
       return untilSignal(() => m.stop());

@@ -539,14 +539,16 @@ class Reader {
  * GPU, and type names for configured VFs that no free VF lists and the cache
  * does not know (from `nvidia-smi vgpu -s`). Changes the inventory in place.
  */
-export async function enrichWithHostTools(inv: Inventory, tools: HostTools): Promise<void> {
+export async function enrichWithHostTools(inv: Inventory, tools: HostTools, opts: { mixedSizeMode?: boolean } = {}): Promise<void> {
   for (const g of inv.gpus) {
     if (g.framework !== 'sriov-vgpu') continue;
     const pf = checkPciAddress(g.pci.address);
-    try {
-      g.heterogeneousMode = (await tools.heterogeneousMode(pf)) ?? null;
-    } catch {
-      g.heterogeneousMode = null;
+    if (opts.mixedSizeMode ?? true) {
+      try {
+        g.heterogeneousMode = (await tools.heterogeneousMode(pf)) ?? null;
+      } catch {
+        g.heterogeneousMode = null;
+      }
     }
     const unknown = g.vfs.filter((v) => v.currentTypeId && !v.currentProfile);
     if (unknown.length === 0 && g.catalog.length > 0) continue;

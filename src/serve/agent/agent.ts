@@ -379,7 +379,8 @@ export class Agent {
     } finally {
       if (this.o.ctx.sim) this.o.ctx.done();
     }
-    if (result.writes > 0 || result.steps.length > 0) inv = await this.o.ctx.inventory();
+    // For the device plugins: no need to ask nvidia-smi for mixed-size modes again.
+    if (result.writes > 0 || result.steps.length > 0) inv = await this.o.ctx.inventory({ mixedSizeMode: false });
     if (result.failure) return { plan, result, inventory: inv, resourceNames, error: result.failure.message, kind: 'apply', noop: false };
     if ((!result.blocked.length || result.writes > 0) && (this.applied?.key !== desiredKey(d) || result.writes > 0)) {
       try {
