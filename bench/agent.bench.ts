@@ -28,7 +28,7 @@ import { startControlPlane } from '../test/harness/controlplane.js';
 import { startFakeKubelet } from '../test/harness/peers.js';
 import { createSimulatedNode, materialize } from '../src/simulator/index.js';
 import { Agent } from '../src/serve/agent/agent.js';
-import { KubeClient, loadKubeconfigFile } from '../src/serve/agent/kube.js';
+import { Kube, loadKubeConfig } from '../src/serve/agent/kube.js';
 import { silentLogger } from '../src/serve/deviceplugin/logger.js';
 import { LABEL_CONFIG, LABEL_STATE } from '../src/serve/agent/desired.js';
 import { adminClient, ConfigMount, eventually, getNode, setLabels, simContext, sleep, TWO_CONFIGS, vfProfiles } from '../test/integration/agent-helpers.js';
@@ -59,7 +59,7 @@ const auditPolicy = path.join(dir, 'audit-policy.yaml');
 const auditLog = path.join(dir, 'audit.log');
 fs.writeFileSync(auditPolicy, 'apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: ["ResponseStarted", "ResponseComplete", "Panic"]\nrules:\n- level: Metadata\n');
 const cp = await startControlPlane({ apiServerArgs: [`--audit-policy-file=${auditPolicy}`, `--audit-log-path=${auditLog}`, '--audit-log-format=json', '--audit-log-mode=blocking'] });
-const admin = adminClient(cp.kubeconfigPath);
+const admin = adminClient(cp.kubeConfig);
 let child: ChildProcess | null = null;
 const results: Record<string, unknown> = {};
 try {
@@ -74,7 +74,7 @@ try {
   const agent = new Agent({
     nodeName: NODE,
     ctx,
-    kube: new KubeClient(loadKubeconfigFile(cp.kubeconfigPath), { userAgent: 'vmgpu-bench/inproc' }),
+    kube: new Kube(loadKubeConfig(cp.kubeconfigPath), { userAgent: 'vmgpu-bench/inproc' }),
     configFile: mount.file,
     stateDir: path.join(dir, 'state'),
     devicePluginDir: kubelet.dir,
@@ -134,14 +134,14 @@ try {
   const kubelet2 = await startFakeKubelet(path.join(dir, 'dp2'));
   const idle: Record<string, unknown>[] = [];
   for (const nodeOptions of ['', '--max-semi-space-size=1']) {
-    await admin.request('PATCH', `/api/v1/nodes/${NODE2}`, { body: { metadata: { labels: { [LABEL_STATE]: null } } }, contentType: 'application/merge-patch+json' });
+    await setLabels(admin, NODE2, { [LABEL_STATE]: null });
     child = spawn(
       process.execPath,
       [...(nodeOptions ? [nodeOptions] : []), main, 'agent', '--node-name', NODE2, '--kubeconfig', cp.kubeconfigPath, '--simulate', simDir, '--config-file', mount.file, '--state-dir', path.join(dir, `state2${nodeOptions ? 'b' : 'a'}`), '--device-plugin-dir', kubelet2.dir, '--pod-resources-socket', path.join(dir, 'none.sock'), '--metrics-addr', '127.0.0.1:0', '--log-level', 'warn'],
       { stdio: ['ignore', 'inherit', 'inherit'] },
     );
     await eventually('the child agent is watching', async () => fs.readFileSync(auditLog, 'utf8').includes('"userAgent":"vmgpu-agent/agent'), 60_000, 100);
-    await eventually('the child agent reports success', async () => (await getNode(admin, NODE2)).metadata.labels?.[LABEL_STATE] === 'success', 120_000, 250);
+    await eventually('the child agent reports success', async () => (await getNode(admin, NODE2)).metadata?.labels?.[LABEL_STATE] === 'success', 120_000, 250);
     await sleep(6000); // let start-up settle (the post-apply validation runs 3 s after an apply)
     const countAgentRequests = () =>
       fs
@@ -164,7 +164,6 @@ try {
   process.stdout.write(JSON.stringify(results, null, 2) + '\n');
 } finally {
   child?.kill('SIGKILL');
-  admin.close();
   await cp.stop();
   fs.rmSync(dir, { recursive: true, force: true });
 }

@@ -17,7 +17,7 @@ import { parseDuration } from '../serve/agent/backoff.js';
 import { guestCloudInit, parseFeatureType } from '../serve/agent/cloud-init.js';
 import { parseConfigMapRef } from '../serve/agent/config-source.js';
 import { resolveDesired, resourceNamesOf } from '../serve/agent/desired.js';
-import { checkNamespace, checkObjectName, KubeClient, loadCredentials } from '../serve/agent/kube.js';
+import { checkNamespace, checkObjectName, describeApiError, Kube, loadKubeConfig } from '../serve/agent/kube.js';
 import { DEFAULT_POD_RESOURCES_SOCKET } from '../serve/agent/podresources.js';
 import { StateStore } from '../serve/agent/state.js';
 import { formatReport, validateNode } from '../serve/agent/validator.js';
@@ -52,9 +52,9 @@ function duration(v: Record<string, unknown>, k: string, env: string, def: strin
   }
 }
 
-function kubeClient(v: Record<string, unknown>, component: string): KubeClient {
+function kubeClient(v: Record<string, unknown>, component: string): Kube {
   try {
-    return new KubeClient(loadCredentials(str(v, 'kubeconfig', 'KUBECONFIG')), { userAgent: `${USER_AGENT}/${component}` });
+    return new Kube(loadKubeConfig(str(v, 'kubeconfig', 'KUBECONFIG')), { userAgent: `${USER_AGENT}/${component}` });
   } catch (err) {
     throw new CliError((err as Error).message);
   }
@@ -183,7 +183,7 @@ export const serveCommands: Record<string, Command> = {
       if (v['kubevirt-sync'] || process.env.VMGPU_KUBEVIRT_SYNC === 'true') {
         const t = syncTarget(v);
         if (!t.leaseNamespace) throw new CliError('--kubevirt-sync needs --lease-namespace (or env POD_NAMESPACE)');
-        sync = new KubevirtSync({ client: kubeClient(v, 'kubevirt-sync'), ...t, leaseNamespace: t.leaseNamespace, logger });
+        sync = new KubevirtSync({ kube: kubeClient(v, 'kubevirt-sync'), ...t, leaseNamespace: t.leaseNamespace, logger });
       }
       await agent.start();
       sync?.start();
@@ -267,10 +267,10 @@ export const serveCommands: Record<string, Command> = {
       if ((v.kubeconfig || process.env.KUBERNETES_SERVICE_HOST) && nodeName) {
         const kube = kubeClient(v, 'validate');
         try {
-          const node = await kube.request<{ status?: { allocatable?: Record<string, string> } }>('GET', `/api/v1/nodes/${checkObjectName(nodeName, '--node-name')}`);
+          const node = await kube.core.readNode({ name: checkObjectName(nodeName, '--node-name') });
           allocatable = node.status?.allocatable ?? {};
-        } finally {
-          kube.close();
+        } catch (err) {
+          throw new CliError(`cannot read Node ${nodeName} for the allocatable check: ${describeApiError(err)}`);
         }
       }
       const report = validateNode({ inventory: inv, plan, ...(planUnavailable ? { planUnavailable } : {}), plugins, allocatable });
@@ -301,25 +301,23 @@ export const serveCommands: Record<string, Command> = {
     async run(v) {
       const t = syncTarget(v);
       const logger = jsonLogger({ level: logLevel(v), base: { component: 'kubevirt-sync' }, write: (l) => process.stdout.write(l) });
-      const client = kubeClient(v, 'kubevirt-sync');
+      const kube = kubeClient(v, 'kubevirt-sync');
       if (!v.watch) {
-        const sync = new KubevirtSync({ client, namespace: t.namespace, name: t.name, logger });
+        const sync = new KubevirtSync({ kube, namespace: t.namespace, name: t.name, logger });
+        let r;
         try {
-          const r = await sync.syncOnce();
-          for (const p of [...r.problems, ...r.conflicts]) process.stderr.write(`vmgpu: warning: ${p}\n`);
-          write(r.changed ? `KubeVirt ${t.namespace}/${t.name} updated: ${r.added.length} entr(ies) added, ${r.removed.length} removed` : `KubeVirt ${t.namespace}/${t.name} already up to date`);
-          return EXIT.OK;
-        } finally {
-          client.close();
+          r = await sync.syncOnce();
+        } catch (err) {
+          throw new CliError(`kubevirt sync: ${describeApiError(err)}`);
         }
+        for (const p of [...r.problems, ...r.conflicts]) process.stderr.write(`vmgpu: warning: ${p}\n`);
+        write(r.changed ? `KubeVirt ${t.namespace}/${t.name} updated: ${r.added.length} entr(ies) added, ${r.removed.length} removed` : `KubeVirt ${t.namespace}/${t.name} already up to date`);
+        return EXIT.OK;
       }
       if (!t.leaseNamespace) throw new CliError('kubevirt sync --watch needs --lease-namespace (or env POD_NAMESPACE) for its Lease');
-      const sync = new KubevirtSync({ client, namespace: t.namespace, name: t.name, leaseNamespace: t.leaseNamespace, logger });
+      const sync = new KubevirtSync({ kube, namespace: t.namespace, name: t.name, leaseNamespace: t.leaseNamespace, logger });
       sync.start();
-      return untilSignal(async () => {
-        await sync.stop();
-        client.close();
-      });
+      return untilSignal(() => sync.stop());
     },
   },
 

@@ -1,13 +1,13 @@
 // Shared pieces of the agent's end-to-end tests and benchmark: a Context over an
 // in-memory simulated node, a kubelet-style ConfigMap mount (..data symlink swap),
-// a small admin client on the agent's own API client, and polling helpers.
+// an admin client on @kubernetes/client-node, and polling helpers.
 import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Context } from '../../src/cli/context.js';
 import { enrichWithHostTools, readInventory } from '../../src/inventory/read.js';
 import { DEFAULT_PCI_IDS_PATHS, loadFirstPciIds } from '../../src/inventory/pciids.js';
 import { SimHostTools, type SimulatedNode } from '../../src/simulator/index.js';
-import { KubeClient, loadKubeconfigFile } from '../../src/serve/agent/kube.js';
+import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions, type CoreV1Event, type KubeConfig, type V1Node } from '@kubernetes/client-node';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -57,21 +57,25 @@ export class ConfigMount {
   }
 }
 
-export function adminClient(kubeconfigPath: string): KubeClient {
-  return new KubeClient(loadKubeconfigFile(kubeconfigPath), { userAgent: 'vmgpu-test-admin' });
+/** The test's cluster-admin view: the typed APIs it uses to drive and inspect the agent. */
+export interface Admin {
+  core: CoreV1Api;
+  custom: CustomObjectsApi;
+  coordination: CoordinationV1Api;
+  rbac: RbacAuthorizationV1Api;
 }
 
-export interface NodeObj {
-  metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string>; resourceVersion?: string };
-  status?: Record<string, unknown>;
+export function adminClient(kc: KubeConfig): Admin {
+  return { core: kc.makeApiClient(CoreV1Api), custom: kc.makeApiClient(CustomObjectsApi), coordination: kc.makeApiClient(CoordinationV1Api), rbac: kc.makeApiClient(RbacAuthorizationV1Api) };
 }
 
-export async function getNode(c: KubeClient, name: string): Promise<NodeObj> {
-  return c.request<NodeObj>('GET', `/api/v1/nodes/${name}`);
+export async function getNode(c: Admin, name: string): Promise<V1Node> {
+  return c.core.readNode({ name });
 }
 
-export async function setLabels(c: KubeClient, name: string, labels: Record<string, string | null>): Promise<void> {
-  await c.request('PATCH', `/api/v1/nodes/${name}`, { body: { metadata: { labels } }, contentType: 'application/merge-patch+json' });
+/** Merge-patch labels (null removes one), as `kubectl label` does. */
+export async function setLabels(c: Admin, name: string, labels: Record<string, string | null>): Promise<void> {
+  await c.core.patchNode({ name, body: { metadata: { labels } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
 }
 
 /** Poll until `fn` returns a truthy value; fail with `what` and the last value seen. */
@@ -91,16 +95,8 @@ export async function eventually<T>(what: string, fn: () => Promise<T | undefine
   }
 }
 
-export interface EventObj {
-  reason: string;
-  message: string;
-  type: string;
-  involvedObject: { kind: string; name: string };
-}
-
-export async function nodeEvents(c: KubeClient, node: string): Promise<EventObj[]> {
-  const r = await c.request<{ items: EventObj[] }>('GET', '/api/v1/namespaces/default/events', { query: { fieldSelector: `involvedObject.name=${node}` } });
-  return r.items;
+export async function nodeEvents(c: Admin, node: string): Promise<CoreV1Event[]> {
+  return (await c.core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.name=${node}` })).items;
 }
 
 /** Profiles by VF across the simulated node: profile -> count. */

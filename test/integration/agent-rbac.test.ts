@@ -9,11 +9,12 @@ import { kubevirtCrd, startControlPlane, type ControlPlane } from '../harness/co
 import { startFakeKubelet, type FakeKubelet } from '../harness/peers.js';
 import { createSimulatedNode } from '../../src/simulator/index.js';
 import { Agent } from '../../src/serve/agent/agent.js';
-import { KubeClient, KubeApiError, loadKubeconfigFile } from '../../src/serve/agent/kube.js';
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { apiStatus, Kube, loadKubeConfig } from '../../src/serve/agent/kube.js';
 import { KubevirtSync, ANNOTATION_MANAGED } from '../../src/serve/agent/kubevirt-sync.js';
 import { jsonLogger, memoryLogger } from '../../src/serve/deviceplugin/logger.js';
-import { ANNOTATION_PERMITTED, LABEL_CONFIG, LABEL_STATE } from '../../src/serve/agent/desired.js';
-import { adminClient, ConfigMount, eventually, getNode, setLabels, simContext, TWO_CONFIGS, vfProfiles } from './agent-helpers.js';
+import { ANNOTATION_PERMITTED, ANNOTATION_STATUS, LABEL_CONFIG, LABEL_STATE } from '../../src/serve/agent/desired.js';
+import { adminClient, type Admin, ConfigMount, eventually, getNode, nodeEvents, setLabels, simContext, TWO_CONFIGS, vfProfiles } from './agent-helpers.js';
 
 const NS = 'vmgpu-system';
 const NODE = 'gpu-node-rbac';
@@ -56,7 +57,7 @@ const binding = (kind: 'ClusterRoleBinding' | 'RoleBinding', name: string, sa: s
 
 describe('least privilege: agent and KubeVirt sync with the contract RBAC', { timeout: 600_000 }, () => {
   let cp: ControlPlane;
-  let admin: KubeClient;
+  let admin: Admin;
   let kubelet: FakeKubelet;
   let dir: string;
   let agent: Agent | null = null;
@@ -65,19 +66,20 @@ describe('least privilege: agent and KubeVirt sync with the contract RBAC', { ti
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'vmgpu-agent-rbac-'));
     cp = await startControlPlane();
-    admin = adminClient(cp.kubeconfigPath);
+    admin = adminClient(cp.kubeConfig);
     await cp.createNode(NODE);
     await cp.createNode('other-node');
-    await admin.request('POST', '/api/v1/namespaces', { body: { metadata: { name: NS } } });
-    for (const sa of ['vmgpu-agent', 'vmgpu-kubevirt-sync']) await admin.request('POST', `/api/v1/namespaces/${NS}/serviceaccounts`, { body: { metadata: { name: sa } } });
-    await admin.request('POST', '/apis/rbac.authorization.k8s.io/v1/clusterroles', { body: AGENT_CLUSTER_ROLE });
-    await admin.request('POST', '/apis/rbac.authorization.k8s.io/v1/clusterroles', { body: SYNC_CLUSTER_ROLE });
-    await admin.request('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles`, { body: SYNC_ROLE });
-    await admin.request('POST', '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', { body: binding('ClusterRoleBinding', 'vmgpu-agent', 'vmgpu-agent') });
-    await admin.request('POST', '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', { body: binding('ClusterRoleBinding', 'vmgpu-kubevirt-sync', 'vmgpu-kubevirt-sync') });
-    await admin.request('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings`, { body: binding('RoleBinding', 'vmgpu-kubevirt-sync', 'vmgpu-kubevirt-sync') });
+    await admin.core.createNamespace({ body: { metadata: { name: NS } } });
+    for (const sa of ['vmgpu-agent', 'vmgpu-kubevirt-sync']) await admin.core.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name: sa } } });
+    await admin.rbac.createClusterRole({ body: AGENT_CLUSTER_ROLE });
+    await admin.rbac.createClusterRole({ body: SYNC_CLUSTER_ROLE });
+    await admin.rbac.createNamespacedRole({ namespace: NS, body: SYNC_ROLE });
+    await admin.rbac.createClusterRoleBinding({ body: binding('ClusterRoleBinding', 'vmgpu-agent', 'vmgpu-agent') });
+    await admin.rbac.createClusterRoleBinding({ body: binding('ClusterRoleBinding', 'vmgpu-kubevirt-sync', 'vmgpu-kubevirt-sync') });
+    await admin.rbac.createNamespacedRoleBinding({ namespace: NS, body: binding('RoleBinding', 'vmgpu-kubevirt-sync', 'vmgpu-kubevirt-sync') });
     // The agent's pod on the node: its token is bound to it.
-    await admin.request('POST', `/api/v1/namespaces/${NS}/pods`, {
+    await admin.core.createNamespacedPod({
+      namespace: NS,
       body: { metadata: { name: 'vmgpu-agent-abcde' }, spec: { nodeName: NODE, serviceAccountName: 'vmgpu-agent', containers: [{ name: 'agent', image: 'vmgpu:test' }] } },
     });
     await cp.registerCrd(kubevirtCrd());
@@ -88,7 +90,6 @@ describe('least privilege: agent and KubeVirt sync with the contract RBAC', { ti
   after(async () => {
     await sync?.stop();
     await agent?.stop();
-    admin?.close();
     await kubelet?.stop();
     await cp?.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -96,10 +97,11 @@ describe('least privilege: agent and KubeVirt sync with the contract RBAC', { ti
 
   test('the agent reconciles its node with only the contract RBAC and a pod-bound token', T, async () => {
     const creds = await cp.serviceAccountKubeConfig(NS, 'vmgpu-agent', { boundTo: { kind: 'Pod', name: 'vmgpu-agent-abcde' }, create: false });
-    const kube = new KubeClient(loadKubeconfigFile(creds.kubeconfigPath), { userAgent: 'vmgpu-agent/rbac-test' });
+    const kube = new Kube(loadKubeConfig(creds.kubeconfigPath), { userAgent: 'vmgpu-agent/rbac-test' });
     // Least privilege: no secrets, no configmaps, no pods.
-    await assert.rejects(kube.request('GET', `/api/v1/namespaces/${NS}/secrets`), (e: unknown) => e instanceof KubeApiError && e.status === 403);
-    await assert.rejects(kube.request('GET', `/api/v1/namespaces/${NS}/configmaps`), (e: unknown) => e instanceof KubeApiError && e.status === 403);
+    await assert.rejects(kube.core.listNamespacedSecret({ namespace: NS }), (e: unknown) => apiStatus(e) === 403);
+    await assert.rejects(kube.core.listNamespacedConfigMap({ namespace: NS }), (e: unknown) => apiStatus(e) === 403);
+    await assert.rejects(kube.core.listNamespacedPod({ namespace: NS }), (e: unknown) => apiStatus(e) === 403);
     const sim = createSimulatedNode({ gpus: [{ model: 'L40S', count: 1, mode: 'sriov-vgpu' }] });
     const ctx = simContext(sim);
     const mount = new ConfigMount(join(dir, 'config'), TWO_CONFIGS);
@@ -118,11 +120,10 @@ describe('least privilege: agent and KubeVirt sync with the contract RBAC', { ti
     });
     await agent.start();
     await setLabels(admin, NODE, { [LABEL_CONFIG]: 'small' });
-    await eventually('state success under least privilege', async () => (await getNode(admin, NODE)).metadata.labels?.[LABEL_STATE] === 'success');
+    await eventually('state success under least privilege', async () => (await getNode(admin, NODE)).metadata?.labels?.[LABEL_STATE] === 'success');
     assert.deepEqual(await vfProfiles(ctx), { 'L40S-1Q': 32 });
-    const ev = await admin.request<{ items: { reason: string }[] }>('GET', '/api/v1/namespaces/default/events', { query: { fieldSelector: `involvedObject.name=${NODE}` } });
-    assert.ok(ev.items.some((e) => e.reason === 'VgpuConfigApplied'), 'the agent could post its Event');
-    const permitted = JSON.parse((await getNode(admin, NODE)).metadata.annotations?.[ANNOTATION_PERMITTED] ?? '{}') as { pciHostDevices: { resourceName: string }[] };
+    assert.ok((await nodeEvents(admin, NODE)).some((e) => e.reason === 'VgpuConfigApplied'), 'the agent could post its Event');
+    const permitted = JSON.parse((await getNode(admin, NODE)).metadata?.annotations?.[ANNOTATION_PERMITTED] ?? '{}') as { pciHostDevices: { resourceName: string }[] };
     assert.deepEqual(
       permitted.pciHostDevices.map((p) => p.resourceName),
       ['nvidia.com/L40S-1Q'],
@@ -131,15 +132,19 @@ describe('least privilege: agent and KubeVirt sync with the contract RBAC', { ti
 
   test('kubevirt sync: merges advertised devices, keeps foreign entries, idempotent, removes only its own; Lease-elected', T, async () => {
     const foreign = { pciVendorSelector: '8086:0B25', resourceName: 'intel.com/qat', externalResourceProvider: true };
-    await admin.request('POST', '/apis/kubevirt.io/v1/namespaces/' + NS + '/kubevirts', {
+    await admin.custom.createNamespacedCustomObject({
+      group: 'kubevirt.io',
+      version: 'v1',
+      namespace: NS,
+      plural: 'kubevirts',
       body: { apiVersion: 'kubevirt.io/v1', kind: 'KubeVirt', metadata: { name: 'kubevirt', namespace: NS }, spec: { configuration: { permittedHostDevices: { pciHostDevices: [foreign] }, developerConfiguration: { featureGates: ['GPU'] } } } },
     });
     const creds = await cp.serviceAccountKubeConfig(NS, 'vmgpu-kubevirt-sync', { create: false });
-    const client = new KubeClient(loadKubeconfigFile(creds.kubeconfigPath), { userAgent: 'vmgpu-agent/kubevirt-sync-test' });
-    sync = new KubevirtSync({ client, namespace: NS, name: 'kubevirt', leaseNamespace: NS, logger: log(), leaseDurationSeconds: 6, debounceMs: 50 });
+    const kube = new Kube(loadKubeConfig(creds.kubeconfigPath), { userAgent: 'vmgpu-agent/kubevirt-sync-test' });
+    sync = new KubevirtSync({ kube, namespace: NS, name: 'kubevirt', leaseNamespace: NS, logger: log(), leaseDurationSeconds: 6, debounceMs: 50 });
     sync.start();
     type KV = { metadata: { annotations?: Record<string, string>; resourceVersion: string }; spec: { configuration: { permittedHostDevices: { pciHostDevices: { resourceName: string; pciVendorSelector: string; externalResourceProvider: boolean }[] }; developerConfiguration: unknown } } };
-    const kv = () => admin.request<KV>('GET', `/apis/kubevirt.io/v1/namespaces/${NS}/kubevirts/kubevirt`);
+    const kv = async () => (await admin.custom.getNamespacedCustomObject({ group: 'kubevirt.io', version: 'v1', namespace: NS, plural: 'kubevirts', name: 'kubevirt' })) as KV;
     const got = await eventually('our entry merged', async () => {
       const k = await kv();
       return k.spec.configuration.permittedHostDevices.pciHostDevices.some((e) => e.resourceName === 'nvidia.com/L40S-1Q') ? k : null;
@@ -148,8 +153,9 @@ describe('least privilege: agent and KubeVirt sync with the contract RBAC', { ti
     assert.ok(got.spec.configuration.permittedHostDevices.pciHostDevices.every((e) => e.externalResourceProvider === true));
     assert.deepEqual(got.spec.configuration.developerConfiguration, { featureGates: ['GPU'] }, 'other configuration is kept');
     assert.match(got.metadata.annotations?.[ANNOTATION_MANAGED] ?? '', /L40S-1Q/);
-    const lease = await admin.request<{ spec: { holderIdentity: string } }>('GET', `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/vmgpu-kubevirt-sync`);
-    assert.ok(lease.spec.holderIdentity);
+    const lease = await admin.coordination.readNamespacedLease({ namespace: NS, name: 'vmgpu-kubevirt-sync' });
+    assert.ok(lease.spec?.holderIdentity);
+    assert.match(String(lease.spec?.renewTime), /\.\d{6}Z$/, 'renewTime is a MicroTime (six fractional digits)');
     // Idempotent: another sync changes nothing.
     const rv = got.metadata.resourceVersion;
     const again = await sync.syncOnce();
@@ -163,5 +169,59 @@ describe('least privilege: agent and KubeVirt sync with the contract RBAC', { ti
       return JSON.stringify(names) === JSON.stringify(['intel.com/qat', 'nvidia.com/L40S-2Q']) ? k : null;
     });
     assert.deepEqual(after2.spec.configuration.permittedHostDevices.pciHostDevices[0], foreign);
+  });
+  test('--config-map: the config read through the API, with a Role for that one ConfigMap; an edit re-applies, a deletion writes nothing', T, async () => {
+    await agent?.stop();
+    agent = null;
+    const CM = 'vmgpu-config';
+    await admin.core.createNamespacedConfigMap({ namespace: NS, body: { metadata: { name: CM }, data: { 'config.yaml': TWO_CONFIGS } } });
+    await admin.core.createNamespacedConfigMap({ namespace: NS, body: { metadata: { name: 'unrelated' }, data: { secret: 'not for the agent' } } });
+    // The chart's Role for --config-map (templates/rbac-agent.yaml): only this ConfigMap, by name.
+    await admin.rbac.createNamespacedRole({ namespace: NS, body: { metadata: { name: 'vmgpu-agent', namespace: NS }, rules: [{ apiGroups: [''], resources: ['configmaps'], resourceNames: [CM], verbs: ['get', 'list', 'watch'] }] } });
+    await admin.rbac.createNamespacedRoleBinding({ namespace: NS, body: binding('RoleBinding', 'vmgpu-agent', 'vmgpu-agent') });
+    const creds = await cp.serviceAccountKubeConfig(NS, 'vmgpu-agent', { boundTo: { kind: 'Pod', name: 'vmgpu-agent-abcde' }, create: false });
+    const kube = new Kube(loadKubeConfig(creds.kubeconfigPath), { userAgent: 'vmgpu-agent/config-map-test' });
+    await eventually('the Role is in effect', async () => (await kube.core.readNamespacedConfigMap({ namespace: NS, name: CM })).data?.['config.yaml'] === TWO_CONFIGS);
+    await assert.rejects(kube.core.readNamespacedConfigMap({ namespace: NS, name: 'unrelated' }), (e: unknown) => apiStatus(e) === 403, 'other ConfigMaps stay unreadable');
+    await assert.rejects(kube.core.listNamespacedConfigMap({ namespace: NS }), (e: unknown) => apiStatus(e) === 403, 'a list without the name selector is refused');
+
+    const sim = createSimulatedNode({ gpus: [{ model: 'L40S', count: 1, mode: 'sriov-vgpu' }] });
+    const ctx = simContext(sim);
+    await setLabels(admin, NODE, { [LABEL_CONFIG]: 'large' });
+    agent = new Agent({
+      nodeName: NODE,
+      ctx,
+      kube,
+      configMap: { namespace: NS, name: CM },
+      stateDir: join(dir, 'state-config-map'),
+      devicePluginDir: kubelet.dir,
+      podResourcesSocket: join(dir, 'no-kubelet.sock'),
+      metricsAddr: null,
+      logger: log(),
+      validateIntervalMs: 0,
+      retryInitialMs: 200,
+      retryMaxMs: 1000,
+      devicePluginOptions: { healthIntervalMs: 1000, watchIntervalMs: 1000 },
+    });
+    await agent.start();
+    await eventually('config large from the ConfigMap applied', async () => JSON.stringify(await vfProfiles(ctx)) === JSON.stringify({ 'L40S-2Q': 24 }));
+    assert.equal(agent.currentConfig()?.fileName, `ConfigMap ${NS}/${CM} key config.yaml`);
+
+    // An edit through the API reaches the agent through its watch (no kubelet volume sync involved).
+    const edited = TWO_CONFIGS.replace('L40S-2Q: 24', 'L40S-4Q: 12');
+    await admin.core.patchNamespacedConfigMap({ namespace: NS, name: CM, body: { data: { 'config.yaml': edited } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    await eventually('the edited config applied', async () => JSON.stringify(await vfProfiles(ctx)) === JSON.stringify({ 'L40S-4Q': 12 }));
+    await eventually('state success after the edit', async () => (await getNode(admin, NODE)).metadata?.labels?.[LABEL_STATE] === 'success');
+
+    // The ConfigMap is deleted: the agent says so, and leaves the node as it is.
+    const writes = sim.writes();
+    await admin.core.deleteNamespacedConfigMap({ namespace: NS, name: CM });
+    await eventually('the missing ConfigMap is reported', async () => agent!.configProblem()?.includes('does not exist'));
+    await eventually('state failed with the reason', async () => {
+      const md = (await getNode(admin, NODE)).metadata;
+      return md?.labels?.[LABEL_STATE] === 'failed' && /ConfigMap vmgpu-system\/vmgpu-config does not exist/.test(md.annotations?.[ANNOTATION_STATUS] ?? '');
+    });
+    assert.equal(sim.writes(), writes, 'a missing config must not write anything');
+    assert.deepEqual(await vfProfiles(ctx), { 'L40S-4Q': 12 });
   });
 });

@@ -11,18 +11,19 @@ import { startControlPlane, type ControlPlane } from '../harness/controlplane.js
 import { startFakeKubelet, startPodResources, type FakeKubelet, type FakePodResources } from '../harness/peers.js';
 import { createSimulatedNode, type SimulatedNode } from '../../src/simulator/index.js';
 import { Agent, type AgentOptions } from '../../src/serve/agent/agent.js';
-import { KubeClient, loadKubeconfigFile } from '../../src/serve/agent/kube.js';
+import { KubeConfig } from '@kubernetes/client-node';
+import { Kube, loadKubeConfig } from '../../src/serve/agent/kube.js';
 import { jsonLogger, memoryLogger } from '../../src/serve/deviceplugin/logger.js';
 import { ANNOTATION_STATUS, LABEL_CONFIG, LABEL_STATE } from '../../src/serve/agent/desired.js';
 import type { Context } from '../../src/cli/context.js';
-import { adminClient, ConfigMount, eventually, getNode, nodeEvents, setLabels, simContext, sleep, TWO_CONFIGS, vfProfiles } from './agent-helpers.js';
+import { adminClient, type Admin, ConfigMount, eventually, getNode, nodeEvents, setLabels, simContext, sleep, TWO_CONFIGS, vfProfiles } from './agent-helpers.js';
 
 const NODE = 'gpu-node-1';
 const T = { timeout: 180_000 };
 
 describe('vmgpu agent against a real API server', { timeout: 900_000 }, () => {
   let cp: ControlPlane;
-  let admin: KubeClient;
+  let admin: Admin;
   let kubelet: FakeKubelet;
   let pods: FakePodResources;
   let dir: string;
@@ -35,7 +36,7 @@ describe('vmgpu agent against a real API server', { timeout: 900_000 }, () => {
   const agentOptions = (o: Partial<AgentOptions> = {}): AgentOptions => ({
     nodeName: NODE,
     ctx,
-    kube: new KubeClient(loadKubeconfigFile(cp.kubeconfigPath), { userAgent: 'vmgpu-agent/test' }),
+    kube: new Kube(loadKubeConfig(cp.kubeconfigPath), { userAgent: 'vmgpu-agent/test' }),
     configFile: mount.file,
     stateDir: join(dir, 'state'),
     devicePluginDir: kubelet.dir,
@@ -52,8 +53,8 @@ describe('vmgpu agent against a real API server', { timeout: 900_000 }, () => {
     ...o,
   });
 
-  const state = async () => (await getNode(admin, NODE)).metadata.labels?.[LABEL_STATE];
-  const status = async () => JSON.parse((await getNode(admin, NODE)).metadata.annotations?.[ANNOTATION_STATUS] ?? 'null') as { state: string; reason: string; config: string; blocked: { device: string; reason: string }[] } | null;
+  const state = async () => (await getNode(admin, NODE)).metadata?.labels?.[LABEL_STATE];
+  const status = async () => JSON.parse((await getNode(admin, NODE)).metadata?.annotations?.[ANNOTATION_STATUS] ?? 'null') as { state: string; reason: string; config: string; blocked: { device: string; reason: string }[] } | null;
   const waitStatus = (what: string, pred: (s: NonNullable<Awaited<ReturnType<typeof status>>>) => boolean) =>
     eventually(what, async () => {
       const s = await status();
@@ -64,7 +65,7 @@ describe('vmgpu agent against a real API server', { timeout: 900_000 }, () => {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'vmgpu-agent-it-'));
     cp = await startControlPlane();
-    admin = adminClient(cp.kubeconfigPath);
+    admin = adminClient(cp.kubeConfig);
     await cp.createNode(NODE);
     mkdirSync(join(dir, 'device-plugins'));
     kubelet = await startFakeKubelet(join(dir, 'device-plugins'));
@@ -76,7 +77,6 @@ describe('vmgpu agent against a real API server', { timeout: 900_000 }, () => {
 
   after(async () => {
     await agent?.stop();
-    admin?.close();
     await pods?.stop();
     await kubelet?.stop();
     respawned?.kill('SIGKILL');
@@ -96,7 +96,7 @@ describe('vmgpu agent against a real API server', { timeout: 900_000 }, () => {
     const s = await status();
     assert.equal(s?.config, 'small');
     const ev = await eventually('VgpuConfigApplied event', async () => (await nodeEvents(admin, NODE)).find((e) => e.reason === 'VgpuConfigApplied'));
-    assert.match(ev.message, /small/);
+    assert.match(ev.message ?? '', /small/);
     assert.equal(agent.lastApplied()?.configName, 'small');
 
     // Flip to the other config: the plugin for the old profile goes, the new one comes.
@@ -112,7 +112,7 @@ describe('vmgpu agent against a real API server', { timeout: 900_000 }, () => {
     await waitStatus('state failed', (x) => x.state === 'failed');
     assert.equal(await state(), 'failed');
     const ev = await eventually('VgpuConfigFailed event', async () => (await nodeEvents(admin, NODE)).find((e) => e.reason === 'VgpuConfigFailed' && e.type === 'Warning'));
-    assert.match(ev.message, /config\.yaml/);
+    assert.match(ev.message ?? '', /config\.yaml/);
     await sleep(600); // a few backoff retries happen meanwhile
     assert.equal(sim.writes(), w0, 'a bad config must not write anything');
     mount.swap(TWO_CONFIGS);
@@ -174,7 +174,7 @@ describe('vmgpu agent against a real API server', { timeout: 900_000 }, () => {
     assert.equal(await advertised('nvidia.com/L40S-1Q'), 64);
     const log = openSync(join(dir, 'apiserver-respawn.log'), 'a');
     respawned = spawn(argv[0]!, argv.slice(1), { cwd: cp.dir, stdio: ['ignore', log, log], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: cp.dir, TMPDIR: cp.dir } });
-    await eventually('kube-apiserver back', async () => (await getNode(admin, NODE)).metadata.name === NODE, 90_000, 500);
+    await eventually('kube-apiserver back', async () => (await getNode(admin, NODE)).metadata?.name === NODE, 90_000, 500);
     await sleep(1500);
     assert.equal(sim.writes(), w0, 'reconnecting must not re-apply');
     await setLabels(admin, NODE, { [LABEL_CONFIG]: 'large' });
@@ -188,7 +188,9 @@ describe('vmgpu agent against a real API server', { timeout: 900_000 }, () => {
     sim.reboot();
     assert.deepEqual(await vfProfiles(ctx), {});
     // An API server that does not answer: a closed port.
-    const offline = new KubeClient({ server: 'https://127.0.0.1:1' }, { userAgent: 'vmgpu-agent/test' });
+    const offlineConfig = new KubeConfig();
+    offlineConfig.loadFromOptions({ clusters: [{ name: 'c', server: 'https://127.0.0.1:1', skipTLSVerify: false }], users: [{ name: 'u', token: 'x' }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x' });
+    const offline = new Kube(offlineConfig, { userAgent: 'vmgpu-agent/test' });
     agent = new Agent(agentOptions({ kube: offline }));
     await agent.start();
     assert.deepEqual(await vfProfiles(ctx), { 'L40S-2Q': 48 }, 'VFs re-programmed at boot without the API server');

@@ -38,8 +38,9 @@ import {
   resolveDesired,
   resourceNamesOf,
 } from './desired.js';
-import { Informer, type KubeObject } from './informer.js';
-import type { KubeClient } from './kube.js';
+import type { V1Node } from '@kubernetes/client-node';
+import { Informer } from './informer.js';
+import { describeApiError, type Kube } from './kube.js';
 import { createMetrics, serveMetrics, type AgentMetrics } from './metrics.js';
 import { patchNodeMetadata, postNodeEvent, type EventType } from './node-api.js';
 import { inUseFromAssignments, PodResourcesClient } from './podresources.js';
@@ -64,7 +65,7 @@ export interface AgentOptions {
   nodeName: string;
   ctx: Context;
   /** Null: run without an API server (boot re-apply and device plugins only). */
-  kube: KubeClient | null;
+  kube: Kube | null;
   configFile?: string | null;
   configMap?: { namespace: string; name: string } | null;
   defaultConfig?: string;
@@ -92,7 +93,7 @@ export interface AgentOptions {
 
 /**
  * Events: `reconciled` {result, state, key, writes, ms, trigger}; `published` {state};
- * `validated` ValidationReport; `api-error` {phase, error}.
+ * `validated` ValidationReport; `api-error` {error}.
  */
 export class Agent {
   readonly events = new EventEmitter();
@@ -101,12 +102,12 @@ export class Agent {
   private readonly log: Logger;
   private readonly podResources: PodResourcesClient;
   private configSource: ConfigSource | null = null;
-  private informer: Informer | null = null;
+  private informer: Informer<V1Node> | null = null;
   private dpm: DevicePluginManager | null = null;
   private dpNamesKey = '';
   private readonly everServed = new Set<string>();
   private metricsServer: Server | null = null;
-  private node: KubeObject | null = null;
+  private node: V1Node | null = null;
   private applied: AppliedState | null = null;
   /** Key of the desired state the last reconcile handled (success, pending or failed). */
   private handledKey: string | null = null;
@@ -177,17 +178,20 @@ export class Agent {
     this.configSource = this.o.configMap && this.o.kube ? new ConfigMapSource(this.o.kube, this.o.configMap, this.log) : this.o.configFile ? new FileConfigSource(this.o.configFile, this.log) : null;
     this.configSource?.start(() => this.onInputsChanged('config'));
     if (this.o.kube) {
-      this.informer = new Informer(this.o.kube, {
+      const kube = this.o.kube;
+      const fieldSelector = `metadata.name=${this.o.nodeName}`;
+      this.informer = new Informer<V1Node>(kube, {
         path: '/api/v1/nodes',
-        fieldSelector: `metadata.name=${this.o.nodeName}`,
-        onChange: (store) => {
-          this.node = store.get(`/${this.o.nodeName}`) ?? null;
+        list: () => kube.core.listNode({ fieldSelector }),
+        fieldSelector,
+        onChange: (nodes) => {
+          this.node = nodes.find((n) => n.metadata?.name === this.o.nodeName) ?? null;
           this.onInputsChanged('node');
         },
-        onError: (err, phase, attempt) => {
+        onError: (err, attempt) => {
           this.metrics.errors.inc({ kind: 'api' });
-          this.events.emit('api-error', { phase, error: err.message });
-          this.log.warn('the API server is not reachable; device plugins keep serving, retrying', { phase, attempt, error: err.message });
+          this.events.emit('api-error', { error: err.message });
+          this.log.warn('the API server is not reachable; device plugins keep serving, retrying', { attempt, error: err.message });
         },
         backoffInitialMs: this.o.watchBackoffInitialMs ?? 500,
         backoffMaxMs: this.o.watchBackoffMaxMs ?? 30_000,
@@ -210,7 +214,6 @@ export class Agent {
     await this.dpm?.stop();
     this.podResources.close();
     if (this.metricsServer) await new Promise<void>((r) => this.metricsServer!.close(() => r()));
-    this.o.kube?.close();
   }
 
   /** The status last computed (what is or will be on the Node). */
@@ -232,7 +235,7 @@ export class Agent {
   private desired(): ReturnType<typeof desiredFromLabels> | null {
     if (!this.node) return null;
     const cfg = this.configSource?.current() ?? null;
-    return desiredFromLabels(this.node.metadata?.labels ?? {}, cfg ? { text: cfg.text, fileName: cfg.fileName } : null, this.o.defaultConfig);
+    return desiredFromLabels(this.node.metadata?.labels ?? {}, cfg ? { text: cfg.text, fileName: cfg.fileName } : null, this.o.defaultConfig, this.configSource?.problem());
   }
 
   private keyOf(d: ReturnType<typeof desiredFromLabels> | null): string | null {
@@ -627,7 +630,7 @@ export class Agent {
       this.publishFailures++;
       this.metrics.errors.inc({ kind: 'api' });
       const ms = backoffDelay(this.publishFailures, 500, 30_000);
-      this.log.warn('updating the Node failed; retrying', { error: (err as Error).message, inMs: ms });
+      this.log.warn('updating the Node failed; retrying', { error: describeApiError(err), inMs: ms });
       this.schedulePublish(ms);
     }
   }
@@ -638,7 +641,7 @@ export class Agent {
     const uid = this.node?.metadata?.uid;
     void postNodeEvent(kube, { name: this.o.nodeName, ...(uid ? { uid } : {}) }, type, reason, message, this.o.eventNamespace ?? 'default').catch((err: unknown) => {
       this.metrics.errors.inc({ kind: 'api' });
-      this.log.warn('posting an Event failed', { reason, error: (err as Error).message });
+      this.log.warn('posting an Event failed', { reason, error: describeApiError(err) });
     });
   }
 
@@ -663,7 +666,7 @@ export class Agent {
       : this.o.devicePlugins === false
         ? null
         : [];
-    const allocatable = this.o.kube ? (((this.node as { status?: { allocatable?: Record<string, string> } } | null)?.status?.allocatable ?? null) as Record<string, string> | null) : null;
+    const allocatable = this.o.kube ? (this.node?.status?.allocatable ?? null) : null;
     const report = validateNode({ inventory: inv, plan, ...(planUnavailable ? { planUnavailable } : {}), plugins, allocatable: allocatable ?? (this.o.kube ? {} : null) });
     for (const c of report.checks) if (c.status !== 'skipped') this.metrics.validation.set({ check: c.check }, c.status === 'passed' ? 1 : 0);
     const sameAsBefore = this.lastValidation && JSON.stringify(this.lastValidation.checks) === JSON.stringify(report.checks);

@@ -9,8 +9,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MAX_CONFIG_BYTES } from '../../spec/load.js';
 import type { Logger } from '../deviceplugin/logger.js';
-import { Informer, type KubeObject } from './informer.js';
-import { checkNamespace, checkObjectName, type KubeClient } from './kube.js';
+import type { V1ConfigMap } from '@kubernetes/client-node';
+import { Informer } from './informer.js';
+import { checkNamespace, checkObjectName, type Kube } from './kube.js';
 
 export interface ConfigSnapshot {
   text: string;
@@ -112,10 +113,10 @@ export function parseConfigMapRef(ref: string): { namespace: string; name: strin
 export class ConfigMapSource implements ConfigSource {
   private snap: ConfigSnapshot | null = null;
   private err: string | null = 'the ConfigMap has not been read yet (is the API server reachable?)';
-  private informer: Informer | null = null;
+  private informer: Informer<V1ConfigMap> | null = null;
 
   constructor(
-    private readonly client: KubeClient,
+    private readonly kube: Kube,
     private readonly ref: { namespace: string; name: string },
     private readonly logger: Logger,
   ) {}
@@ -129,20 +130,23 @@ export class ConfigMapSource implements ConfigSource {
 
   start(onChange: (c: ConfigSnapshot | null) => void): void {
     const where = `ConfigMap ${this.ref.namespace}/${this.ref.name}`;
-    this.informer = new Informer(this.client, {
-      path: `/api/v1/namespaces/${this.ref.namespace}/configmaps`,
-      fieldSelector: `metadata.name=${this.ref.name}`,
-      onChange: (store) => {
-        const cm = [...store.values()][0] as (KubeObject & { data?: Record<string, string> }) | undefined;
+    const { namespace, name } = this.ref;
+    const fieldSelector = `metadata.name=${name}`;
+    this.informer = new Informer<V1ConfigMap>(this.kube, {
+      path: `/api/v1/namespaces/${namespace}/configmaps`,
+      list: () => this.kube.core.listNamespacedConfigMap({ namespace, fieldSelector }),
+      fieldSelector,
+      onChange: (objects) => {
+        const cm = objects.find((o) => o.metadata?.name === name);
         const text = cm?.data?.[CONFIG_MAP_KEY];
         this.err = cm ? (text === undefined ? `${where} has no key ${CONFIG_MAP_KEY}` : null) : `${where} does not exist`;
         const next = text === undefined ? null : { text, fileName: `${where} key ${CONFIG_MAP_KEY}`, hash: hashOf(text) };
         if ((next?.hash ?? null) === (this.snap?.hash ?? null)) return;
         this.snap = next;
-        this.logger.info('config map changed', { configMap: `${this.ref.namespace}/${this.ref.name}`, problem: this.err });
+        this.logger.info('config map changed', { configMap: `${namespace}/${name}`, problem: this.err });
         onChange(this.snap);
       },
-      onError: (err, phase, attempt) => this.logger.warn('reading the config map failed; retrying', { phase, attempt, error: err.message }),
+      onError: (err, attempt) => this.logger.warn('reading the config map failed; retrying', { attempt, error: err.message }),
     });
     this.informer.start();
   }

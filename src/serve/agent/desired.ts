@@ -24,7 +24,7 @@ export type DesiredResult = { ok: true; desired: Desired } | { ok: false; reason
  * when no file is available). Returns a reason instead when nothing can be
  * chosen.
  */
-export function desiredFromLabels(labels: Record<string, string>, config: { text: string; fileName: string } | null, defaultConfig: string | undefined): DesiredResult {
+export function desiredFromLabels(labels: Record<string, string>, config: { text: string; fileName: string } | null, defaultConfig: string | undefined, configProblem?: string | null): DesiredResult {
   const raw = labels[LABEL_WORKLOAD];
   let workload: WorkloadMode = 'vm-vgpu';
   if (raw !== undefined && raw !== '') {
@@ -36,7 +36,7 @@ export function desiredFromLabels(labels: Record<string, string>, config: { text
   if (workload !== 'vm-vgpu') return { ok: true, desired: { workload, configName: null, configText: '', fileName: `(${LABEL_WORKLOAD}=${workload})` } };
   const name = labels[LABEL_CONFIG] || defaultConfig;
   if (!name) return { ok: false, idle: true, reason: `no ${LABEL_CONFIG} label on the node and no --default-config; label the node to choose a config` };
-  if (!config) return { ok: false, reason: `config ${JSON.stringify(name)} is wanted but no config file is available (check --config-file / --config-map)` };
+  if (!config) return { ok: false, reason: `config ${JSON.stringify(name)} is wanted but ${configProblem ?? 'no config file is available (check --config-file / --config-map)'}` };
   return { ok: true, desired: { workload, configName: name, configText: config.text, fileName: config.fileName } };
 }
 

@@ -1,145 +1,103 @@
 /**
- * List + watch of a collection (informer-style): one LIST, then one
- * long-lived WATCH from the list's resourceVersion with bookmarks, resumed
- * from the last seen resourceVersion when the stream ends or the connection
- * drops, and a fresh LIST only when the server says that version is gone
- * (410). At steady state this is one open connection and no requests.
+ * List + watch of a collection on client-node's ListWatch (one LIST, then one
+ * long-lived WATCH resumed from the last resourceVersion; a fresh LIST only
+ * after a 410). The library stops on any other error and leaves the retry to
+ * the caller: this class retries with exponential backoff and jitter,
+ * resuming from the last resourceVersion, and reports each error. At steady
+ * state this is one open connection and no requests.
  */
-import { backoffDelay, sleepUnlessAborted } from './backoff.js';
-import { isKubeApiError, type KubeClient, type WatchEvent } from './kube.js';
+import { ADD, CONNECT, DELETE, ERROR, ListWatch, UPDATE, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import { backoffDelay } from './backoff.js';
+import { describeApiError, type Kube } from './kube.js';
 
-export interface KubeObject {
-  apiVersion?: string;
-  kind?: string;
-  metadata?: { name?: string; namespace?: string; resourceVersion?: string; uid?: string; generation?: number; labels?: Record<string, string>; annotations?: Record<string, string> };
+/** What the agent reads of any object; the typed client-node models all fit it. */
+export interface KubeObject extends KubernetesObject {
   [k: string]: unknown;
 }
 
-export interface InformerOptions {
-  /** Collection path, e.g. `/api/v1/nodes`. */
+export interface InformerOptions<T extends KubernetesObject> {
+  /** Collection path for the watch, e.g. `/api/v1/nodes`. */
   path: string;
+  /** The LIST of the same collection with the same selectors (a typed client-node call). */
+  list: () => Promise<KubernetesListObject<T>>;
   fieldSelector?: string;
   labelSelector?: string;
-  /** Called after the store changed (a list, or an event). */
-  onChange: (store: ReadonlyMap<string, KubeObject>, cause: 'list' | 'ADDED' | 'MODIFIED' | 'DELETED') => void;
+  /** Called after the cache changed (an object added, updated or deleted) and after every LIST. */
+  onChange: (objects: readonly T[]) => void;
   /** Called on every connection problem (for logs and metrics). */
-  onError?: (err: Error, phase: 'list' | 'watch', attempt: number) => void;
-  /** Called when the watch is (re)connected and in sync. */
-  onSynced?: () => void;
+  onError?: (err: Error, attempt: number) => void;
   backoffInitialMs?: number;
   backoffMaxMs?: number;
-  /** Server-side watch timeout; a fresh WATCH (not a LIST) follows. Default 30-45 minutes. */
-  watchTimeoutSeconds?: () => number;
 }
 
 export interface InformerStats {
   lists: number;
   watches: number;
-  relistsOn410: number;
+  errors: number;
 }
 
-const keyOf = (o: KubeObject): string => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
-
-export class Informer {
-  readonly store = new Map<string, KubeObject>();
-  readonly stats: InformerStats = { lists: 0, watches: 0, relistsOn410: 0 };
-  private rv: string | null = null;
-  private readonly abort = new AbortController();
-  private loop: Promise<void> | null = null;
-  private synced = false;
+export class Informer<T extends KubernetesObject = KubeObject> {
+  readonly stats: InformerStats = { lists: 0, watches: 0, errors: 0 };
+  private readonly lw: ListWatch<T>;
+  private failures = 0;
+  private retry: NodeJS.Timeout | null = null;
+  private stopped = false;
 
   constructor(
-    private readonly client: KubeClient,
-    private readonly o: InformerOptions,
-  ) {}
-
-  get hasSynced(): boolean {
-    return this.synced;
+    kube: Kube,
+    private readonly o: InformerOptions<T>,
+  ) {
+    const changed = () => {
+      this.failures = 0;
+      if (!this.stopped) o.onChange(this.lw.list());
+    };
+    const list = async () => {
+      this.stats.lists++;
+      const res = await o.list();
+      // Also report a list that changed nothing (an empty or unchanged collection), once
+      // ListWatch has filled its cache from it (it does so right after this promise).
+      setImmediate(changed);
+      return res;
+    };
+    this.lw = new ListWatch<T>(o.path, kube.watch(), list, false, o.labelSelector, o.fieldSelector);
+    this.lw.on(ADD, changed);
+    this.lw.on(UPDATE, changed);
+    this.lw.on(DELETE, changed);
+    this.lw.on(CONNECT, () => this.stats.watches++);
+    this.lw.on(ERROR, (err: unknown) => this.failed(err));
   }
 
-  get resourceVersion(): string | null {
-    return this.rv;
+  /** Objects in the cache now. */
+  list(): readonly T[] {
+    return this.lw.list();
+  }
+
+  get(name: string, namespace?: string): T | undefined {
+    return this.lw.get(name, namespace);
   }
 
   start(): void {
-    this.loop ??= this.run();
+    this.stopped = false;
+    void this.lw.start();
   }
 
   async stop(): Promise<void> {
-    this.abort.abort();
-    await this.loop;
+    this.stopped = true;
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = null;
+    await this.lw.stop();
   }
 
-  private query(): Record<string, string | undefined> {
-    return { fieldSelector: this.o.fieldSelector, labelSelector: this.o.labelSelector };
-  }
-
-  private async list(): Promise<void> {
-    this.stats.lists++;
-    const res = await this.client.request<{ metadata?: { resourceVersion?: string }; items?: KubeObject[] }>('GET', this.o.path, { query: this.query() });
-    this.store.clear();
-    for (const it of res.items ?? []) this.store.set(keyOf(it), it);
-    this.rv = res.metadata?.resourceVersion ?? null;
-    this.synced = true;
-    this.o.onChange(this.store, 'list');
-  }
-
-  private apply(ev: WatchEvent<KubeObject>): void {
-    const obj = ev.object;
-    if (ev.type === 'ERROR') {
-      const st = obj as unknown as { code?: number; reason?: string; message?: string };
-      const err = new Error(`watch ${this.o.path}: ${st.reason ?? 'error'}: ${st.message ?? ''}`) as Error & { code?: number };
-      err.code = st.code;
-      throw err;
-    }
-    const rv = obj.metadata?.resourceVersion;
-    if (rv) this.rv = rv;
-    if (ev.type === 'BOOKMARK') return;
-    if (ev.type === 'DELETED') this.store.delete(keyOf(obj));
-    else this.store.set(keyOf(obj), obj);
-    this.o.onChange(this.store, ev.type);
-  }
-
-  private async run(): Promise<void> {
-    const signal = this.abort.signal;
-    let failures = 0;
-    let needList = true;
-    while (!signal.aborted) {
-      try {
-        if (needList) {
-          await this.list();
-          needList = false;
-        }
-        this.stats.watches++;
-        let sawEvent = false;
-        const timeout = this.o.watchTimeoutSeconds?.() ?? 1800 + Math.floor(Math.random() * 900);
-        const watching = this.client.watch<KubeObject>(
-          this.o.path,
-          { ...this.query(), resourceVersion: this.rv ?? undefined, allowWatchBookmarks: true, timeoutSeconds: timeout },
-          (ev) => {
-            if (!sawEvent) {
-              sawEvent = true;
-              failures = 0;
-            }
-            this.apply(ev);
-          },
-          signal,
-        );
-        this.o.onSynced?.();
-        await watching;
-        failures = 0; // a clean end (server timeout): resume at once
-      } catch (err) {
-        if (signal.aborted) break;
-        const e = err as Error & { code?: number };
-        if (e.code === 410 || isKubeApiError(err, 410)) {
-          this.stats.relistsOn410++;
-          needList = true;
-          continue;
-        }
-        failures++;
-        this.o.onError?.(e, needList ? 'list' : 'watch', failures);
-        await sleepUnlessAborted(backoffDelay(failures, this.o.backoffInitialMs ?? 500, this.o.backoffMaxMs ?? 30_000), signal);
-      }
-    }
+  private failed(err: unknown): void {
+    if (this.stopped) return;
+    this.stats.errors++;
+    this.failures++;
+    const e = err instanceof Error ? err : new Error(String(err));
+    this.o.onError?.(new Error(`${this.o.path}: ${describeApiError(e)}`, { cause: e }), this.failures);
+    const ms = backoffDelay(this.failures, this.o.backoffInitialMs ?? 500, this.o.backoffMaxMs ?? 30_000);
+    this.retry = setTimeout(() => {
+      this.retry = null;
+      if (!this.stopped) void this.lw.start();
+    }, ms);
   }
 }

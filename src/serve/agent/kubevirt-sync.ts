@@ -17,8 +17,9 @@ import type { Logger } from '../deviceplugin/logger.js';
 import type { MediatedHostDevice, PciHostDevice, PermittedHostDevices } from '../kubevirt/permitted.js';
 import { backoffDelay, sleepUnlessAborted } from './backoff.js';
 import { ANNOTATION_PERMITTED } from './desired.js';
+import { V1MicroTime, type KubernetesListObject, type KubernetesObject, type V1Lease, type V1Node } from '@kubernetes/client-node';
 import { Informer, type KubeObject } from './informer.js';
-import { isKubeApiError, type KubeClient } from './kube.js';
+import { describeApiError, isKubeApiError, type Kube } from './kube.js';
 
 export const ANNOTATION_MANAGED = 'vmgpu.io/managed-permitted-host-devices';
 export const LEASE_NAME = 'vmgpu-kubevirt-sync';
@@ -27,7 +28,7 @@ const pciKey = (e: { pciVendorSelector: string; resourceName: string }) => `pci|
 const mdevKey = (e: { mdevNameSelector: string; resourceName: string }) => `mdev|${e.mdevNameSelector}|${e.resourceName}`;
 
 /** Union of the entries the nodes advertise, with the nodes that could not be read. */
-export function collectAdvertised(nodes: Iterable<KubeObject>): { wanted: PermittedHostDevices; problems: string[] } {
+export function collectAdvertised(nodes: Iterable<KubernetesObject>): { wanted: PermittedHostDevices; problems: string[] } {
   const pci = new Map<string, PciHostDevice>();
   const mdev = new Map<string, MediatedHostDevice>();
   const problems: string[] = [];
@@ -119,7 +120,7 @@ export function mergeManaged(existing: (Partial<PermittedHostDevices> & Record<s
 }
 
 export interface SyncOptions {
-  client: KubeClient;
+  kube: Kube;
   namespace: string;
   name: string;
   logger: Logger;
@@ -141,9 +142,9 @@ export interface SyncOutcome {
 }
 
 export class KubevirtSync {
-  private readonly path: string;
-  private nodes: Informer | null = null;
-  private kv: Informer | null = null;
+  private readonly kvRef: { group: string; version: string; plural: string; namespace: string; name: string };
+  private nodes: Informer<V1Node> | null = null;
+  private kv: Informer<KubeVirtObject> | null = null;
   private readonly abort = new AbortController();
   private leader = false;
   private timer: NodeJS.Timeout | null = null;
@@ -153,7 +154,7 @@ export class KubevirtSync {
   readonly stats = { syncs: 0, writes: 0 };
 
   constructor(private readonly o: SyncOptions) {
-    this.path = `/apis/kubevirt.io/v1/namespaces/${o.namespace}/kubevirts/${o.name}`;
+    this.kvRef = { group: 'kubevirt.io', version: 'v1', plural: 'kubevirts', namespace: o.namespace, name: o.name };
   }
 
   isLeader(): boolean {
@@ -161,14 +162,14 @@ export class KubevirtSync {
   }
 
   /** One sync from a fresh LIST of the nodes (the one-shot CLI). */
-  async syncOnce(nodes?: Iterable<KubeObject>): Promise<SyncOutcome> {
-    const list = nodes ?? ((await this.o.client.request<{ items?: KubeObject[] }>('GET', '/api/v1/nodes')).items ?? []);
+  async syncOnce(nodes?: Iterable<KubernetesObject>): Promise<SyncOutcome> {
+    const list = nodes ?? (await this.o.kube.core.listNode()).items;
     const { wanted, problems } = collectAdvertised(list);
     this.stats.syncs++;
     for (let attempt = 1; ; attempt++) {
       let kv: KubeVirtObject;
       try {
-        kv = await this.o.client.request<KubeVirtObject>('GET', this.path);
+        kv = (await this.o.kube.custom.getNamespacedCustomObject(this.kvRef)) as KubeVirtObject;
       } catch (err) {
         if (isKubeApiError(err, 404)) throw new Error(`KubeVirt ${this.o.namespace}/${this.o.name} does not exist; install KubeVirt or pass --kubevirt-namespace/--kubevirt-name`, { cause: err });
         throw err;
@@ -192,7 +193,7 @@ export class KubevirtSync {
         spec: { ...kv.spec, configuration: { ...kv.spec?.configuration, permittedHostDevices: m.permitted } },
       };
       try {
-        await this.o.client.request('PUT', this.path, { body: next });
+        await this.o.kube.custom.replaceNamespacedCustomObject({ ...this.kvRef, body: next });
         this.stats.writes++;
         this.o.logger.info('KubeVirt permittedHostDevices updated', { added: m.added, removed: m.removed, conflicts: m.conflicts, attempt });
         return { changed: true, added: m.added, removed: m.removed, conflicts: m.conflicts, problems, attempts: attempt };
@@ -230,9 +231,9 @@ export class KubevirtSync {
         this.again = true;
         return;
       }
-      this.running = this.syncOnce(this.nodes ? this.nodes.store.values() : undefined)
+      this.running = this.syncOnce(this.nodes ? this.nodes.list() : undefined)
         .catch((err: unknown) => {
-          this.o.logger.error('KubeVirt sync failed; retrying', { error: (err as Error).message });
+          this.o.logger.error('KubeVirt sync failed; retrying', { error: describeApiError(err) });
           this.again = true;
         })
         .finally(() => {
@@ -246,16 +247,19 @@ export class KubevirtSync {
   }
 
   private startWatching(): void {
-    this.nodes = new Informer(this.o.client, {
+    const { kube } = this.o;
+    this.nodes = new Informer<V1Node>(kube, {
       path: '/api/v1/nodes',
-      onChange: (_s, cause) => {
-        if (cause === 'list' || this.nodes?.hasSynced) this.scheduleSync();
-      },
+      list: () => kube.core.listNode(),
+      onChange: () => this.scheduleSync(),
       onError: (err) => this.o.logger.warn('watching nodes failed; retrying', { error: err.message }),
     });
-    this.kv = new Informer(this.o.client, {
-      path: `/apis/kubevirt.io/v1/namespaces/${this.o.namespace}/kubevirts`,
-      fieldSelector: `metadata.name=${this.o.name}`,
+    const { group, version, plural, namespace, name } = this.kvRef;
+    const fieldSelector = `metadata.name=${name}`;
+    this.kv = new Informer<KubeVirtObject>(kube, {
+      path: `/apis/${group}/${version}/namespaces/${namespace}/${plural}`,
+      list: async () => (await kube.custom.listNamespacedCustomObject({ group, version, namespace, plural, fieldSelector })) as KubernetesListObject<KubeVirtObject>,
+      fieldSelector,
       onChange: () => this.scheduleSync(),
       onError: (err) => this.o.logger.warn('watching the KubeVirt object failed; retrying', { error: err.message }),
     });
@@ -277,19 +281,19 @@ export class KubevirtSync {
     const ns = this.o.leaseNamespace!;
     const id = this.o.identity ?? `${hostname()}_${process.pid}`;
     const dur = this.o.leaseDurationSeconds ?? 15;
-    const path = `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`;
-    const micro = (d: Date) => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+    const leases = this.o.kube.coordination;
     let lastRenew = 0;
     while (!signal.aborted) {
       try {
-        const now = new Date();
-        let lease: KubeObject & { spec?: { holderIdentity?: string; renewTime?: string; leaseDurationSeconds?: number; leaseTransitions?: number; acquireTime?: string } };
+        const now = new V1MicroTime(Date.now());
+        let lease: V1Lease;
         try {
-          lease = await this.o.client.request('GET', `${path}/${LEASE_NAME}`);
+          lease = await leases.readNamespacedLease({ name: LEASE_NAME, namespace: ns });
         } catch (err) {
           if (!isKubeApiError(err, 404)) throw err;
-          await this.o.client.request('POST', path, {
-            body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: LEASE_NAME, namespace: ns }, spec: { holderIdentity: id, leaseDurationSeconds: dur, acquireTime: micro(now), renewTime: micro(now), leaseTransitions: 0 } },
+          await leases.createNamespacedLease({
+            namespace: ns,
+            body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: LEASE_NAME, namespace: ns }, spec: { holderIdentity: id, leaseDurationSeconds: dur, acquireTime: now, renewTime: now, leaseTransitions: 0 } },
           });
           lastRenew = Date.now();
           this.becomeLeader(true, id);
@@ -297,11 +301,15 @@ export class KubevirtSync {
           continue;
         }
         const s = lease.spec ?? {};
-        const expired = !s.renewTime || Date.parse(s.renewTime) + (s.leaseDurationSeconds ?? dur) * 1000 < now.getTime();
+        // Read back, MicroTime fields are strings (client-node does not parse them).
+        const renewed = s.renewTime ? Date.parse(String(s.renewTime as unknown)) : NaN;
+        const expired = Number.isNaN(renewed) || renewed + (s.leaseDurationSeconds ?? dur) * 1000 < now.getTime();
         if (s.holderIdentity === id || expired || !s.holderIdentity) {
           const transitions = (s.leaseTransitions ?? 0) + (s.holderIdentity === id ? 0 : 1);
-          await this.o.client.request('PUT', `${path}/${LEASE_NAME}`, {
-            body: { ...lease, spec: { ...s, holderIdentity: id, leaseDurationSeconds: dur, renewTime: micro(now), acquireTime: s.holderIdentity === id ? s.acquireTime : micro(now), leaseTransitions: transitions } },
+          await leases.replaceNamespacedLease({
+            name: LEASE_NAME,
+            namespace: ns,
+            body: { ...lease, spec: { ...s, holderIdentity: id, leaseDurationSeconds: dur, renewTime: now, acquireTime: s.holderIdentity === id ? s.acquireTime : now, leaseTransitions: transitions } },
           });
           lastRenew = Date.now();
           this.becomeLeader(true, id);
@@ -310,7 +318,7 @@ export class KubevirtSync {
         }
       } catch (err) {
         if (signal.aborted) break;
-        this.o.logger.warn('Lease renewal failed', { error: (err as Error).message });
+        this.o.logger.warn('Lease renewal failed', { error: describeApiError(err) });
         if (this.leader && Date.now() - lastRenew > dur * 1000) this.becomeLeader(false, id);
       }
       await sleepUnlessAborted(this.leader ? (dur * 1000) / 3 : (dur * 1000) / 2, signal);
