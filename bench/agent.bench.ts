@@ -37,6 +37,8 @@ const { values } = parseArgs({ options: { flips: { type: 'string', default: '20'
 const FLIPS = Number(values.flips);
 const IDLE_S = Number(values['idle-seconds']);
 const repo = path.resolve(import.meta.dirname, '..');
+/** What deploy/Dockerfile sets in NODE_OPTIONS for the agent. */
+const SHIPPED_NODE_OPTIONS = /^ENV NODE_OPTIONS="([^"]*)"/m.exec(fs.readFileSync(path.join(repo, 'deploy', 'Dockerfile'), 'utf8'))?.[1] ?? '--max-semi-space-size=1';
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -125,7 +127,18 @@ try {
   await kubelet.stop();
 
   // ---------------------------------------------------------------- 2. idle agent as a child process
-  const main = buildDist();
+  // Baseline: the tsc build (dist/cli/main.js, every module loaded from node_modules). Shipped:
+  // the esbuild bundle the container image runs (scripts/bundle.mjs), with the image's NODE_OPTIONS.
+  const tscMain = buildDist();
+  const bundled = spawnSync(process.execPath, [path.join(repo, 'scripts', 'bundle.mjs')], { stdio: 'inherit' });
+  if (bundled.status !== 0) throw new Error('scripts/bundle.mjs failed (see above)');
+  const bundleMain = path.join(repo, 'dist', 'bundle', 'vmgpu.mjs');
+  const variants = [
+    { build: 'tsc (baseline)', main: tscMain, nodeOptions: '' },
+    { build: 'tsc (baseline)', main: tscMain, nodeOptions: SHIPPED_NODE_OPTIONS },
+    { build: 'bundle', main: bundleMain, nodeOptions: '' },
+    { build: 'bundle (shipped)', main: bundleMain, nodeOptions: SHIPPED_NODE_OPTIONS },
+  ];
   const NODE2 = 'bench-idle';
   await cp.createNode(NODE2, { [LABEL_CONFIG]: 'small' });
   const simDir = path.join(dir, 'sim');
@@ -133,33 +146,38 @@ try {
   fs.mkdirSync(path.join(dir, 'dp2'));
   const kubelet2 = await startFakeKubelet(path.join(dir, 'dp2'));
   const idle: Record<string, unknown>[] = [];
-  for (const nodeOptions of ['', '--max-semi-space-size=1']) {
+  const countAgentRequests = () =>
+    fs
+      .readFileSync(auditLog, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('"userAgent":"vmgpu-agent/agent'))
+      .map((l) => JSON.parse(l) as { verb: string; objectRef?: { resource?: string } })
+      .map((e) => `${e.verb} ${e.objectRef?.resource ?? ''}`);
+  for (const [i, { build, main, nodeOptions }] of variants.entries()) {
     await setLabels(admin, NODE2, { [LABEL_STATE]: null });
+    const auditLinesAtSpawn = countAgentRequests().length;
     child = spawn(
       process.execPath,
-      [...(nodeOptions ? [nodeOptions] : []), main, 'agent', '--node-name', NODE2, '--kubeconfig', cp.kubeconfigPath, '--simulate', simDir, '--config-file', mount.file, '--state-dir', path.join(dir, `state2${nodeOptions ? 'b' : 'a'}`), '--device-plugin-dir', kubelet2.dir, '--pod-resources-socket', path.join(dir, 'none.sock'), '--metrics-addr', '127.0.0.1:0', '--log-level', 'warn'],
+      [...(nodeOptions ? nodeOptions.split(' ') : []), main, 'agent', '--node-name', NODE2, '--kubeconfig', cp.kubeconfigPath, '--simulate', simDir, '--config-file', mount.file, '--state-dir', path.join(dir, `state-idle-${i}`), '--device-plugin-dir', kubelet2.dir, '--pod-resources-socket', path.join(dir, 'none.sock'), '--metrics-addr', '127.0.0.1:0', '--log-level', 'warn'],
       { stdio: ['ignore', 'inherit', 'inherit'] },
     );
     await eventually('the child agent is watching', async () => fs.readFileSync(auditLog, 'utf8').includes('"userAgent":"vmgpu-agent/agent'), 60_000, 100);
     await eventually('the child agent reports success', async () => (await getNode(admin, NODE2)).metadata?.labels?.[LABEL_STATE] === 'success', 120_000, 250);
     await sleep(6000); // let start-up settle (the post-apply validation runs 3 s after an apply)
-    const countAgentRequests = () =>
-      fs
-        .readFileSync(auditLog, 'utf8')
-        .split('\n')
-        .filter((l) => l.includes('"userAgent":"vmgpu-agent/agent'))
-        .map((l) => JSON.parse(l) as { verb: string; objectRef?: { resource?: string } })
-        .map((e) => `${e.verb} ${e.objectRef?.resource ?? ''}`);
     const before = countAgentRequests();
     await sleep(IDLE_S * 1000);
     const during = countAgentRequests().slice(before.length);
     const rssKiB = Number(/^VmRSS:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1]);
-    idle.push({ nodeOptions: nodeOptions || '(default)', rssMiB: +(rssKiB / 1024).toFixed(1), goalMiB: 64, requestsDuringIdle: during.length, idleSeconds: IDLE_S, requestsPerMinute: +((during.length * 60) / IDLE_S).toFixed(2), requests: during, startupRequests: before.length });
+    idle.push({ build, nodeOptions: nodeOptions || '(default)', rssMiB: +(rssKiB / 1024).toFixed(1), goalMiB: 64, requestsDuringIdle: during.length, idleSeconds: IDLE_S, requestsPerMinute: +((during.length * 60) / IDLE_S).toFixed(2), requests: during, startupRequests: before.length - auditLinesAtSpawn });
     child.kill('SIGTERM');
     await new Promise((r) => child!.once('exit', r));
     child = null;
   }
   results.idle = idle;
+  const rss = (b: string, o: string) => (idle.find((x) => x.build === b && x.nodeOptions === o)?.rssMiB as number) ?? NaN;
+  const base = rss('tsc (baseline)', '(default)');
+  const shipped = rss('bundle (shipped)', SHIPPED_NODE_OPTIONS);
+  results.idleSummary = { baselineRssMiB: base, shippedRssMiB: shipped, shippedOverBaseline: +(shipped / base).toFixed(2), goalMiB: 64, goalMet: shipped <= 64 };
   await kubelet2.stop();
   process.stdout.write(JSON.stringify(results, null, 2) + '\n');
 } finally {

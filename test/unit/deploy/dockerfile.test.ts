@@ -148,7 +148,7 @@ void test('multi-stage: a named build stage and a separate runtime stage', () =>
   const build = all.find((s) => s.name === 'build');
   assert.ok(build, 'a stage named build');
   const runs = build.instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args).join(' && ');
-  for (const step of ['npm ci', 'npm run build', 'npm prune --omit=dev']) assert.ok(runs.includes(step), `the build stage runs ${step}`);
+  for (const step of ['npm ci', 'npm run build', 'npm run bundle']) assert.ok(runs.includes(step), `the build stage runs ${step}`);
   assert.ok(!runtime.instructions.some((i) => i.keyword === 'RUN' && /\bnpm (ci|install)\b/.test(i.args)), 'the runtime stage installs no npm packages');
 });
 
@@ -221,10 +221,22 @@ void test('USER root, with the reason written above it; ENTRYPOINT vmgpu', () =>
   const entry = runtime.instructions.filter((i) => i.keyword === 'ENTRYPOINT');
   assert.equal(entry.length, 1);
   assert.deepEqual(jsonArray(entry[0]!.args, 'ENTRYPOINT'), ['vmgpu']);
-  const link = runtime.instructions.find((i) => i.keyword === 'RUN' && /ln -s \S*dist\/cli\/main\.js \/usr\/local\/bin\/vmgpu/.test(i.args));
-  assert.ok(link, 'vmgpu on PATH points at dist/cli/main.js');
-  const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { bin: Record<string, string> };
-  assert.equal(pkg.bin.vmgpu, 'dist/cli/main.js');
+  const link = runtime.instructions.find((i) => i.keyword === 'RUN' && /ln -s \S*dist\/bundle\/vmgpu\.mjs \/usr\/local\/bin\/vmgpu/.test(i.args));
+  assert.ok(link, 'vmgpu on PATH points at the bundle, dist/bundle/vmgpu.mjs');
+  const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { bin: Record<string, string>; scripts: Record<string, string> };
+  assert.equal(pkg.bin.vmgpu, 'dist/cli/main.js', 'npm installs keep the unbundled build');
+  assert.match(pkg.scripts.bundle ?? '', /scripts\/bundle\.mjs/);
+});
+
+void test('the runtime image runs the bundle: no node_modules copied, NODE_OPTIONS keeps the agent small', () => {
+  const copies = runtime.instructions.filter((i) => i.keyword === 'COPY').map((i) => i.args);
+  assert.ok(!copies.some((c) => /node_modules/.test(c)), 'the bundle needs no node_modules in the image');
+  assert.ok(copies.some((c) => /--from=build \/src\/dist\/bundle /.test(c)), 'the bundle is copied from the build stage');
+  assert.ok(copies.some((c) => /--from=build \/src\/proto /.test(c)), 'proto/ is copied (the device plugin loads it at run time)');
+  const env = runtime.instructions.filter((i) => i.keyword === 'ENV').map((i) => i.args).join(' ');
+  assert.match(env, /NODE_OPTIONS="--max-semi-space-size=1"/);
+  const build = all.find((st) => st.name === 'build')!;
+  assert.ok(build.instructions.some((i) => i.keyword === 'RUN' && /npm run bundle/.test(i.args)), 'the build stage bundles');
 });
 
 void test('HEALTHCHECK: exec form, node instead of curl, /healthz on the port the chart uses', async () => {
