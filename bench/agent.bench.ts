@@ -1,7 +1,7 @@
 /**
  * Node agent benchmark against a real kube-apiserver (test/harness/controlplane.ts).
  *
- *   node --import tsx bench/agent.bench.ts [--flips 20] [--idle-seconds 60]
+ *   node --import tsx bench/agent.bench.ts [--flips 20] [--idle-seconds 60] ["--try-node-options=FLAGS" ...]
  *
  * 1. Converge latency: a simulated 8 x L40S node (32 VFs each), the agent
  *    in-process, the Go fake kubelet registered. Each run patches
@@ -33,12 +33,15 @@ import { silentLogger } from '../src/serve/deviceplugin/logger.js';
 import { LABEL_CONFIG, LABEL_STATE } from '../src/serve/agent/desired.js';
 import { adminClient, ConfigMount, eventually, getNode, setLabels, simContext, sleep, TWO_CONFIGS, vfProfiles } from '../test/integration/agent-helpers.js';
 
-const { values } = parseArgs({ options: { flips: { type: 'string', default: '20' }, 'idle-seconds': { type: 'string', default: '60' } } });
+const { values } = parseArgs({ options: { flips: { type: 'string', default: '20' }, 'idle-seconds': { type: 'string', default: '60' }, 'try-node-options': { type: 'string', multiple: true, default: [] } } });
 const FLIPS = Number(values.flips);
 const IDLE_S = Number(values['idle-seconds']);
 const repo = path.resolve(import.meta.dirname, '..');
-/** What deploy/Dockerfile sets in NODE_OPTIONS for the agent. */
-const SHIPPED_NODE_OPTIONS = /^ENV NODE_OPTIONS="([^"]*)"/m.exec(fs.readFileSync(path.join(repo, 'deploy', 'Dockerfile'), 'utf8'))?.[1] ?? '--max-semi-space-size=1';
+/** What deploy/Dockerfile sets for the agent: NODE_OPTIONS, and the glibc malloc settings. */
+const dockerfile = fs.readFileSync(path.join(repo, 'deploy', 'Dockerfile'), 'utf8');
+const SHIPPED_NODE_OPTIONS = /^\s*(?:ENV\s+)?NODE_OPTIONS="([^"]*)"/m.exec(dockerfile)?.[1] ?? '';
+const SHIPPED_MALLOC_ENV = Object.fromEntries([...dockerfile.matchAll(/^\s*(?:ENV\s+)?(MALLOC_[A-Z_]+)="([^"]*)"/gm)].map((m) => [m[1]!, m[2]!]));
+if (!SHIPPED_NODE_OPTIONS || !Object.keys(SHIPPED_MALLOC_ENV).length) throw new Error('deploy/Dockerfile: cannot find the NODE_OPTIONS / MALLOC_* settings this benchmark measures');
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -134,10 +137,13 @@ try {
   if (bundled.status !== 0) throw new Error('scripts/bundle.mjs failed (see above)');
   const bundleMain = path.join(repo, 'dist', 'bundle', 'vmgpu.mjs');
   const variants = [
-    { build: 'tsc (baseline)', main: tscMain, nodeOptions: '' },
-    { build: 'tsc (baseline)', main: tscMain, nodeOptions: SHIPPED_NODE_OPTIONS },
-    { build: 'bundle', main: bundleMain, nodeOptions: '' },
-    { build: 'bundle (shipped)', main: bundleMain, nodeOptions: SHIPPED_NODE_OPTIONS },
+    { build: 'tsc (baseline)', main: tscMain, nodeOptions: '', env: {} },
+    { build: 'tsc', main: tscMain, nodeOptions: SHIPPED_NODE_OPTIONS, env: {} },
+    { build: 'bundle', main: bundleMain, nodeOptions: '', env: {} },
+    { build: 'bundle', main: bundleMain, nodeOptions: SHIPPED_NODE_OPTIONS, env: {} },
+    { build: 'bundle (shipped)', main: bundleMain, nodeOptions: SHIPPED_NODE_OPTIONS, env: SHIPPED_MALLOC_ENV },
+    // "--try-node-options=FLAGS" (repeatable): more variants of the shipped bundle, to compare V8 flags.
+    ...(values['try-node-options'] ?? []).map((o) => ({ build: 'bundle', main: bundleMain, nodeOptions: o, env: SHIPPED_MALLOC_ENV })),
   ];
   const NODE2 = 'bench-idle';
   await cp.createNode(NODE2, { [LABEL_CONFIG]: 'small' });
@@ -153,13 +159,13 @@ try {
       .filter((l) => l.includes('"userAgent":"vmgpu-agent/agent'))
       .map((l) => JSON.parse(l) as { verb: string; objectRef?: { resource?: string } })
       .map((e) => `${e.verb} ${e.objectRef?.resource ?? ''}`);
-  for (const [i, { build, main, nodeOptions }] of variants.entries()) {
+  for (const [i, { build, main, nodeOptions, env }] of variants.entries()) {
     await setLabels(admin, NODE2, { [LABEL_STATE]: null });
     const auditLinesAtSpawn = countAgentRequests().length;
     child = spawn(
       process.execPath,
       [...(nodeOptions ? nodeOptions.split(' ') : []), main, 'agent', '--node-name', NODE2, '--kubeconfig', cp.kubeconfigPath, '--simulate', simDir, '--config-file', mount.file, '--state-dir', path.join(dir, `state-idle-${i}`), '--device-plugin-dir', kubelet2.dir, '--pod-resources-socket', path.join(dir, 'none.sock'), '--metrics-addr', '127.0.0.1:0', '--log-level', 'warn'],
-      { stdio: ['ignore', 'inherit', 'inherit'] },
+      { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, ...env } },
     );
     await eventually('the child agent is watching', async () => fs.readFileSync(auditLog, 'utf8').includes('"userAgent":"vmgpu-agent/agent'), 60_000, 100);
     await eventually('the child agent reports success', async () => (await getNode(admin, NODE2)).metadata?.labels?.[LABEL_STATE] === 'success', 120_000, 250);
@@ -168,7 +174,7 @@ try {
     await sleep(IDLE_S * 1000);
     const during = countAgentRequests().slice(before.length);
     const rssKiB = Number(/^VmRSS:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1]);
-    idle.push({ build, nodeOptions: nodeOptions || '(default)', rssMiB: +(rssKiB / 1024).toFixed(1), goalMiB: 64, requestsDuringIdle: during.length, idleSeconds: IDLE_S, requestsPerMinute: +((during.length * 60) / IDLE_S).toFixed(2), requests: during, startupRequests: before.length - auditLinesAtSpawn });
+    idle.push({ build, nodeOptions: nodeOptions || '(default)', env: Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ') || '(default)', rssMiB: +(rssKiB / 1024).toFixed(1), goalMiB: 64, requestsDuringIdle: during.length, idleSeconds: IDLE_S, requestsPerMinute: +((during.length * 60) / IDLE_S).toFixed(2), requests: during, startupRequests: before.length - auditLinesAtSpawn });
     child.kill('SIGTERM');
     await new Promise((r) => child!.once('exit', r));
     child = null;

@@ -18,7 +18,10 @@ import { adminClient, type Admin, ConfigMount, eventually, getNode, setLabels, T
 const repo = resolve(import.meta.dirname, '..', '..');
 const BUNDLE = join(repo, 'dist', 'bundle', 'vmgpu.mjs');
 const NODE = 'gpu-node-bundle';
-const nodeOptions = /^\s*NODE_OPTIONS="([^"]*)"/m.exec(readFileSync(join(repo, 'deploy', 'Dockerfile'), 'utf8'))?.[1];
+const dockerfile = readFileSync(join(repo, 'deploy', 'Dockerfile'), 'utf8');
+const nodeOptions = /^\s*(?:ENV\s+)?NODE_OPTIONS="([^"]*)"/m.exec(dockerfile)?.[1];
+// The image's environment for node: NODE_OPTIONS and the glibc malloc settings.
+const imageEnv = { NODE_OPTIONS: nodeOptions, ...Object.fromEntries([...dockerfile.matchAll(/^\s*(?:ENV\s+)?(MALLOC_[A-Z_]+)="([^"]*)"/gm)].map((m) => [m[1]!, m[2]!])) };
 
 describe('the bundled vmgpu (what the image runs)', { timeout: 300_000 }, () => {
   let cp: ControlPlane;
@@ -48,7 +51,7 @@ describe('the bundled vmgpu (what the image runs)', { timeout: 300_000 }, () => 
   test('--version and the model list run from the bundle alone', () => {
     assert.ok(nodeOptions, 'deploy/Dockerfile sets NODE_OPTIONS');
     const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string };
-    const v = spawnSync(process.execPath, [BUNDLE, '--version'], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: nodeOptions } });
+    const v = spawnSync(process.execPath, [BUNDLE, '--version'], { encoding: 'utf8', env: { ...process.env, ...imageEnv } });
     assert.equal(v.status, 0, v.stderr);
     assert.equal(v.stdout.trim(), pkg.version);
     const m = spawnSync(process.execPath, [BUNDLE, 'sim', 'models'], { encoding: 'utf8' });
@@ -64,7 +67,7 @@ describe('the bundled vmgpu (what the image runs)', { timeout: 300_000 }, () => 
     child = spawn(
       process.execPath,
       [BUNDLE, 'agent', '--node-name', NODE, '--kubeconfig', cp.kubeconfigPath, '--simulate', simDir, '--config-file', mount.file, '--state-dir', join(dir, 'state'), '--device-plugin-dir', kubelet.dir, '--pod-resources-socket', join(dir, 'none.sock'), '--metrics-addr', '127.0.0.1:0', '--log-level', 'warn'],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: nodeOptions } },
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...imageEnv } },
     );
     child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (output += d.toString()));

@@ -235,6 +235,8 @@ void test('the runtime image runs the bundle: no node_modules copied, NODE_OPTIO
   assert.ok(copies.some((c) => /--from=build \/src\/proto /.test(c)), 'proto/ is copied (the device plugin loads it at run time)');
   const env = runtime.instructions.filter((i) => i.keyword === 'ENV').map((i) => i.args).join(' ');
   assert.match(env, /NODE_OPTIONS="--max-semi-space-size=1"/);
+  assert.match(env, /MALLOC_ARENA_MAX="1"/);
+  assert.match(env, /MALLOC_TRIM_THRESHOLD_="\d+"/);
   const build = all.find((st) => st.name === 'build')!;
   assert.ok(build.instructions.some((i) => i.keyword === 'RUN' && /npm run bundle/.test(i.args)), 'the build stage bundles');
 });
