@@ -98,6 +98,12 @@ describe('vmgpu agent against a real API server', { timeout: 900_000 }, () => {
     const ev = await eventually('VgpuConfigApplied event', async () => (await nodeEvents(admin, NODE)).find((e) => e.reason === 'VgpuConfigApplied'));
     assert.match(ev.message ?? '', /small/);
     assert.equal(agent.lastApplied()?.configName, 'small');
+    // The kubelet allocates through the in-process plugin: the per-call counter follows, refusals by reason.
+    const devices = (await kubelet.state()).find((p) => p.resourceName === 'nvidia.com/L40S-1Q')!.devices.map((d) => d.ID);
+    await kubelet.allocate('nvidia.com/L40S-1Q', [[devices[0]!], [devices[1]!, devices[2]!]]);
+    await assert.rejects(kubelet.allocate('nvidia.com/L40S-1Q', [['0000:ff:00.0']]));
+    const calls = async () => Object.fromEntries((await agent!.metrics.allocateCalls.get()).values.map((v) => [`${v.labels.resource} ${v.labels.result}`, v.value]));
+    assert.deepEqual(await calls(), { 'nvidia.com/L40S-1Q ok': 1, 'nvidia.com/L40S-1Q unknown-device': 1 });
 
     // Flip to the other config: the plugin for the old profile goes, the new one comes.
     await setLabels(admin, NODE, { [LABEL_CONFIG]: 'large' });

@@ -551,6 +551,8 @@ export class Agent {
           logger: this.log,
           ...this.o.devicePluginOptions,
         });
+        dpm.events.on('allocated', (e: { resource: string }) => this.metrics.allocateCalls.inc({ resource: e.resource, result: 'ok' }));
+        dpm.events.on('allocate-refused', (e: { resource: string; reason: string }) => this.metrics.allocateCalls.inc({ resource: e.resource, result: e.reason }));
         await dpm.start();
         this.dpm = dpm;
         this.dpNamesKey = namesKey;

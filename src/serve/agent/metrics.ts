@@ -14,6 +14,7 @@ export interface AgentMetrics {
   blocked: Gauge;
   errors: Counter<'kind'>;
   allocations: Gauge<'resource'>;
+  allocateCalls: Counter<'resource' | 'result'>;
   apiRequests: Gauge<'verb'>;
   state: Gauge<'state'>;
   validation: Gauge<'check'>;
@@ -36,6 +37,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): AgentMet
     blocked: new Gauge({ name: 'vmgpu_agent_blocked_changes', help: 'Changes waiting for devices in use by pods or VMs', registers: [registry] }),
     errors: new Counter({ name: 'vmgpu_agent_errors_total', help: 'Errors by kind (config, plan, apply, api, pod-resources, device-plugin, validate)', labelNames: ['kind'], registers: [registry] }),
     allocations: new Gauge({ name: 'vmgpu_device_plugin_allocated_devices', help: 'Devices of each vmgpu resource allocated to pods (from the kubelet pod-resources API)', labelNames: ['resource'], registers: [registry] }),
+    allocateCalls: new Counter({
+      name: 'vmgpu_device_plugin_allocate_calls_total',
+      help: 'Allocate calls the kubelet made to our device plugins, by resource and result (ok, or the refusal reason: unknown-device, unhealthy-device, duplicate-device, empty-request)',
+      labelNames: ['resource', 'result'],
+      registers: [registry],
+    }),
     apiRequests: new Gauge({ name: 'vmgpu_agent_api_requests', help: 'Requests this agent made to the API server since start, by verb', labelNames: ['verb'], registers: [registry] }),
     state: new Gauge({ name: 'vmgpu_agent_config_state', help: '1 for the current nvidia.com/vgpu.config.state', labelNames: ['state'], registers: [registry] }),
     validation: new Gauge({ name: 'vmgpu_agent_validation_passed', help: '1 when the validator check passed, 0 when it failed', labelNames: ['check'], registers: [registry] }),

@@ -56,7 +56,8 @@ export interface ResourceStatus {
  * Events (for tests, benchmarks and the agent's metrics):
  * `registered` {resource, endpoint, attempts, ms}; `registration-failed` {resource, error, attempt};
  * `restarted` {resource, reason}; `health` {resource, device, healthy, reason};
- * `pushed` {resource, devices} (a ListAndWatch update was sent); `resources` {added, removed, problems}.
+ * `pushed` {resource, devices} (a ListAndWatch update was sent); `resources` {added, removed, problems};
+ * `allocated` {resource, containers, devices} (an Allocate answered); `allocate-refused` {resource, reason}.
  */
 export class DevicePluginManager {
   readonly events = new EventEmitter();

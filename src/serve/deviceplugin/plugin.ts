@@ -298,9 +298,12 @@ export class ResourcePlugin {
       },
       Allocate: (call: grpc.ServerUnaryCall<AllocateRequestMsg, unknown>, cb: grpc.sendUnaryData<{ container_responses: ContainerAllocation[] }>) => {
         try {
-          cb(null, this.allocate(call.request));
+          const res = this.allocate(call.request);
+          cb(null, res);
+          this.env.events.emit('allocated', { resource: this.resourceName, containers: res.container_responses.length, devices: (call.request.container_requests ?? []).reduce((n, c) => n + (c.devices_ids ?? []).length, 0) });
         } catch (err) {
           if (err instanceof AllocationError) {
+            this.env.events.emit('allocate-refused', { resource: this.resourceName, reason: err.reason });
             this.env.logger.warn('allocate refused', { resource: this.resourceName, reason: err.reason, error: err.message });
             cb({ code: err.reason === 'unhealthy-device' ? grpc.status.FAILED_PRECONDITION : grpc.status.INVALID_ARGUMENT, details: err.message });
           } else {
