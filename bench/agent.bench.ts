@@ -26,6 +26,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startControlPlane } from '../test/harness/controlplane.js';
 import { startFakeKubelet } from '../test/harness/peers.js';
+import { buildBundle, imageEnv } from '../test/harness/image.js';
 import { createSimulatedNode, materialize } from '../src/simulator/index.js';
 import { Agent } from '../src/serve/agent/agent.js';
 import { Kube, loadKubeConfig } from '../src/serve/agent/kube.js';
@@ -38,10 +39,7 @@ const FLIPS = Number(values.flips);
 const IDLE_S = Number(values['idle-seconds']);
 const repo = path.resolve(import.meta.dirname, '..');
 /** What deploy/Dockerfile sets for the agent: NODE_OPTIONS, and the glibc malloc settings. */
-const dockerfile = fs.readFileSync(path.join(repo, 'deploy', 'Dockerfile'), 'utf8');
-const SHIPPED_NODE_OPTIONS = /^\s*(?:ENV\s+)?NODE_OPTIONS="([^"]*)"/m.exec(dockerfile)?.[1] ?? '';
-const SHIPPED_MALLOC_ENV = Object.fromEntries([...dockerfile.matchAll(/^\s*(?:ENV\s+)?(MALLOC_[A-Z_]+)="([^"]*)"/gm)].map((m) => [m[1]!, m[2]!]));
-if (!SHIPPED_NODE_OPTIONS || !Object.keys(SHIPPED_MALLOC_ENV).length) throw new Error('deploy/Dockerfile: cannot find the NODE_OPTIONS / MALLOC_* settings this benchmark measures');
+const { NODE_OPTIONS: SHIPPED_NODE_OPTIONS, malloc: SHIPPED_MALLOC_ENV } = imageEnv();
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -133,9 +131,7 @@ try {
   // Baseline: the tsc build (dist/cli/main.js, every module loaded from node_modules). Shipped:
   // the esbuild bundle the container image runs (scripts/bundle.mjs), with the image's NODE_OPTIONS.
   const tscMain = buildDist();
-  const bundled = spawnSync(process.execPath, [path.join(repo, 'scripts', 'bundle.mjs')], { stdio: 'inherit' });
-  if (bundled.status !== 0) throw new Error('scripts/bundle.mjs failed (see above)');
-  const bundleMain = path.join(repo, 'dist', 'bundle', 'vmgpu.mjs');
+  const bundleMain = buildBundle();
   const variants = [
     { build: 'tsc (baseline)', main: tscMain, nodeOptions: '', env: {} },
     { build: 'tsc', main: tscMain, nodeOptions: SHIPPED_NODE_OPTIONS, env: {} },

@@ -11,17 +11,13 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
 import { startFakeKubelet, type FakeKubelet } from '../harness/peers.js';
+import { buildBundle, imageEnv } from '../harness/image.js';
 import { createSimulatedNode, materialize } from '../../src/simulator/index.js';
 import { LABEL_CONFIG, LABEL_STATE } from '../../src/serve/agent/desired.js';
 import { adminClient, type Admin, ConfigMount, eventually, getNode, setLabels, TWO_CONFIGS } from './agent-helpers.js';
 
 const repo = resolve(import.meta.dirname, '..', '..');
-const BUNDLE = join(repo, 'dist', 'bundle', 'vmgpu.mjs');
 const NODE = 'gpu-node-bundle';
-const dockerfile = readFileSync(join(repo, 'deploy', 'Dockerfile'), 'utf8');
-const nodeOptions = /^\s*(?:ENV\s+)?NODE_OPTIONS="([^"]*)"/m.exec(dockerfile)?.[1];
-// The image's environment for node: NODE_OPTIONS and the glibc malloc settings.
-const imageEnv = { NODE_OPTIONS: nodeOptions, ...Object.fromEntries([...dockerfile.matchAll(/^\s*(?:ENV\s+)?(MALLOC_[A-Z_]+)="([^"]*)"/gm)].map((m) => [m[1]!, m[2]!])) };
 
 describe('the bundled vmgpu (what the image runs)', { timeout: 300_000 }, () => {
   let cp: ControlPlane;
@@ -30,10 +26,13 @@ describe('the bundled vmgpu (what the image runs)', { timeout: 300_000 }, () => 
   let dir: string;
   let child: ChildProcess | null = null;
   let output = '';
+  let BUNDLE: string;
+  let env: NodeJS.ProcessEnv;
 
   before(async () => {
-    const b = spawnSync(process.execPath, [join(repo, 'scripts', 'bundle.mjs')], { encoding: 'utf8' });
-    assert.equal(b.status, 0, `scripts/bundle.mjs failed:\n${b.stdout}\n${b.stderr}`);
+    BUNDLE = buildBundle();
+    const image = imageEnv();
+    env = { ...process.env, NODE_OPTIONS: image.NODE_OPTIONS, ...image.malloc };
     dir = mkdtempSync(join(tmpdir(), 'vmgpu-bundle-'));
     cp = await startControlPlane();
     admin = adminClient(cp.kubeConfig);
@@ -49,9 +48,8 @@ describe('the bundled vmgpu (what the image runs)', { timeout: 300_000 }, () => 
   });
 
   test('--version and the model list run from the bundle alone', () => {
-    assert.ok(nodeOptions, 'deploy/Dockerfile sets NODE_OPTIONS');
     const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string };
-    const v = spawnSync(process.execPath, [BUNDLE, '--version'], { encoding: 'utf8', env: { ...process.env, ...imageEnv } });
+    const v = spawnSync(process.execPath, [BUNDLE, '--version'], { encoding: 'utf8', env });
     assert.equal(v.status, 0, v.stderr);
     assert.equal(v.stdout.trim(), pkg.version);
     const m = spawnSync(process.execPath, [BUNDLE, 'sim', 'models'], { encoding: 'utf8' });
@@ -67,7 +65,7 @@ describe('the bundled vmgpu (what the image runs)', { timeout: 300_000 }, () => 
     child = spawn(
       process.execPath,
       [BUNDLE, 'agent', '--node-name', NODE, '--kubeconfig', cp.kubeconfigPath, '--simulate', simDir, '--config-file', mount.file, '--state-dir', join(dir, 'state'), '--device-plugin-dir', kubelet.dir, '--pod-resources-socket', join(dir, 'none.sock'), '--metrics-addr', '127.0.0.1:0', '--log-level', 'warn'],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...imageEnv } },
+      { stdio: ['ignore', 'pipe', 'pipe'], env },
     );
     child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (output += d.toString()));

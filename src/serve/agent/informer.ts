@@ -72,10 +72,6 @@ export class Informer<T extends KubernetesObject = KubeObject> {
     return this.lw.list();
   }
 
-  get(name: string, namespace?: string): T | undefined {
-    return this.lw.get(name, namespace);
-  }
-
   start(): void {
     this.stopped = false;
     void this.lw.start();
