@@ -9,7 +9,8 @@ import * as os from 'node:os';
 import { applyPlan, type ApplyResult } from '../apply/apply.js';
 import type { Inventory } from '../inventory/types.js';
 import { boardForProfile, profileFact, stripVendorPrefix } from '../inventory/profiles.js';
-import { planFor } from '../plan/for-node.js';
+import type { Machine } from '../machine/machine.js';
+import { planOn } from '../machine/plan-on.js';
 import { describeAction, type Plan } from '../plan/types.js';
 import { defaultEntry, isConfigError, type ConfigEntry, type ConfigFile } from '../spec/config.js';
 import { cozystackToConfig, parseCozystackProfiles } from '../spec/cozystack.js';
@@ -17,7 +18,7 @@ import { loadConfigFile, selectConfig } from '../spec/load.js';
 import { serializeConfig } from '../spec/serialize.js';
 import { didYouMean } from '../spec/suggest.js';
 import { write, type Command } from './command.js';
-import { buildContext, GLOBAL_OPTIONS, type Context, type GlobalFlags } from './context.js';
+import { openMachine, GLOBAL_OPTIONS, type GlobalFlags } from './context.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { table } from './table.js';
 
@@ -78,13 +79,13 @@ export function formatPlan(plan: Plan): string {
   return out.join('\n');
 }
 
-/** Load -f, build the context, select -c and plan: the start of plan, apply and assert. */
-async function planFromFlags(v: Record<string, unknown>): Promise<{ ctx: Context; plan: Plan }> {
+/** Load -f, open the machine, select -c and plan: the start of plan, apply and assert. */
+async function planFromFlags(v: Record<string, unknown>): Promise<{ machine: Machine; plan: Plan }> {
   const file = loadConfig(v);
-  const ctx = buildContext(v as GlobalFlags);
+  const machine = openMachine(v as GlobalFlags);
   try {
-    const { plan } = await planFor(ctx, file, configName(v), nodeIdentity(v));
-    return { ctx, plan };
+    const { plan } = await planOn(machine, { file, name: configName(v), nodeId: nodeIdentity(v) });
+    return { machine, plan };
   } catch (err) {
     if (isConfigError(err)) throw new CliError(err.message, EXIT.BAD_INPUT);
     throw err;
@@ -145,13 +146,13 @@ export const configCommands: Record<string, Command> = {
     usage: 'vmgpu apply -f FILE -c NAME [--json] [--sysfs-root DIR | --simulate DIR]',
     options: CONFIG_OPTIONS,
     async run(v) {
-      const { ctx, plan } = await planFromFlags(v);
+      const { machine, plan } = await planFromFlags(v);
       planErrorsExit(plan);
       let res: ApplyResult;
       try {
-        res = await applyPlan(plan, { port: ctx.port, tools: ctx.tools });
+        res = await applyPlan(plan, { port: machine.port, tools: machine.tools });
       } finally {
-        ctx.done();
+        machine.commit();
       }
       write(v.json ? JSON.stringify(res, null, 2) : formatApply(res) || 'No changes: the node already matches.');
       if (res.failure) return EXIT.FAILURE;
@@ -181,8 +182,7 @@ export const configCommands: Record<string, Command> = {
     usage: 'vmgpu export [--name NAME] [--sysfs-root DIR | --simulate DIR]',
     options: { ...GLOBAL_OPTIONS, name: { type: 'string' } },
     async run(v) {
-      const ctx = buildContext(v as GlobalFlags);
-      const inv = await ctx.inventory();
+      const inv = await openMachine(v as GlobalFlags).inventory();
       const name = (v.name as string | undefined) ?? 'current';
       const { file, notes } = exportConfig(inv, name);
       write(serializeConfig(file, { header: [`Exported by vmgpu from ${inv.source} on ${new Date().toISOString()}`, ...notes] }));
@@ -202,8 +202,7 @@ export const configCommands: Record<string, Command> = {
       } catch (err) {
         throw new CliError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       }
-      const ctx = buildContext(v as GlobalFlags);
-      const inv = await ctx.inventory();
+      const inv = await openMachine(v as GlobalFlags).inventory();
       try {
         const lines = parseCozystackProfiles(text, path);
         const file = cozystackToConfig(

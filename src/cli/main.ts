@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * The `vmgpu` command. Each subcommand parses its flags, builds a Context
- * (src/cli/context.ts) and calls into the rooms (inventory, plan, apply,
+ * The `vmgpu` command. Each subcommand parses its flags, opens the machine
+ * (src/cli/context.ts -> src/machine) and calls into the rooms (inventory, plan, apply,
  * serve). Errors become one clear message and a documented exit code
  * (src/cli/exit-codes.ts, docs/cli.md); a stack trace is printed only with
  * VMGPU_DEBUG=1.
@@ -14,7 +14,7 @@ import { createSimulatedNode, materialize, simModels, SIM_DRIVERS, loadSimulatio
 import { capture } from '../sysfs/capture.js';
 import { InvalidNameError, SysfsError } from '../sysfs/errors.js';
 import { parsePciAddress } from '../sysfs/names.js';
-import { buildContext, GLOBAL_OPTIONS, resolveRoots, type GlobalFlags } from './context.js';
+import { openMachine, GLOBAL_OPTIONS, resolveRoots, type GlobalFlags } from './context.js';
 import { formatDiscover } from './discover.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { write, type Command } from './command.js';
@@ -30,10 +30,10 @@ const commands: Record<string, Command> = {
     usage: 'vmgpu discover [--json] [--sysfs-root DIR|FILE.tar.gz] [--simulate DIR]',
     options: { ...GLOBAL_OPTIONS, json: { type: 'boolean' } },
     async run(v) {
-      const ctx = buildContext(v as GlobalFlags);
-      const inv = await ctx.inventory();
+      const machine = openMachine(v as GlobalFlags);
+      const inv = await machine.inventory();
       write(v.json ? JSON.stringify(inv, null, 2) : formatDiscover(inv));
-      ctx.done();
+      machine.commit();
       return EXIT.OK;
     },
   },

@@ -47,7 +47,7 @@ export class InventoryError extends Error {
 
 export interface InventoryOptions {
   pciIds?: PciIds;
-  /** On-disk ID→name cache; read to name configured VFs, updated with what free VFs show. */
+  /** On-disk ID→name cache, read to name configured VFs (the machine records what free VFs show; a read never writes). */
   catalogCache?: CatalogCache;
   kernelRelease?: string | null;
 }
@@ -128,7 +128,7 @@ class Reader {
       if (!cls || !GPU_CLASSES.has(cls.slice(0, 4))) continue;
       pfs.push(addr);
     }
-    const gpus = pfs.map((pf, index) => this.readGpu(pf, index, node));
+    const gpus = pfs.map((pf, index) => this.readGpu(pf, index));
     if (!node.vgpuHostDriver && gpus.some((g) => g.framework === 'sriov-vgpu' || g.framework === 'mdev-vgpu')) node.vgpuHostDriver = true;
     for (const g of gpus) g.capabilities = this.capabilities(g, node);
     const inGpus = new Set<string>();
@@ -169,7 +169,7 @@ class Reader {
 
   // ---------------------------------------------------------------- one GPU
 
-  private readGpu(pf: PciAddress, index: number, node: NodeInfo): Gpu {
+  private readGpu(pf: PciAddress, index: number): Gpu {
     const warnings: Warning[] = [];
     const pci = this.readFunction(pf);
     const model = this.model(pci);
@@ -179,7 +179,6 @@ class Reader {
     const catalog = new Map<number, VgpuType>();
     const cached = this.cachedCatalog(pci);
     for (const e of cached) catalog.set(e.id, toVgpuType(e, 'cache'));
-    const seen: CatalogEntry[] = [];
     let i = -1;
     for (const f of vfFns) {
       const a = checkPciAddress(f.address);
@@ -193,7 +192,6 @@ class Reader {
       const creatable = parseCreatableVgpuTypes(creatableText);
       for (const e of creatable) {
         if (!catalog.has(e.id) || catalog.get(e.id)!.source === 'cache') catalog.set(e.id, toVgpuType(e, 'creatable'));
-        seen.push(e);
       }
       const params = this.safe(() => this.port.readNvidiaAttr(a, 'vgpu_params'), warnings);
       vfs.push({
@@ -218,13 +216,6 @@ class Reader {
         message: `${unnamed.length} VF(s) (${unnamed.map((v) => v.address).join(', ')}) have vGPU type ID ${ids}, which no free VF lists and the catalog cache does not know: the name shows once a VF of this GPU is free, the catalog cache has seen it, or nvidia-smi is available`,
         path: this.port.display('sys', `bus/pci/devices/${unnamed[0]!.address}/nvidia/current_vgpu_type`),
       });
-    }
-    if (seen.length && this.opts.catalogCache && node.nvidiaDriverVersion) {
-      try {
-        this.opts.catalogCache.merge(pci.deviceId, node.nvidiaDriverVersion, seen);
-      } catch (err) {
-        warnings.push({ code: 'catalog-cache', message: `could not update the catalog cache: ${(err as Error).message}` });
-      }
     }
 
     // mdev parents: the PF, or its VFs (Ampere). Every parent is listed in /sys/class/mdev_bus;

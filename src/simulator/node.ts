@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { SysfsError } from '../sysfs/errors.js';
 import { vfAddress } from '../sysfs/names.js';
 import { SysfsPort } from '../sysfs/port.js';
+import type { VfioUser } from '../sysfs/vfio-users.js';
 import { simDriver, simModel, simTypes, boardOf, type SimDriver, type SimModel, type SimType } from './hardware.js';
 import { VirtualBackend, chardev, dir, file, link, mkdirp, put, text, unput, type Trees, type VDir } from './vfs.js';
 
@@ -150,6 +151,23 @@ export class SimulatedNode {
   }
   heldDevices(): string[] {
     return [...this.held].sort();
+  }
+  /**
+   * The simulated VMs as a host sees them: one QEMU process per held device,
+   * with the device's VFIO group open (and its cdev, when it has one).
+   */
+  vfioUsers(): VfioUser[] {
+    const out: VfioUser[] = [];
+    for (const [i, id] of this.heldDevices().entries()) {
+      const pid = 40000 + i;
+      const command = 'qemu-system-x86_64';
+      const fn = this.fnByAddr(id);
+      const mdev = fn ? undefined : this.gpus.flatMap((g) => [...g.mdevs.values()]).find((m) => m.uuid === id);
+      const group = fn?.group ?? mdev?.group ?? null;
+      if (group !== null) out.push({ pid, command, kind: 'group', id: String(group) });
+      if (fn?.vfio !== null && fn?.vfio !== undefined) out.push({ pid, command, kind: 'cdev', id: `vfio${fn.vfio}` });
+    }
+    return out;
   }
   /** Number of write attempts (successful or not) made through the backend or host tools. */
   writes(): number {

@@ -15,12 +15,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ApplyError, applyPlan } from '../../src/apply/apply.js';
-import { buildContext } from '../../src/cli/context.js';
-import { planFor } from '../../src/plan/for-node.js';
+import { openSimulated } from '../../src/machine/simulated.js';
+import { planOn } from '../../src/machine/plan-on.js';
 import type { Inventory } from '../../src/inventory/types.js';
 import { isConfigError } from '../../src/spec/config.js';
 import { loadConfigFile } from '../../src/spec/load.js';
-import { SIM_STATE_FILE } from '../../src/simulator/index.js';
+import { loadSimulation, SIM_STATE_FILE } from '../../src/simulator/index.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const ENGINE = path.join(ROOT, 'test/fixtures/configs/engine');
@@ -80,8 +80,8 @@ function persisted(dir: string): { text: string; mtimeMs: number } {
 
 /** The planner + applier in this process on the persisted node: a refused config makes zero writes. */
 async function writesInProcess(dir: string, file: string, name: string): Promise<number> {
-  const ctx = buildContext({ simulate: dir });
-  const sim = ctx.sim!;
+  const sim = loadSimulation(dir);
+  const machine = openSimulated(sim);
   let cfg;
   try {
     cfg = loadConfigFile(file);
@@ -90,8 +90,8 @@ async function writesInProcess(dir: string, file: string, name: string): Promise
     throw err;
   }
   try {
-    const { plan } = await planFor(ctx, cfg, name, 'cli-test-node');
-    await assert.rejects(applyPlan(plan, { port: ctx.port, tools: ctx.tools }), ApplyError);
+    const { plan } = await planOn(machine, { file: cfg, name, nodeId: 'cli-test-node' });
+    await assert.rejects(applyPlan(plan, { port: machine.port, tools: machine.tools }), ApplyError);
   } catch (err) {
     if (!(err instanceof Error && /no config named/.test(err.message))) throw err;
   }

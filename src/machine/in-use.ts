@@ -1,12 +1,16 @@
 /**
- * The set of devices a plan must not touch, from pluggable sources:
- * open VFIO groups and cdevs (a running QEMU), the simulator's held devices,
- * and (in the agent) the kubelet's pod-resources view. The driver's own EBUSY
- * is the last line: the applier turns it into a blocked step.
+ * The set of devices a plan must not touch. Every source is reduced to one
+ * shape first — processes with VFIO files open (`VfioUser`) — and mapped to
+ * the inventory's devices here, so a real host and the simulator go through
+ * the same code. The agent adds the kubelet's pod-resources view with
+ * `mergeInUse`. The driver's own EBUSY is the last line: the applier turns it
+ * into a blocked step.
  */
 import type { Inventory } from '../inventory/types.js';
+import type { InUse } from '../plan/types.js';
 import type { VfioUser } from '../sysfs/vfio-users.js';
 
+/** Device (PCI address or mdev UUID) -> who holds it. */
 export type InUseMap = Map<string, string>;
 
 /** Map open /dev/vfio groups and cdevs to the inventory's devices. */
@@ -30,7 +34,8 @@ export function inUseFromVfioUsers(inv: Inventory, users: readonly VfioUser[]): 
   return out;
 }
 
-export function mergeInUse(...maps: ReadonlyMap<string, string>[]): InUseMap {
+/** The union of in-use sources; the first source to name a device gives its reason. */
+export function mergeInUse(...maps: InUse[]): InUseMap {
   const out: InUseMap = new Map();
   for (const m of maps) for (const [k, v] of m) if (!out.has(k)) out.set(k, v);
   return out;
