@@ -334,7 +334,7 @@ void test('exit codes: 3 mismatch, 4 blocked by a VM, 5 no sysfs, 1 runtime fail
   const blocked = vmgpu('apply', '--simulate', dir, '-f', cfg, '-c', 'big');
   assert.equal(blocked.code, 4, blocked.stderr + blocked.stdout);
   assert.match(blocked.stdout, /blocked by devices in use; run apply again once they are released/);
-  assert.match(blocked.stdout, new RegExp(`clear VF ${vf0.replace(/\./g, '\\.')} \\(L40S-12Q\\): in use: process [0-9]+ \\(qemu-system-x86_64\\) has /dev/vfio/\\S+ open`));
+  assert.match(blocked.stdout, new RegExp(`clear VF ${vf0.replace(/\./g, '\\.')} \\(virtfn0, L40S-12Q\\): in use: process [0-9]+ \\(qemu-system-x86_64\\) has /dev/vfio/\\S+ open`));
   const vfs = discover(dir).gpus[0]!.vfs;
   assert.equal(vfs[0]!.currentProfile, 'L40S-12Q', 'the held VF is untouched');
   assert.equal(vmgpu('assert', '--simulate', dir, '-f', cfg, '-c', 'big').code, 3, 'still blocked: no match');

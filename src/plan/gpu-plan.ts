@@ -1,0 +1,53 @@
+/**
+ * The planning of one GPU against one config entry: what the steps read
+ * (the GPU, the entry and its requests, the in-use set) and what they
+ * produce (actions, blocked changes, errors, the outcome). plan.ts makes one
+ * per assigned GPU and dispatches it to the mode's planner.
+ */
+import type { Gpu, Inventory } from '../inventory/types.js';
+import type { ConfigEntry, ConfigFile } from '../spec/config.js';
+import { vgpuRequestsOf, type VgpuRequest } from './requests.js';
+import { describeAction, type Action, type Blocked, type GpuOutcome, type InUse, type PlanError } from './types.js';
+
+export class GpuPlan {
+  readonly actions: Action[] = [];
+  readonly blocked: Blocked[] = [];
+  readonly errors: PlanError[] = [];
+  readonly outcome: GpuOutcome;
+  readonly requests: VgpuRequest[];
+  readonly address: string;
+
+  constructor(
+    readonly inv: Inventory,
+    readonly gpu: Gpu,
+    readonly entry: ConfigEntry,
+    private readonly file: ConfigFile,
+    readonly inUse: InUse,
+    readonly nodeId: string,
+    /** The VFIO driver this GPU would be passed through with. */
+    readonly vfioDriver: string,
+  ) {
+    this.address = gpu.pci.address;
+    this.requests = vgpuRequestsOf(entry);
+    const want: Record<string, number> = {};
+    for (const r of this.requests) want[r.profile] = (want[r.profile] ?? 0) + r.count;
+    this.outcome = { gpu: this.address, model: gpu.model.name, mode: entry.mode, want, kept: 0 };
+  }
+
+  /** The config can never be met on this GPU (nothing of the config is applied). */
+  error(message: string): void {
+    this.errors.push({ gpu: this.address, where: `${this.file.filename}:${this.entry.line}:${this.entry.column}: ${this.entry.path}`, message });
+  }
+
+  block(device: string, change: string, reason: string): void {
+    this.blocked.push({ gpu: this.address, device, change, reason });
+  }
+
+  /** Record the change as blocked when the device is in use; true if it is. */
+  blockIfInUse(device: string, change: Action): boolean {
+    const who = this.inUse.get(device);
+    if (who === undefined) return false;
+    this.block(device, describeAction(change), `in use: ${who}`);
+    return true;
+  }
+}
