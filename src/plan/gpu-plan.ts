@@ -7,11 +7,12 @@
 import type { Gpu, Inventory } from '../inventory/types.js';
 import type { ConfigEntry, ConfigFile } from '../spec/config.js';
 import { vgpuRequestsOf, type VgpuRequest } from './requests.js';
-import { describeAction, type Action, type Blocked, type GpuOutcome, type InUse, type PlanError } from './types.js';
+import { describeAction, type Action, type Blocked, type GpuOutcome, type InUse, type PlanError, type Undetermined } from './types.js';
 
 export class GpuPlan {
   readonly actions: Action[] = [];
   readonly blocked: Blocked[] = [];
+  readonly undetermined: Undetermined[] = [];
   readonly errors: PlanError[] = [];
   readonly outcome: GpuOutcome;
   readonly requests: VgpuRequest[];
@@ -37,6 +38,11 @@ export class GpuPlan {
   /** The config can never be met on this GPU (nothing of the config is applied). */
   error(message: string): void {
     this.errors.push({ gpu: this.address, where: `${this.file.filename}:${this.entry.line}:${this.entry.column}: ${this.entry.path}`, message });
+  }
+
+  /** vmgpu cannot tell what `device` is; the GPU stays as it is. */
+  undetermine(device: string, reason: string, fix: string): void {
+    this.undetermined.push({ gpu: this.address, device, reason, fix });
   }
 
   block(device: string, change: string, reason: string): void {

@@ -35,7 +35,7 @@ export interface PlanOptions {
 }
 
 export function plan(inv: Inventory, file: ConfigFile, config: NamedConfig, opts: PlanOptions): Plan {
-  const out: Plan = { configName: config.name, actions: [], blocked: [], errors: [], gpus: [] };
+  const out: Plan = { configName: config.name, actions: [], blocked: [], undetermined: [], errors: [], gpus: [] };
   const assignment = assignGpus(config.entries, inv.gpus.map(gpuIdentity));
   for (const p of assignment.problems) out.errors.push({ gpu: null, where: `${file.filename}:${p.line}:${p.column}: ${p.path}`, message: p.message });
   const owner = new Map(assignment.assigned.map((a) => [a.gpu.address, a.entry]));
@@ -49,12 +49,40 @@ export function plan(inv: Inventory, file: ConfigFile, config: NamedConfig, opts
     planGpu(p);
     out.gpus.push(p.outcome);
     out.errors.push(...p.errors);
+    if (findUnnamed(p)) {
+      // What is on the GPU cannot be told: nothing on it changes, whatever the config asks.
+      out.undetermined.push(...p.undetermined);
+      continue;
+    }
     out.blocked.push(...p.blocked);
     if (p.errors.length === 0) out.actions.push(...p.actions);
   }
   // Never apply part of an invalid config.
   if (out.errors.length) out.actions = [];
   return out;
+}
+
+const UNNAMED_FIX =
+  'make the host driver\'s nvidia-smi reachable to vmgpu (the Helm chart mounts it from agent.driverRoot), or let the catalog learn the name ' +
+  'from a free VF of a GPU of the same model and driver version (on this node or, with the agent, on any node of the cluster); ' +
+  'see docs/troubleshooting.md "Unknown vGPU types"';
+
+/** Record every vGPU on the GPU whose type no source names; true if there is one. */
+function findUnnamed(p: GpuPlan): boolean {
+  for (const v of p.gpu.vfs) {
+    if (v.currentTypeId === 0 || v.currentProfile !== null) continue;
+    p.undetermine(
+      v.address,
+      `VF ${v.address} holds vGPU type ID ${v.currentTypeId}, which vmgpu cannot name: no free VF of this GPU lists it, the catalog has not seen it and nvidia-smi did not name it`,
+      UNNAMED_FIX,
+    );
+  }
+  for (const parent of p.gpu.mdevParents) {
+    for (const i of parent.instances) {
+      if (i.typeName === null) p.undetermine(i.uuid, `mdev ${i.uuid} has type ${i.typeDir}, whose name vmgpu cannot read`, `check ${i.typeDir} under ${parent.address}/mdev_supported_types`);
+    }
+  }
+  return p.undetermined.length > 0;
 }
 
 function untouched(g: Gpu): GpuOutcome {

@@ -43,6 +43,20 @@ export interface Blocked {
   reason: string;
 }
 
+/**
+ * A device whose state vmgpu cannot tell (a vGPU type ID no source names).
+ * The GPU it is on is left exactly as it is: vmgpu never clears, replaces or
+ * re-types what it cannot name.
+ */
+export interface Undetermined {
+  gpu: string;
+  /** The VF address or mdev UUID. */
+  device: string;
+  reason: string;
+  /** How to let vmgpu name it. */
+  fix: string;
+}
+
 /** Why a config cannot be met on this node. Any error means nothing is applied. */
 export interface PlanError {
   /** The GPU concerned, when there is one. */
@@ -67,6 +81,8 @@ export interface Plan {
   configName: string;
   actions: Action[];
   blocked: Blocked[];
+  /** GPUs left untouched because vmgpu cannot tell what is on them. */
+  undetermined: Undetermined[];
   errors: PlanError[];
   gpus: GpuOutcome[];
 }
