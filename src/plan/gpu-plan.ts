@@ -45,8 +45,29 @@ export class GpuPlan {
     this.undetermined.push({ gpu: this.address, device, reason, fix });
   }
 
-  block(device: string, change: string, reason: string): void {
-    this.blocked.push({ gpu: this.address, device, change, reason });
+  /**
+   * The GPU's target cannot be reached while a VM holds one of its devices, so
+   * nothing on it changes now (its free vGPUs stay too): plan.ts drops its
+   * actions. Set when a vGPU of the target cannot be placed, or a whole-GPU
+   * mode waits for a device.
+   */
+  cannotFinish = false;
+
+  /** Devices of this GPU in use now: the GPU, its companions, VFs and mdevs. */
+  heldHere(): string[] {
+    const g = this.gpu;
+    const ids = [g.pci.address, ...g.companions, ...g.vfs.map((v) => v.address), ...g.mdevParents.flatMap((m) => m.instances.map((i) => i.uuid))];
+    return ids.filter((d) => this.inUse.has(d));
+  }
+
+  block(device: string, change: string, reason: string, waitsFor: string[] = [device]): void {
+    this.blocked.push({ gpu: this.address, device, change, reason, waitsFor });
+  }
+
+  /** A vGPU of the target cannot be placed until the GPU's held devices are released. */
+  waitForTarget(device: string, change: string, reason: string): void {
+    this.cannotFinish = true;
+    this.block(device, change, reason, this.heldHere());
   }
 
   /** Record the change as blocked when the device is in use; true if it is. */

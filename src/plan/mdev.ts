@@ -112,14 +112,14 @@ function creations(p: GpuPlan, parents: Parents, instances: Instance[], keep: Se
     for (let left = count; left > 0; left--) {
       const why = occ.whyNot(f);
       if (why) {
-        p.block(p.address, `create ${left} x ${profile}`, `waits for in-use vGPUs to be released: ${why}`);
+        p.waitForTarget(p.address, `create ${left} x ${profile}`, `waits for in-use vGPUs to be released: ${why}`);
         break;
       }
       let parent = parents.addresses[0]!;
       if (parents.onVfs) {
         const next = freeParents.shift();
         if (!next) {
-          p.block(p.address, `create ${left} more ${profile}`, 'no free mdev parent VF: the others hold vGPUs in use by VMs');
+          p.waitForTarget(p.address, `create ${left} more ${profile}`, 'no free mdev parent VF: the others hold vGPUs in use by VMs');
           break;
         }
         parent = next;

@@ -24,6 +24,8 @@ export function planHost(p: GpuPlan): void {
       if (!p.blockIfInUse(i.uuid, change)) p.actions.push(change);
     }
   }
+  // The GPU reaches the host driver only once no VM holds any of it: until then it keeps its free vGPUs.
+  if (p.blocked.length) p.cannotFinish = true;
 }
 
 export function planPassthrough(p: GpuPlan): void {
@@ -37,7 +39,8 @@ export function planPassthrough(p: GpuPlan): void {
   const vgpus = [...g.vfs.filter((v) => v.currentTypeId !== 0).map((v) => v.address), ...g.mdevParents.flatMap((m) => m.instances.map((i) => i.uuid))];
   const held = vgpus.filter((d) => p.inUse.has(d));
   if (held.length) {
-    for (const d of held) p.block(d, `pass ${g.pci.address} through`, `in use: ${p.inUse.get(d)}`);
+    for (const d of held) p.block(d, `pass ${g.pci.address} through`, `in use: ${p.inUse.get(d)}`, held);
+    p.cannotFinish = true;
     return;
   }
   for (const m of [g.pci.address, ...g.companions]) {

@@ -49,13 +49,15 @@ export function plan(inv: Inventory, file: ConfigFile, config: NamedConfig, opts
     planGpu(p);
     out.gpus.push(p.outcome);
     out.errors.push(...p.errors);
-    if (findUnnamed(p)) {
+    findUnnamed(p);
+    if (p.undetermined.length) {
       // What is on the GPU cannot be told: nothing on it changes, whatever the config asks.
       out.undetermined.push(...p.undetermined);
       continue;
     }
     out.blocked.push(...p.blocked);
-    if (p.errors.length === 0) out.actions.push(...p.actions);
+    // All or nothing per GPU: a target that must wait for a VM leaves the GPU as it is.
+    if (p.errors.length === 0 && !p.cannotFinish) out.actions.push(...p.actions);
   }
   // Never apply part of an invalid config.
   if (out.errors.length) out.actions = [];
@@ -67,8 +69,8 @@ const UNNAMED_FIX =
   'from a free VF of a GPU of the same model and driver version (on this node or, with the agent, on any node of the cluster); ' +
   'see docs/troubleshooting.md "Unknown vGPU types"';
 
-/** Record every vGPU on the GPU whose type no source names; true if there is one. */
-function findUnnamed(p: GpuPlan): boolean {
+/** Record every vGPU on the GPU whose type no source names. */
+function findUnnamed(p: GpuPlan): void {
   for (const v of p.gpu.vfs) {
     if (v.currentTypeId === 0 || v.currentProfile !== null) continue;
     p.undetermine(
@@ -82,7 +84,6 @@ function findUnnamed(p: GpuPlan): boolean {
       if (i.typeName === null) p.undetermine(i.uuid, `mdev ${i.uuid} has type ${i.typeDir}, whose name vmgpu cannot read`, `check ${i.typeDir} under ${parent.address}/mdev_supported_types`);
     }
   }
-  return p.undetermined.length > 0;
 }
 
 function untouched(g: Gpu): GpuOutcome {
@@ -120,6 +121,6 @@ function returnToVgpuManager(p: GpuPlan): boolean {
   // Blocked now, but a request that could never fit is still an error.
   const oneType = g.model.vgpuFramework === 'mdev';
   const slots = g.model.vgpuFramework === 'sriov' || boardOf(g)?.mdevOnVfs ? (g.pci.sriov?.totalVfs ?? 0) : Number.MAX_SAFE_INTEGER;
-  if (checkRequests(p, { slots, oneTypeOnly: oneType })) p.block(g.pci.address, 'return the GPU to the vGPU manager', `in use: ${who}`);
+  if (checkRequests(p, { slots, oneTypeOnly: oneType })) p.waitForTarget(g.pci.address, 'return the GPU to the vGPU manager', `in use: ${who}`);
   return false;
 }

@@ -45,12 +45,36 @@ export function planSriov(p: GpuPlan): void {
   if (p.gpu.vfs.length > 0 && requested > slots.length) {
     return p.error(`${requested} vGPUs requested but only ${slots.length} of ${sriov.totalVfs} VFs are enabled on ${p.address}; disable the VFs (write 0 to sriov_numvfs) so vmgpu can enable all of them`);
   }
+  const switching = switchesMixedSizeMode(p, slots);
+  if (switching === 'undetermined' || switching === 'waits') return;
   const remaining: Remaining = new Map([...wanted].map(([profile, w]) => [profile, w.count]));
-  keepHeld(slots, remaining);
-  placeExplicit(p, slots, remaining);
-  keepMatching(slots, remaining);
+  // A mode switch needs an empty GPU: then nothing is kept, every vGPU is rebuilt.
+  const keep = !switching;
+  if (keep) keepHeld(slots, remaining);
+  placeExplicit(p, slots, remaining, keep);
+  if (keep) keepMatching(slots, remaining);
   fillLowestFree(p, slots, wanted, remaining);
   emit(p, slots, wanted);
+}
+
+/**
+ * Whether the entry switches the GPU's mixed-size mode while it has VFs (the
+ * driver takes the switch only on an empty GPU). A vGPU a VM holds makes the
+ * switch wait; a mode vmgpu cannot read (no nvidia-smi) is not guessed.
+ */
+function switchesMixedSizeMode(p: GpuPlan, slots: Slot[]): boolean | 'waits' | 'undetermined' {
+  const want = p.entry.mixedSizes;
+  if (want === null || p.gpu.vfs.length === 0) return false;
+  const configured = slots.filter((s) => s.typeId !== 0);
+  if (p.gpu.heterogeneousMode === null) {
+    if (configured.length === 0) return false;
+    p.undetermine(p.address, `the entry sets mixed-sizes: ${want}, but the mixed-size vGPU mode of ${p.address} cannot be read`, 'make the host driver\'s nvidia-smi reachable to vmgpu (the mode is read with nvidia-smi -q)');
+    return 'undetermined';
+  }
+  if (want === p.gpu.heterogeneousMode || configured.length === 0) return false;
+  const held = configured.filter((s) => s.held);
+  for (const s of held) p.waitForTarget(s.address, `switch mixed-size mode ${want ? 'on' : 'off'} on ${p.address}`, `the switch needs every vGPU on the GPU cleared; in use: ${p.inUse.get(s.address)}`);
+  return held.length ? 'waits' : true;
 }
 
 function placementInRange(p: GpuPlan, total: number): boolean {
@@ -92,16 +116,16 @@ function keepHeld(slots: Slot[], remaining: Remaining): void {
 }
 
 /** 2. vf-placement: the named VFs, unless a VM holds one with another type. */
-function placeExplicit(p: GpuPlan, slots: Slot[], remaining: Remaining): void {
+function placeExplicit(p: GpuPlan, slots: Slot[], remaining: Remaining, keep: boolean): void {
   for (const r of p.requests) {
     for (const i of r.placement ?? []) {
       const s = slots[i]!;
       if (s.target !== null) continue; // an in-use VF already keeps this profile
       if (s.held && s.typeId !== 0 && s.profile !== r.profile) {
-        p.block(s.address, `set VF ${s.address} to ${r.profile} (vf-placement)`, `in use: ${p.inUse.get(s.address)}`);
+        p.waitForTarget(s.address, `set VF ${s.address} to ${r.profile} (vf-placement)`, `in use: ${p.inUse.get(s.address)}`);
         continue;
       }
-      take(remaining, s, r.profile, s.profile === r.profile && s.typeId !== 0);
+      take(remaining, s, r.profile, keep && s.profile === r.profile && s.typeId !== 0);
     }
   }
 }
@@ -125,7 +149,7 @@ function fillLowestFree(p: GpuPlan, slots: Slot[], wanted: Map<string, Wanted>, 
     }
   }
   for (const [profile, left] of remaining) {
-    if (left > 0) p.block(p.address, `create ${left} more ${profile}`, 'no free VF: the others are in use by VMs');
+    if (left > 0) p.waitForTarget(p.address, `create ${left} more ${profile}`, 'no free VF: the others are in use by VMs');
   }
 }
 
@@ -168,7 +192,7 @@ function emit(p: GpuPlan, slots: Slot[], wanted: Map<string, Wanted>): void {
     const f = wanted.get(s.target)!.facts;
     const why = occ.whyNot(f);
     if (why) {
-      p.block(s.address, `set VF ${s.address} to ${s.target}`, `waits for in-use vGPUs to be released: ${why}`);
+      p.waitForTarget(s.address, `set VF ${s.address} to ${s.target}`, `waits for in-use vGPUs to be released: ${why}`);
       continue;
     }
     occ.add(f);
@@ -178,27 +202,21 @@ function emit(p: GpuPlan, slots: Slot[], wanted: Map<string, Wanted>): void {
   const enabled = p.gpu.vfs.length > 0;
   if (!enabled && sets.length) p.actions.push({ kind: 'enable-vfs', gpu: p.address, count: p.gpu.pci.sriov!.totalVfs });
   p.actions.push(...clears);
-  const mode = mixedSizeAction(p, slots, enabled, sets.length > 0);
-  if (mode === 'error') return;
+  const mode = mixedSizeAction(p, enabled, sets.length > 0);
   if (mode) p.actions.push(mode);
   p.actions.push(...sets, ...params);
 }
 
 /**
- * The mixed-size mode switch, when the entry asks for a mode the GPU is not
- * in (or enabling VFs will reset it). The driver takes it only on an empty GPU.
+ * The mixed-size mode action, when the entry asks for a mode the GPU is not
+ * in, or enabling VFs will reset it (sriov-manage does). A switch on a GPU
+ * with vGPUs was decided by switchesMixedSizeMode: by now nothing stays.
  */
-function mixedSizeAction(p: GpuPlan, slots: Slot[], enabled: boolean, creating: boolean): Action | null | 'error' {
-  const wantMixed = p.entry.mixedSizes;
-  const current = p.gpu.heterogeneousMode ?? false;
-  // sriov-manage resets the mode when it enables VFs; with the VFs off and staying off there is no mode to set.
+function mixedSizeAction(p: GpuPlan, enabled: boolean, creating: boolean): Action | null {
+  const want = p.entry.mixedSizes;
+  // With the VFs off and staying off there is no mode to set: enabling them later resets it anyway.
+  if (want === null || (!enabled && !creating)) return null;
   const enablingResets = !enabled && creating;
-  if (wantMixed === null || (!enabled && !creating)) return null;
-  if (wantMixed === current && !(enablingResets && wantMixed)) return null;
-  const stays = slots.filter((s) => (s.kept || s.held) && s.typeId !== 0);
-  if (stays.length && wantMixed !== current) {
-    p.error(`switching mixed-size mode ${wantMixed ? 'on' : 'off'} on ${p.address} needs every vGPU on it cleared first, but ${stays.length} stay (${stays.map((s) => s.address).join(', ')}); remove them from the config first or change the mode later`);
-    return 'error';
-  }
-  return stays.length ? null : { kind: 'set-mixed-sizes', gpu: p.address, enabled: wantMixed };
+  if (want === (p.gpu.heterogeneousMode ?? false) && !(enablingResets && want)) return null;
+  return { kind: 'set-mixed-sizes', gpu: p.address, enabled: want };
 }

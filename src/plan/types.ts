@@ -32,7 +32,7 @@ export type Action =
 
 export type ActionKind = Action['kind'];
 
-/** A change the plan wants but cannot make now: the device is in use by a VM. */
+/** A change the plan wants but cannot make now: a device is in use by a VM. */
 export interface Blocked {
   gpu: string;
   /** The VF or GPU address, or mdev UUID, that is in use. */
@@ -41,6 +41,8 @@ export interface Blocked {
   change: string;
   /** Why it is blocked (who holds it, or the capacity it is waiting for). */
   reason: string;
+  /** The devices in use whose release unblocks it (VF or GPU addresses, mdev UUIDs). */
+  waitsFor: string[];
 }
 
 /**

@@ -455,8 +455,12 @@ export class SimulatedNode {
     return n;
   }
 
+  /** A VM holds the device, or another function of its IOMMU group (the group is the unit a VM opens). */
   private isHeld(id: string): boolean {
-    return this.held.has(id.toLowerCase());
+    if (this.held.has(id.toLowerCase())) return true;
+    const fn = this.fnByAddr(id.toLowerCase());
+    if (!fn || fn.group === null) return false;
+    return [...this.held].some((h) => h !== fn.addr && this.fnByAddr(h)?.group === fn.group);
   }
 
   private writeVgpuType(gpu: SimGpu, vf: SimVf, data: string): void {
