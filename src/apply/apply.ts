@@ -11,10 +11,11 @@
  *   failure stops the run with the GPU, the step and the kernel's answer.
  */
 import { parseCreatableVgpuTypes } from '../inventory/catalog.js';
-import { stripVendorPrefix } from '../inventory/profiles.js';
+import { stripVendorPrefix } from '../model/profile.js';
 import { SysfsError, isSysfsError } from '../sysfs/errors.js';
 import type { HostTools } from '../sysfs/host-tools.js';
-import { checkPciAddress, parseDriverName, parseMdevUuid, type PciAddress } from '../sysfs/names.js';
+import { parseDriverName, parseMdevUuid } from '../sysfs/names.js';
+import { checkPciAddress, type PciAddress } from '../model/pci.js';
 import type { SysfsPort } from '../sysfs/port.js';
 import { describeAction, type Action, type Blocked, type Plan } from '../plan/types.js';
 

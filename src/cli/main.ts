@@ -13,7 +13,7 @@ import { InventoryError } from '../inventory/read.js';
 import { createSimulatedNode, materialize, simModels, SIM_DRIVERS, loadSimulation, saveSimulation, type SimMode } from '../simulator/index.js';
 import { capture } from '../sysfs/capture.js';
 import { InvalidNameError, SysfsError } from '../sysfs/errors.js';
-import { parsePciAddress } from '../sysfs/names.js';
+import { parsePciAddress } from '../model/pci.js';
 import { openMachine, GLOBAL_OPTIONS, resolveRoots, type GlobalFlags } from './context.js';
 import { formatDiscover } from './discover.js';
 import { CliError, EXIT } from './exit-codes.js';

@@ -8,13 +8,13 @@
  */
 import { SysfsError } from '../sysfs/errors.js';
 import type { HostTools } from '../sysfs/host-tools.js';
-import { checkPciAddress, type PciAddress } from '../sysfs/names.js';
+import { checkPciAddress, type PciAddress } from '../model/pci.js';
 import type { SkippedEntry, SysfsPort } from '../sysfs/port.js';
 import { parseCreatableVgpuTypes, parseMdevDescription, parseNvidiaSmiSupportedTypes, toVgpuType, type CatalogEntry } from './catalog.js';
 import type { CatalogCache } from './catalog-cache.js';
-import { knownModel } from './models.js';
+import { knownModel } from '../model/models.js';
 import { PciIds, deviceDisplayName } from './pciids.js';
-import { boardForDevice } from './profiles.js';
+import { boardForDevice } from '../model/boards.js';
 import {
   INVENTORY_SCHEMA_VERSION,
   type Capabilities,

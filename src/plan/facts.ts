@@ -4,7 +4,7 @@
  * something (mdev descriptions are exact); NVIDIA's documented board facts
  * fill the rest.
  */
-import { boardForDevice, profileFact, type BoardFacts } from '../inventory/profiles.js';
+import { boardForDevice, profileFact, type BoardFacts } from '../model/boards.js';
 import type { Gpu, VgpuType } from '../inventory/types.js';
 
 export interface ProfileFacts {

@@ -4,9 +4,9 @@
  * new ones get stable UUIDs (the same node, parent and slot give the same
  * UUID, so a VM keeps its vGPU across reboots).
  */
-import { stripVendorPrefix } from '../inventory/profiles.js';
+import { stripVendorPrefix } from '../model/profile.js';
 import type { MdevInstance } from '../inventory/types.js';
-import { vfAddress } from '../sysfs/names.js';
+import { vfAddress } from '../model/pci.js';
 import { Occupancy } from './capacity.js';
 import { boardFramebufferMiB, boardOf, factsFor } from './facts.js';
 import type { GpuPlan } from './gpu-plan.js';

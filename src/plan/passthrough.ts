@@ -2,7 +2,7 @@
  * Whole-GPU modes: `passthrough` (the GPU and its IOMMU group companions on a
  * VFIO driver) and `host` (everything back on its host driver, no vGPUs).
  */
-import { stripVendorPrefix } from '../inventory/profiles.js';
+import { stripVendorPrefix } from '../model/profile.js';
 import type { PciFunction } from '../inventory/types.js';
 import type { GpuPlan } from './gpu-plan.js';
 import type { Action } from './types.js';

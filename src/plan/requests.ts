@@ -3,7 +3,7 @@
  * GPU (not what is on it now): every profile is one the GPU offers, counts fit
  * the instance, VF and framebuffer limits, and the profiles may share a GPU.
  */
-import { stripVendorPrefix } from '../inventory/profiles.js';
+import { stripVendorPrefix } from '../model/profile.js';
 import type { ConfigEntry } from '../spec/config.js';
 import { didYouMean } from '../spec/suggest.js';
 import { boardFramebufferMiB, boardOf, factsFor, knownProfiles, type ProfileFacts } from './facts.js';

@@ -7,7 +7,7 @@
  * VFs. `emit` turns the result into actions, checked against one capacity
  * rule (capacity.ts) for what stays on the card.
  */
-import { vfAddress } from '../sysfs/names.js';
+import { vfAddress } from '../model/pci.js';
 import { Occupancy } from './capacity.js';
 import { boardFramebufferMiB, factsFor } from './facts.js';
 import type { GpuPlan } from './gpu-plan.js';

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { SysfsError } from '../sysfs/errors.js';
-import { vfAddress } from '../sysfs/names.js';
+import { vfAddress } from '../model/pci.js';
 import { SysfsPort } from '../sysfs/port.js';
 import type { VfioUser } from '../sysfs/vfio-users.js';
 import { simDriver, simModel, simTypes, boardOf, type SimDriver, type SimModel, type SimType } from './hardware.js';

@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { SimNodeSpec, SimulatedNode } from '../../../src/simulator/index.js';
-import { parsePciAddress } from '../../../src/sysfs/names.js';
+import { parsePciAddress } from '../../../src/model/pci.js';
 import { configOf, planOn, sim } from './helpers.js';
 
 interface Rule {
