@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { applyPlan, type ApplyResult } from '../apply/apply.js';
+import { parseDuration } from '../serve/agent/backoff.js';
 import type { Inventory } from '../inventory/types.js';
 import { boardForProfile, profileFact } from '../model/boards.js';
 import { stripVendorPrefix } from '../model/profile.js';
@@ -19,7 +20,7 @@ import { loadConfigFile, selectConfig } from '../spec/load.js';
 import { serializeConfig } from '../spec/serialize.js';
 import { didYouMean } from '../spec/suggest.js';
 import { write, type Command } from './command.js';
-import { openMachine, GLOBAL_OPTIONS, type GlobalFlags } from './context.js';
+import { lockNode, openMachine, GLOBAL_OPTIONS, type GlobalFlags } from './context.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { table } from './table.js';
 
@@ -104,6 +105,16 @@ async function planFromFlags(v: Record<string, unknown>): Promise<{ machine: Mac
   }
 }
 
+/** `--wait DURATION` (default 1m): how long apply waits for another writer of the node. */
+function waitMs(v: Record<string, unknown>): number {
+  const text = (v.wait as string | undefined) ?? '1m';
+  try {
+    return parseDuration(text, '--wait');
+  } catch (err) {
+    throw new CliError((err as Error).message);
+  }
+}
+
 function planErrorsExit(plan: Plan): void {
   if (plan.errors.length) throw new CliError(formatPlan(plan), EXIT.BAD_INPUT);
 }
@@ -155,16 +166,23 @@ export const configCommands: Record<string, Command> = {
   },
   apply: {
     summary: 'make this node match a config (safe: validates everything first, never touches devices in use)',
-    usage: 'vmgpu apply -f FILE -c NAME [--json] [--sysfs-root DIR | --simulate DIR]',
-    options: CONFIG_OPTIONS,
+    usage: 'vmgpu apply -f FILE -c NAME [--json] [--wait 1m] [--sysfs-root DIR | --simulate DIR]',
+    options: { ...CONFIG_OPTIONS, wait: { type: 'string' } },
     async run(v) {
-      const { machine, plan } = await planFromFlags(v);
-      planErrorsExit(plan);
+      const lock = await lockNode(v as GlobalFlags, 'vmgpu apply', waitMs(v));
       let res: ApplyResult;
+      let plan: Plan;
       try {
-        res = await applyPlan(plan, { port: machine.port, tools: machine.tools });
+        const planned = await planFromFlags(v);
+        plan = planned.plan;
+        planErrorsExit(plan);
+        try {
+          res = await applyPlan(plan, { port: planned.machine.port, tools: planned.machine.tools });
+        } finally {
+          planned.machine.commit();
+        }
       } finally {
-        machine.commit();
+        lock.release();
       }
       const undetermined = formatUndetermined(plan);
       if (v.json) write(JSON.stringify({ ...res, undetermined: plan.undetermined }, null, 2));

@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { PciIds, loadFirstPciIds, DEFAULT_PCI_IDS_PATHS } from '../inventory/pciids.js';
-import { openHost } from '../machine/host.js';
+import { DEFAULT_STATE_DIR, openHost } from '../machine/host.js';
+import { acquireNodeLock, nodeLockPath, NodeLockBusyError, type NodeLock } from '../machine/lock.js';
 import type { Machine } from '../machine/machine.js';
 import { openSimulatedDir } from '../machine/simulated.js';
 import { extractCapture, readCaptureMeta } from '../sysfs/capture.js';
@@ -32,6 +33,26 @@ export const GLOBAL_OPTIONS = {
   'state-dir': { type: 'string' },
   simulate: { type: 'string' },
 } as const;
+
+/**
+ * Take the writer lock of the node the flags name, before anything is read
+ * from it, so plan and apply see no other writer's half-done work.
+ */
+export async function lockNode(flags: GlobalFlags, command: string, waitMs: number): Promise<NodeLock> {
+  const where = flags.simulate
+    ? { simulateDir: flags.simulate }
+    : { sysRoot: resolveRoots(flags).roots.sys, stateDir: flags['state-dir'] ?? (process.env.VMGPU_STATE_DIR || DEFAULT_STATE_DIR) };
+  try {
+    return await acquireNodeLock(nodeLockPath(where), {
+      command,
+      waitMs,
+      onWait: (h) => process.stderr.write(`waiting for the node lock: ${h ? `${h.command} (PID ${h.pid})` : 'another vmgpu process'} is changing this node…\n`),
+    });
+  } catch (err) {
+    if (err instanceof NodeLockBusyError) throw new CliError(err.message, EXIT.FAILURE);
+    throw err;
+  }
+}
 
 export function openMachine(flags: GlobalFlags): Machine {
   const pciIds = loadPciIds(flags['pci-ids']);

@@ -10,6 +10,7 @@ import { DiskBackend, type DiskRoots } from '../sysfs/disk-backend.js';
 import { RealHostTools } from '../sysfs/host-tools.js';
 import { SysfsPort } from '../sysfs/port.js';
 import { openVfioDevices } from '../sysfs/vfio-users.js';
+import { nodeLockPath } from './lock.js';
 import { machineOf, type Machine } from './machine.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/vmgpu';
@@ -34,6 +35,7 @@ export function openHost(opts: HostOptions): Machine {
     // Only a live kernel has processes holding its devices; a tree has none to scan.
     vfioUsers: () => (backend.live ? openVfioDevices() : []),
     commit: () => {},
+    lockPath: nodeLockPath({ sysRoot: opts.roots.sys, stateDir: opts.stateDir ?? DEFAULT_STATE_DIR }),
   });
 }
 

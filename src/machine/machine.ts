@@ -13,6 +13,7 @@ import type { HostTools } from '../sysfs/host-tools.js';
 import type { SysfsPort } from '../sysfs/port.js';
 import type { VfioUser } from '../sysfs/vfio-users.js';
 import { inUseFromVfioUsers, type InUseMap } from './in-use.js';
+import { acquireNodeLock, type LockOptions, type NodeLock } from './lock.js';
 import { vfioDriverChooser } from './vfio-driver.js';
 
 export interface InventoryRequest {
@@ -35,6 +36,8 @@ export interface Machine {
   vfioDriverFor(inv: Inventory): (g: Gpu) => string;
   /** Persist what changed (a simulated node's directory); nothing on a host. */
   commit(): void;
+  /** Take the node's writer lock (one writer per node at a time); see lock.ts. */
+  lock(opts: LockOptions): Promise<NodeLock>;
 }
 
 /** What host.ts and simulated.ts put together. */
@@ -47,6 +50,8 @@ export interface MachineParts {
   /** Processes with /dev/vfio files open (a running QEMU holds its vGPU's group or cdev). */
   vfioUsers(): VfioUser[];
   commit(): void;
+  /** Where the writer lock lives; null: an in-memory node only this process sees (no lock needed). */
+  lockPath: string | null;
 }
 
 export function machineOf(parts: MachineParts): Machine {
@@ -64,6 +69,7 @@ export function machineOf(parts: MachineParts): Machine {
     inUse: (inv) => inUseFromVfioUsers(inv, parts.vfioUsers()),
     vfioDriverFor: (inv) => vfioDriverChooser(parts.port, inv),
     commit: () => parts.commit(),
+    lock: async (opts) => (parts.lockPath === null ? { release: () => {} } : acquireNodeLock(parts.lockPath, opts)),
   };
 }
 

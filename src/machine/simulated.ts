@@ -7,6 +7,7 @@
 import { CatalogCache } from '../inventory/catalog-cache.js';
 import { DEFAULT_PCI_IDS_PATHS, loadFirstPciIds, type PciIds } from '../inventory/pciids.js';
 import { loadSimulation, saveSimulation, SimHostTools, type SimulatedNode } from '../simulator/index.js';
+import { nodeLockPath } from './lock.js';
 import { machineOf, type Machine } from './machine.js';
 
 export interface SimulatedOptions {
@@ -28,6 +29,7 @@ export function openSimulated(sim: SimulatedNode, opts: SimulatedOptions = {}): 
     commit: () => {
       if (opts.saveTo) saveSimulation(sim, opts.saveTo);
     },
+    lockPath: opts.saveTo ? nodeLockPath({ simulateDir: opts.saveTo }) : null,
   });
 }
 

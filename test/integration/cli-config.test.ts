@@ -15,6 +15,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ApplyError, applyPlan } from '../../src/apply/apply.js';
+import { acquireNodeLock, nodeLockPath } from '../../src/machine/lock.js';
 import { openSimulated } from '../../src/machine/simulated.js';
 import { planOn } from '../../src/machine/plan-on.js';
 import type { Inventory } from '../../src/inventory/types.js';
@@ -252,6 +253,21 @@ void test('a full card whose vGPU types no source names (no nvidia-smi, no catal
   assert.equal(imp.code, 6, imp.stderr);
   assert.doesNotMatch(imp.stderr, /is not a vGPU type/);
   assert.match(imp.stderr, /cannot name profile ID \d+/);
+});
+
+void test('one writer per node: apply waits for, or is refused by, another writer holding the node lock', async () => {
+  const dir = simNode('--model', 'L40S');
+  const cfg = path.join(TMP, 'lock.yaml');
+  fs.writeFileSync(cfg, 'version: v1\nvgpu-configs:\n  c:\n    - devices: all\n      vgpu-devices:\n        L40S-12Q: 4\n');
+  const before = persisted(dir);
+  // Another writer (an agent, an admin's apply) holds the node.
+  const other = await acquireNodeLock(nodeLockPath({ simulateDir: dir }), { command: 'vmgpu agent', waitMs: 0 });
+  const refused = vmgpu('apply', '--simulate', dir, '-f', cfg, '-c', 'c', '--wait', '0');
+  assert.equal(refused.code, 1, refused.stderr);
+  assert.match(refused.stderr, new RegExp(`the node is being changed by vmgpu agent \\(PID ${process.pid}`));
+  assert.equal(persisted(dir).text, before.text, 'a refused apply changed the node');
+  other.release();
+  ok(vmgpu('apply', '--simulate', dir, '-f', cfg, '-c', 'c', '--wait', '0'), 'apply once the lock is free');
 });
 
 interface BadCase {
