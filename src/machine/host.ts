@@ -9,6 +9,7 @@ import type { PciIds } from '../inventory/pciids.js';
 import { DiskBackend, type DiskRoots } from '../sysfs/disk-backend.js';
 import { RealHostTools } from '../sysfs/host-tools.js';
 import { SysfsPort } from '../sysfs/port.js';
+import { seesHostProcesses } from '../sysfs/processes.js';
 import { openVfioDevices } from '../sysfs/vfio-users.js';
 import { nodeLockPath } from './lock.js';
 import { machineOf, type Machine } from './machine.js';
@@ -33,7 +34,7 @@ export function openHost(opts: HostOptions): Machine {
     kernelRelease: opts.kernelRelease,
     catalogCache: opts.stateDir ? new CatalogCache(opts.stateDir) : defaultCatalogCache(),
     // Only a live kernel has processes holding its devices; a tree has none to scan.
-    vfioUsers: () => (backend.live ? openVfioDevices() : []),
+    vfioUsers: () => (!backend.live ? [] : seesHostProcesses() ? openVfioDevices() : null),
     commit: () => {},
     lockPath: nodeLockPath({ sysRoot: opts.roots.sys, stateDir: opts.stateDir ?? DEFAULT_STATE_DIR }),
   });

@@ -32,6 +32,12 @@ export interface Machine {
   inventory(req?: InventoryRequest): Promise<Inventory>;
   /** Devices VMs hold right now, from the processes that have VFIO files open. */
   inUse(inv: Inventory): InUseMap;
+  /**
+   * Why inUse() cannot see every VM (this process does not see the host's
+   * processes, e.g. a container without the host PID namespace), or null when
+   * it can. Planning refuses to change a GPU while this is set.
+   */
+  inUseBlindSpot(): string | null;
   /** Each GPU's passthrough driver: a vendor VFIO variant from modules.alias, else vfio-pci. */
   vfioDriverFor(inv: Inventory): (g: Gpu) => string;
   /** Persist what changed (a simulated node's directory); nothing on a host. */
@@ -47,12 +53,15 @@ export interface MachineParts {
   pciIds: PciIds;
   kernelRelease: string | null;
   catalogCache: CatalogCache | undefined;
-  /** Processes with /dev/vfio files open (a running QEMU holds its vGPU's group or cdev). */
-  vfioUsers(): VfioUser[];
+  /** Processes with /dev/vfio files open (a running QEMU holds its vGPU's group or cdev); null: this process cannot see the host's processes. */
+  vfioUsers(): VfioUser[] | null;
   commit(): void;
   /** Where the writer lock lives; null: an in-memory node only this process sees (no lock needed). */
   lockPath: string | null;
 }
+
+const BLIND =
+  "this process does not see the host's processes (a container without the host PID namespace), so it cannot tell which VFIO devices running VMs hold open";
 
 export function machineOf(parts: MachineParts): Machine {
   return {
@@ -66,7 +75,8 @@ export function machineOf(parts: MachineParts): Machine {
       if (parts.catalogCache) rememberCatalog(inv, parts.catalogCache);
       return inv;
     },
-    inUse: (inv) => inUseFromVfioUsers(inv, parts.vfioUsers()),
+    inUse: (inv) => inUseFromVfioUsers(inv, parts.vfioUsers() ?? []),
+    inUseBlindSpot: () => (parts.vfioUsers() === null ? BLIND : null),
     vfioDriverFor: (inv) => vfioDriverChooser(parts.port, inv),
     commit: () => parts.commit(),
     lock: async (opts) => (parts.lockPath === null ? { release: () => {} } : acquireNodeLock(parts.lockPath, opts)),

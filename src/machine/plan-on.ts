@@ -26,5 +26,18 @@ export async function planOn(machine: Machine, req: PlanRequest): Promise<{ inv:
   const inv = await machine.inventory();
   const inUse = mergeInUse(machine.inUse(inv), req.extraInUse ?? new Map());
   const plan = makePlan(inv, req.file, { name: req.name, entries, line: 0 }, { nodeId: req.nodeId, inUse, vfioDriverFor: machine.vfioDriverFor(inv) });
-  return { inv, plan };
+  const blind = machine.inUseBlindSpot();
+  return { inv, plan: blind ? changeNothing(plan, blind) : plan };
+}
+
+/** Fail closed: when vmgpu cannot tell which devices VMs hold, no GPU changes. */
+function changeNothing(plan: Plan, why: string): Plan {
+  const touched = [...new Set([...plan.actions.map((a) => a.gpu), ...plan.blocked.map((b) => b.gpu)])];
+  const undetermined = touched.map((gpu) => ({
+    gpu,
+    device: gpu,
+    reason: `${gpu} is left as it is: ${why}`,
+    fix: 'run vmgpu in the host PID namespace (the Helm chart sets hostPID: true; on a host, run it outside containers)',
+  }));
+  return { ...plan, actions: [], blocked: [], undetermined: [...plan.undetermined, ...undetermined] };
 }

@@ -7,6 +7,7 @@
 import { CatalogCache } from '../inventory/catalog-cache.js';
 import { DEFAULT_PCI_IDS_PATHS, loadFirstPciIds, type PciIds } from '../inventory/pciids.js';
 import { loadSimulation, saveSimulation, SimHostTools, type SimulatedNode } from '../simulator/index.js';
+import { seesHostProcesses } from '../sysfs/processes.js';
 import { nodeLockPath } from './lock.js';
 import { machineOf, type Machine } from './machine.js';
 
@@ -25,7 +26,8 @@ export function openSimulated(sim: SimulatedNode, opts: SimulatedOptions = {}): 
     pciIds: opts.pciIds ?? loadFirstPciIds(DEFAULT_PCI_IDS_PATHS),
     kernelRelease: sim.kernelRelease,
     catalogCache: opts.stateDir ? new CatalogCache(opts.stateDir) : undefined,
-    vfioUsers: () => sim.vfioUsers(),
+    // The simulated VMs run on the host: a process without the host's PID namespace cannot see them.
+    vfioUsers: () => (seesHostProcesses() ? sim.vfioUsers() : null),
     commit: () => {
       if (opts.saveTo) saveSimulation(sim, opts.saveTo);
     },
