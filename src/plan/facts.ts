@@ -6,6 +6,7 @@
  */
 import { boardForDevice, profileFact, type BoardFacts } from '../model/boards.js';
 import type { Gpu, VgpuType } from '../inventory/types.js';
+import type { ConfigEntry } from '../spec/config.js';
 
 export interface ProfileFacts {
   profile: string;
@@ -42,4 +43,9 @@ export function knownProfiles(g: Gpu): string[] {
 /** The board's total vGPU framebuffer, when its facts are known. */
 export function boardFramebufferMiB(g: Gpu): number | null {
   return boardOf(g)?.framebufferMiB ?? null;
+}
+
+/** Whether the GPU offers every profile the entry asks for (an entry that asks for none fits any GPU). */
+export function offersEntry(g: Gpu, e: ConfigEntry): boolean {
+  return e.vgpuDevices.every((r) => factsFor(g, r.profile) !== undefined);
 }

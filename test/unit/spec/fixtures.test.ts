@@ -134,7 +134,7 @@ test('every YAML example in docs/config.md that is a config file parses', () => 
   }
 });
 
-test('assignGpus: one entry per GPU; out-of-range indices, unknown addresses, double claims and empty selections are positioned errors', () => {
+test('assignGpus: one entry per GPU; out-of-range indices, unknown addresses, conflicting claims and empty selections are positioned errors', () => {
   const cfg = (...entryLines: string[]): ReturnType<typeof parseConfig> =>
     parseConfig(['version: v1', 'vgpu-configs:', '  c:', ...entryLines, ''].join('\n'), 'node.yaml');
 
@@ -160,7 +160,7 @@ test('assignGpus: one entry per GPU; out-of-range indices, unknown addresses, do
     '    - devices: [0, 7]',
     '      vgpu-devices: {}',
     '    - pci-addresses: ["0000:3b:00.0", "0000:99:00.0"]',
-    '      vgpu-devices: {}',
+    '      mode: passthrough',
   );
   const b = assignGpus(bad.configs[0]!.entries, gpus);
   assert.deepEqual(
@@ -173,7 +173,7 @@ test('assignGpus: one entry per GPU; out-of-range indices, unknown addresses, do
   );
   assert.match(b.problems[0]!.message, /GPU index 7 is out of range: this node has 3 NVIDIA GPUs \(indices 0-2\)/);
   assert.match(b.problems[1]!.message, /0000:99:00\.0 is not an NVIDIA GPU on this node \(GPUs: 0000:3b:00\.0, 0000:5e:00\.0, 0000:86:00\.0\)/);
-  assert.match(b.problems[2]!.message, /selects GPU 0000:3b:00\.0 \(10de:26b9, index 0\), which vgpu-configs\.c\[0\] \(line 4\) already selects/);
+  assert.match(b.problems[2]!.message, /selects GPU 0000:3b:00\.0 \(10de:26b9, index 0\), which vgpu-configs\.c\[0\] \(line 4\) also selects and sets differently/);
 
   const none = cfg('    - device-filter: "0x233110DE"', '      devices: all', '      vgpu-devices: {}');
   const n = assignGpus(none.configs[0]!.entries, gpus);

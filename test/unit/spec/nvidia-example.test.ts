@@ -1,0 +1,32 @@
+/**
+ * NVIDIA's own config file works unchanged: its shapes parse, every config in
+ * it validates, and its `default` (the GPU Operator's default) plans on a
+ * simulated node of every model vmgpu knows.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseConfig, selectConfig } from '../../../src/spec/load.js';
+import { simModels } from '../../../src/simulator/index.js';
+import { planOn, sim } from '../plan/helpers.js';
+import { nvidiaExample, nvidiaExampleYaml } from './nvidia-example.js';
+
+const file = parseConfig(nvidiaExampleYaml(), 'config-example.yaml');
+
+void test("NVIDIA's example parses unchanged: 711 configs, `default` with its duplicated device filters", () => {
+  assert.equal(file.configs.length, 711);
+  const def = selectConfig(file, 'default');
+  assert.equal(def.length, nvidiaExample().default.length);
+  const filters = def.map((e) => e.deviceFilter!.map((f) => f.deviceId).join());
+  assert.equal(filters.filter((d) => d === '1e78').length, 2, 'RTX8000P and RTX6000P share 0x1E78');
+  assert.equal(filters.filter((d) => d === '25b6').length, 2, 'A16 and A2 share 0x25B6');
+  assert.deepEqual(selectConfig(file, 'DC-1-24CGFX')[0]!.vgpuDevices, [{ profile: 'DC-1-24CGFX', original: 'DC-1-24CGFX', count: 4 }]);
+});
+
+for (const m of simModels()) {
+  void test(`NVIDIA's \`default\` plans on a simulated ${m.key} node`, async () => {
+    const node = sim({ gpus: [{ model: m.key, count: 2, mode: m.framework === 'sriov' ? 'sriov-vgpu' : 'mdev-vgpu' }] });
+    const { plan } = await planOn(node, file, 'default');
+    assert.deepEqual(plan.errors, [], `default on ${m.key}`);
+    assert.ok(plan.actions.length > 0, `default changes nothing on a fresh ${m.key} node`);
+  });
+}
