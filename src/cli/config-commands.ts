@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import { applyPlan, type ApplyResult } from '../apply/apply.js';
 import { parseDuration } from '../serve/agent/backoff.js';
 import type { Inventory } from '../inventory/types.js';
-import { boardForProfile, profileFact } from '../model/boards.js';
+import { boardProfile, boardsForProfile } from '../model/boards.js';
 import { stripVendorPrefix } from '../model/profile.js';
 import type { Machine } from '../machine/machine.js';
 import { planOn } from '../machine/plan-on.js';
@@ -299,10 +299,10 @@ export function checkProfileNames(file: ConfigFile, only: string | null): { erro
     for (const e of c.entries) {
       const names = [...e.vgpuDevices.map((r) => ({ profile: r.profile, original: r.original })), ...Object.keys(e.vfPlacement).map((p) => ({ profile: stripVendorPrefix(p), original: p }))];
       for (const r of names) {
-        if (profileFact(r.profile)) continue;
-        const board = boardForProfile(r.profile);
-        if (board) {
-          errors.push(`${file.filename}:${e.line}:${e.column}: ${e.path}: ${r.original} is not a vGPU profile of ${board.model}.${didYouMean(r.profile, board.profiles.map((f) => f.profile))}`);
+        const boards = boardsForProfile(r.profile);
+        if (boards.some((b) => boardProfile(b, r.profile))) continue;
+        if (boards.length > 0 && !boards.some((b) => b.partial)) {
+          errors.push(`${file.filename}:${e.line}:${e.column}: ${e.path}: ${r.original} is not a vGPU profile of ${boards.map((b) => b.model).join(' or ')}.${didYouMean(r.profile, boards.flatMap((b) => b.profiles.map((f) => f.profile)))}`);
         } else {
           notes.add(`${r.original} (config ${c.name}) is not checked: vmgpu has no profile facts for its board; the node's driver decides at plan time`);
         }

@@ -4,7 +4,7 @@
  * something (mdev descriptions are exact); NVIDIA's documented board facts
  * fill the rest.
  */
-import { boardForDevice, profileFact, type BoardFacts } from '../model/boards.js';
+import { boardForDevice, boardProfile, profileFact, type BoardFacts } from '../model/boards.js';
 import type { Gpu, VgpuType } from '../inventory/types.js';
 import type { ConfigEntry } from '../spec/config.js';
 
@@ -24,7 +24,7 @@ export function boardOf(g: Gpu): BoardFacts | undefined {
 export function factsFor(g: Gpu, profile: string): ProfileFacts | undefined {
   const cat: VgpuType | undefined = g.catalog.find((t) => t.profile === profile);
   const board = boardOf(g);
-  const fact = board?.profiles.find((f) => f.profile === profile) ?? (board ? undefined : profileFact(profile));
+  const fact = board ? boardProfile(board, profile) : profileFact(profile);
   if (!cat && !fact) return undefined;
   return {
     profile,

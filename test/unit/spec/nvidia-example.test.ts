@@ -5,6 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { allBoards, boardProfile, boardsForProfile } from '../../../src/model/boards.js';
 import { parseConfig, selectConfig } from '../../../src/spec/load.js';
 import { simModels } from '../../../src/simulator/index.js';
 import { planOn, sim } from '../plan/helpers.js';
@@ -30,3 +31,21 @@ for (const m of simModels()) {
     assert.ok(plan.actions.length > 0, `default changes nothing on a fresh ${m.key} node`);
   });
 }
+
+void test("vmgpu's profile facts agree with NVIDIA's vgpuConfig on every board both know", () => {
+  const nvidia = new Map(nvidiaExample().configs.map((c) => [c.profile, c.count]));
+  const disagree: string[] = [];
+  for (const [profile, count] of nvidia) {
+    const boards = boardsForProfile(profile);
+    if (boards.length === 0) continue; // a board vmgpu has no facts for
+    const counts = boards.map((b) => boardProfile(b, profile)?.maxInstances).filter((n) => n !== undefined);
+    if (!counts.includes(count)) disagree.push(`${profile}: NVIDIA ${count}, vmgpu ${counts.join('/') || 'none'}`);
+  }
+  assert.deepEqual(disagree, []);
+  // ... and vmgpu lists no Q or C size from vgpuConfig that NVIDIA's file lacks.
+  for (const b of allBoards()) {
+    for (const f of b.profiles) {
+      if ((f.basis ?? b.basis) === 'vgpuconfig' && /[QC](ME)?$/.test(f.profile)) assert.ok(nvidia.has(f.profile), `${b.model}: ${f.profile} is not in vgpuConfig`);
+    }
+  }
+});
