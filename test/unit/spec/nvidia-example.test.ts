@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { allBoards, boardProfile, boardsForProfile } from '../../../src/model/boards.js';
 import { parseConfig, selectConfig } from '../../../src/spec/load.js';
 import { simModels } from '../../../src/simulator/index.js';
-import { planOn, sim } from '../plan/helpers.js';
+import { assertMatches, converge, planOn, sim } from '../plan/helpers.js';
 import { nvidiaExample, nvidiaExampleYaml } from './nvidia-example.js';
 
 const file = parseConfig(nvidiaExampleYaml(), 'config-example.yaml');
@@ -29,6 +29,9 @@ for (const m of simModels()) {
     const { plan } = await planOn(node, file, 'default');
     assert.deepEqual(plan.errors, [], `default on ${m.key}`);
     assert.ok(plan.actions.length > 0, `default changes nothing on a fresh ${m.key} node`);
+    // ... and applies: the node then matches it.
+    await converge(node, file, 'default');
+    await assertMatches(node, file, 'default');
   });
 }
 
