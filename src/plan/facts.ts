@@ -40,6 +40,15 @@ export function knownProfiles(g: Gpu): string[] {
   return [...new Set([...(boardOf(g)?.profiles.map((f) => f.profile) ?? []), ...g.catalog.map((t) => t.profile)])];
 }
 
+/**
+ * Framebuffer a vGPU takes from the board's total: its size when time-sliced.
+ * A MIG-backed vGPU's memory is its GPU instance's share, which the names round
+ * up (four H100L-1-24C fit in 94 GB): the max instances limit them instead.
+ */
+export function framebufferTaken(f: Pick<ProfileFacts, 'framebufferMiB' | 'migBacked'>): number {
+  return f.migBacked ? 0 : (f.framebufferMiB ?? 0);
+}
+
 /** The board's total vGPU framebuffer, when its facts are known. */
 export function boardFramebufferMiB(g: Gpu): number | null {
   return boardOf(g)?.framebufferMiB ?? null;

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { allBoards, boardProfile, boardsForProfile } from '../../../src/model/boards.js';
 import { parseConfig, selectConfig } from '../../../src/spec/load.js';
 import { simModels } from '../../../src/simulator/index.js';
-import { assertMatches, converge, planOn, sim } from '../plan/helpers.js';
+import { boardOf } from '../../../src/simulator/hardware.js';
+import { applyOn, assertMatches, converge, planOn, sim } from '../plan/helpers.js';
 import { nvidiaExample, nvidiaExampleYaml } from './nvidia-example.js';
 
 const file = parseConfig(nvidiaExampleYaml(), 'config-example.yaml');
@@ -51,4 +52,27 @@ void test("vmgpu's profile facts agree with NVIDIA's vgpuConfig on every board b
       if ((f.basis ?? b.basis) === 'vgpuconfig' && /[QC](ME)?$/.test(f.profile)) assert.ok(nvidia.has(f.profile), `${b.model}: ${f.profile} is not in vgpuConfig`);
     }
   }
+});
+
+// GFX-attributed names (DC-1-24QGFX) plan here; applying them needs a GPU instance made with the
+// graphics attribute and the driver's name without it: MIG-backed vGPU end to end (issue 15, item 2).
+void test('every config of NVIDIA\'s example for a board vmgpu simulates plans on that board, and applies unless it needs MIG instances', async () => {
+  const failures: string[] = [];
+  let planned = 0;
+  for (const c of file.configs) {
+    if (c.name === 'default') continue;
+    const model = simModels().find((m) => boardProfile(boardOf(m), c.name) !== undefined);
+    if (!model) continue;
+    const node = sim({ gpus: [{ model: model.key, mode: model.framework === 'sriov' ? 'sriov-vgpu' : 'mdev-vgpu' }] });
+    const { plan } = await planOn(node, file, c.name);
+    planned++;
+    if (plan.errors.length) failures.push(`${c.name} on ${model.key}: ${plan.errors.map((e) => e.message).join('; ')}`);
+    else if (boardProfile(boardOf(model), c.name)!.profile === c.name) {
+      const result = await applyOn(node, plan);
+      if (result.failure) failures.push(`${c.name} on ${model.key}: apply: ${result.failure.message}`);
+      else if (result.blocked.length) failures.push(`${c.name} on ${model.key}: apply blocked: ${result.blocked.map((b) => b.reason).join('; ')}`);
+    }
+  }
+  assert.deepEqual(failures, []);
+  assert.ok(planned > 250, `only ${planned} configs planned`);
 });
