@@ -109,6 +109,11 @@ function rangeProblems(e: ConfigEntry, gpus: readonly GpuIdentity[], addresses: 
   return out;
 }
 
+/** Whether two entries make the same of a GPU (where they sit in the file and which GPUs they select aside). */
+export function sameTarget(a: ConfigEntry, b: ConfigEntry): boolean {
+  return targetOf(a) === targetOf(b);
+}
+
 /** What an entry makes of a GPU, without where it sits in the file or which GPUs it selects. */
 function targetOf(e: ConfigEntry): string {
   const counts: Record<string, number> = {};
@@ -132,7 +137,7 @@ function chooseEntry<G extends GpuIdentity>(g: G, candidates: ConfigEntry[], off
     return problemAt(candidates[0]!, '', `GPU ${describeGpu(g)} is selected by ${candidates.length} entries and offers the profiles of none of them (${asked}); correct the profiles or narrow device-filter, devices or pci-addresses`);
   }
   const first = applicable[0]!;
-  const other = applicable.find((e) => targetOf(e) !== targetOf(first));
+  const other = applicable.find((e) => !sameTarget(e, first));
   if (!other) return first;
   return problemAt(other, '', `selects GPU ${describeGpu(g)}, which ${where(first)} also selects and sets differently; a GPU takes one entry: narrow device-filter, devices or pci-addresses`);
 }
