@@ -15,18 +15,33 @@ import { boardTakes, candidateBoards, errorsOnPaper, filterFits, type PaperError
 
 const whereOf = (file: ConfigFile, e: ConfigEntry): string => `${file.filename}:${e.line}:${e.column}: ${e.path}`;
 
+/** `a, b, c and 7 more`: a long list in one readable line. */
+function listed(names: Iterable<string>, max = 30): string {
+  const all = [...names];
+  return all.length <= max ? all.join(', ') : `${all.slice(0, max).join(', ')} and ${all.length - max} more`;
+}
+
 /** What validation could not judge without the node, gathered so a big file yields a few lines. */
 class Unchecked {
-  readonly unknown = new Set<string>();
+  readonly unknownBoards = new Set<string>();
+  readonly unknownDevices = new Set<string>();
   readonly partial = new Map<string, Set<string>>();
   readonly mixed = new Set<string>();
 
   notes(): string[] {
     const out: string[] = [];
-    if (this.unknown.size) out.push(`not checked, vmgpu has no profile facts for their boards (the node's driver decides): ${[...this.unknown].join(', ')}`);
-    for (const [model, names] of this.partial) out.push(`not fully checked, vmgpu's table of ${model} profiles is partial (the node's driver decides): ${[...names].join(', ')}`);
+    if (this.unknownBoards.size) out.push(`not checked, vmgpu has no profile facts for their boards (the node's driver decides): ${listed(this.unknownBoards)}`);
+    if (this.unknownDevices.size) out.push(`not checked, vmgpu has no facts for these devices (the node's driver decides): ${listed(this.unknownDevices)}`);
+    for (const [model, names] of this.partial) out.push(`not fully checked, vmgpu's table of ${model} profiles is partial (the node's driver decides): ${listed(names)}`);
     for (const m of this.mixed) out.push(`${m} need mixed-size vGPU mode: add \`mixed-sizes: true\` unless the GPUs are already in it`);
     return out;
+  }
+
+  /** The entry meets no board vmgpu knows. */
+  unknown(e: ConfigEntry): void {
+    const names = e.vgpuDevices.map((r) => r.original);
+    if (!e.deviceFilter?.length) for (const n of names) this.unknownBoards.add(n);
+    else for (const f of e.deviceFilter) this.unknownDevices.add(`${f.vendorId}:${f.deviceId} (${names.join(', ')})`);
   }
 }
 
@@ -36,34 +51,46 @@ export function validateOnPaper(file: ConfigFile, only: string | null = null): P
   const unchecked = new Unchecked();
   for (const c of file.configs) {
     if (only !== null && c.name !== only) continue;
-    for (const e of c.entries) errors.push(...checkEntry(file, c, e, unchecked));
+    for (const e of c.entries) errors.push(...checkEntry(file, c, e, unchecked).map((message) => ({ where: whereOf(file, e), message })));
     errors.push(...conflicts(file, c.entries));
   }
   return { errors, notes: unchecked.notes() };
 }
 
-/** The entry's errors: none when some board it can meet takes it, or when no board can be judged. */
-function checkEntry(file: ConfigFile, c: NamedConfig, e: ConfigEntry, unchecked: Unchecked): PaperError[] {
-  if (e.mode !== 'vgpu' || e.vgpuDevices.length === 0) return [];
+/** The boards vmgpu can judge the entry on (a partial table cannot refuse a name it lacks); the rest are noted. */
+function judgedBoards(c: NamedConfig, e: ConfigEntry, unchecked: Unchecked): BoardFacts[] | null {
   const boards = candidateBoards(e);
   const names = e.vgpuDevices.map((r) => r.original);
   if (boards.length === 0) {
-    for (const n of names) unchecked.unknown.add(n);
-    return [];
+    unchecked.unknown(e);
+    return null;
   }
   const timeSliced = e.vgpuDevices.filter((r) => parseProfile(r.profile)?.gpuInstanceSlices === null);
   if (e.mixedSizes === null && new Set(timeSliced.map((r) => r.profile)).size > 1) unchecked.mixed.add(`${names.join(' and ')} (config ${c.name})`);
-  // A board whose table is partial cannot refuse a name it does not list.
   const judged = boards.filter((b) => !b.partial || boardTakes(b, e));
   for (const b of boards.filter((x) => !judged.includes(x))) {
     const set = unchecked.partial.get(b.model) ?? new Set<string>();
     for (const n of names) set.add(n);
     unchecked.partial.set(b.model, set);
   }
-  if (judged.length < boards.length) return [];
-  const found = judged.map((b) => errorsOnPaper(file, e, b));
-  if (found.some((list) => list.length === 0)) return [];
-  return [...new Set(found.flat())].map((message) => ({ where: whereOf(file, e), message }));
+  return judged.length < boards.length && !e.deviceFilter ? null : judged;
+}
+
+/**
+ * The entry's errors. Filtered by device, it meets every board its filter
+ * names: an error on any of them, unless the card lacks its profiles and
+ * another entry takes that board (NVIDIA's 0x25B6 for A16, then for A2).
+ * Not filtered, it can only be meant for the boards of its profiles: an error
+ * when none of them takes it.
+ */
+function checkEntry(file: ConfigFile, c: NamedConfig, e: ConfigEntry, unchecked: Unchecked): string[] {
+  if (e.mode !== 'vgpu' || e.vgpuDevices.length === 0) return [];
+  const boards = judgedBoards(c, e, unchecked);
+  if (!boards || boards.length === 0) return [];
+  const found = boards.map((b) => errorsOnPaper(file, e, b));
+  if (!e.deviceFilter) return found.some((list) => list.length === 0) ? [] : [...new Set(found.flat())];
+  const takenElsewhere = (b: BoardFacts) => c.entries.some((o) => o !== e && appliesTo(o, b) && errorsOnPaper(file, o, b).length === 0);
+  return [...new Set(boards.flatMap((b, i) => (found[i]!.length === 0 || (!boardTakes(b, e) && takenElsewhere(b)) ? [] : found[i]!)))];
 }
 
 const everyGpu = (e: ConfigEntry): boolean => e.devices === 'all' && e.pciAddresses === null;

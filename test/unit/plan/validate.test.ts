@@ -39,7 +39,8 @@ const rows: Row[] = [
   { name: 'passthrough by index beside a filter: only some nodes put that board there', entries: ['- devices: [0, 1]', '  mode: passthrough', '- device-filter: "0x223610DE"', '  devices: all', '  vgpu-devices: {A10-1Q: 24}'], errors: [] },
   { name: 'mixed sizes without the flag: the node may be in mixed-size mode', entries: ['- devices: all', '  vgpu-devices: {L40S-12Q: 1, L40S-4Q: 2}'], errors: [], note: /L40S-12Q and L40S-4Q \(config c\) need mixed-size vGPU mode: add `mixed-sizes: true` unless the GPUs are already in it/ },
   { name: 'a vf-placement index: VF counts are the node\'s', entries: ['- devices: all', '  vgpu-devices: {L40S-24Q: 1}', '  vf-placement: {L40S-24Q: [40]}'], errors: [] },
-  { name: 'a board vmgpu has no facts for', entries: ['- device-filter: "0x1DB110DE"', '  devices: all', '  vgpu-devices: {V100X-8Q: 2}'], errors: [], note: /not checked, vmgpu has no profile facts for their boards .*: V100X-8Q/ },
+  { name: 'a device vmgpu has no facts for', entries: ['- device-filter: "0x1DB110DE"', '  devices: all', '  vgpu-devices: {V100X-8Q: 2}'], errors: [], note: /not checked, vmgpu has no facts for these devices .*: 10de:1db1 \(V100X-8Q\)/ },
+  { name: 'a board vmgpu has no facts for', entries: ['- devices: all', '  vgpu-devices: {V100X-8Q: 2}'], errors: [], note: /not checked, vmgpu has no profile facts for their boards .*: V100X-8Q/ },
   { name: "a name the 4500's partial table lacks", entries: ['- device-filter: "0x2C3A10DE"', '  devices: all', '  vgpu-devices: {DC-4Q: 8}'], errors: [], note: /not fully checked, vmgpu's table of NVIDIA RTX PRO 4500 Blackwell Server Edition profiles is partial .*: DC-4Q/ },
   { name: 'a name only the 4500 offers', entries: ['- devices: all', '  vgpu-devices: {DC-2-8C: 4}'], errors: [] },
   { name: "MIG-backed counts as NVIDIA gives them (names round the instance's memory up)", entries: ['- devices: all', '  vgpu-devices: {H100L-1-24C: 4}'], errors: [] },
@@ -59,7 +60,11 @@ for (const r of rows) {
 void test("every config of NVIDIA's example validates; boards vmgpu has no facts for are noted, in one line", () => {
   const res = validateOnPaper(parseConfig(nvidiaExampleYaml(), 'config-example.yaml'));
   assert.deepEqual(res.errors, []);
-  const unknown = res.notes.find((n) => n.startsWith('not checked'));
-  assert.ok(unknown?.includes('V100X-8Q') && unknown.includes('RTX8000P-24Q') && unknown.includes('B300X-269C'), unknown);
-  assert.ok(!unknown.includes('DC-48Q') && !unknown.includes('B200X-180C'), 'Blackwell boards vmgpu knows are checked');
+  const boards = res.notes.find((n) => n.startsWith('not checked, vmgpu has no profile facts for their boards'));
+  assert.ok(boards, res.notes.join('\n'));
+  assert.ok(boards.includes('A30-1-6C'), boards);
+  assert.match(boards, /and \d+ more$/, 'a long list is cut short');
+  const devices = res.notes.find((n) => n.startsWith('not checked, vmgpu has no facts for these devices'));
+  assert.ok(devices?.includes('10de:1e78 (RTX8000P-24Q)') && devices.includes('10de:20b8 (A100D-40C)'), devices);
+  for (const known of ['DC-48Q', 'B200X-180C', 'GB200-189C', '6000D-84Q']) assert.ok(!res.notes.join('\n').includes(known), `${known}: its board is checked`);
 });
