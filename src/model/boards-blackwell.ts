@@ -43,8 +43,10 @@ const RTX_PRO_6000: BoardFacts = (() => {
       ...migBacked('DC', q1, 'derived', 'A'),
       ...migBacked('DC', mig(2, x2), undefined, 'Q'),
       ...migBacked('DC', mig(2, x2)),
+      ...migBacked('DC', mig(2, x2), 'derived', 'A'),
       ...migBacked('DC', mig(4, x4), undefined, 'Q'),
       ...migBacked('DC', mig(4, x4)),
+      ...migBacked('DC', mig(4, x4), 'derived', 'A'),
     ],
   };
 })();
