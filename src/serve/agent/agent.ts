@@ -23,10 +23,10 @@ import { isConfigError } from '../../spec/config.js';
 import type { Machine } from '../../machine/machine.js';
 import { planOn } from '../../machine/plan-on.js';
 import { DevicePluginManager, type DevicePluginManagerOptions } from '../deviceplugin/manager.js';
-import { jsonLogger, type Logger } from '../deviceplugin/logger.js';
+import { jsonLogger, type Logger } from '../kube/logger.js';
 import { passthroughNamer } from '../deviceplugin/passthrough-name.js';
 import { permittedHostDevices } from '../kubevirt/permitted.js';
-import { backoffDelay } from './backoff.js';
+import { backoffDelay } from '../kube/backoff.js';
 import { FileConfigSource, ConfigMapSource, type ConfigSource, type ConfigSnapshot } from './config-source.js';
 import {
   ANNOTATION_PERMITTED,
@@ -39,11 +39,11 @@ import {
   resourceNamesOf,
 } from './desired.js';
 import type { V1Node } from '@kubernetes/client-node';
-import { Informer } from './informer.js';
-import { describeApiError, type Kube } from './kube.js';
+import { Informer } from '../kube/informer.js';
+import { describeApiError, type Kube } from '../kube/kube.js';
 import { createMetrics, serveMetrics, type AgentMetrics } from './metrics.js';
-import { patchNodeMetadata, postNodeEvent, type EventType } from './node-api.js';
-import { inUseFromAssignments, PodResourcesClient } from './podresources.js';
+import { patchNodeMetadata, postNodeEvent, type EventType } from '../kube/node-api.js';
+import { inUseFromAssignments, PodResourcesClient } from '../kubelet/pod-resources.js';
 import { desiredKey, StateStore, type AppliedState, type Desired } from './state.js';
 import { validateNode, type ValidationReport } from './validator.js';
 

@@ -8,10 +8,10 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MAX_CONFIG_BYTES } from '../../spec/load.js';
-import type { Logger } from '../deviceplugin/logger.js';
+import type { Logger } from '../kube/logger.js';
 import type { V1ConfigMap } from '@kubernetes/client-node';
-import { Informer } from './informer.js';
-import { checkNamespace, checkObjectName, type Kube } from './kube.js';
+import { Informer } from '../kube/informer.js';
+import { checkNamespace, checkObjectName, type Kube } from '../kube/kube.js';
 
 export interface ConfigSnapshot {
   text: string;

@@ -11,7 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { SysfsPort } from '../../sysfs/port.js';
 import { AllocationError, allocateContainer, preferredAllocation, type ContainerAllocation } from './allocate.js';
 import { compileCheck, type DeviceCheck } from './health.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../kube/logger.js';
 import { pluginSocketName } from './naming.js';
 import {
   API_VERSION,
@@ -25,7 +25,7 @@ import {
   type PreferredAllocationRequestMsg,
   type PreferredAllocationResponseMsg,
   type RegisterRequestMsg,
-} from './proto.js';
+} from '../kubelet/device-plugin-api.js';
 import type { DeviceEntry, ResourceSpec } from './resources.js';
 
 export interface PluginEnv {

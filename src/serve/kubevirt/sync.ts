@@ -13,13 +13,13 @@
  *   (`vmgpu-kubevirt-sync`) elects the leader among replicas.
  */
 import { hostname } from 'node:os';
-import type { Logger } from '../deviceplugin/logger.js';
-import type { MediatedHostDevice, PciHostDevice, PermittedHostDevices } from '../kubevirt/permitted.js';
-import { backoffDelay, sleepUnlessAborted } from './backoff.js';
-import { ANNOTATION_PERMITTED } from './desired.js';
+import type { Logger } from '../kube/logger.js';
+import type { MediatedHostDevice, PciHostDevice, PermittedHostDevices } from './permitted.js';
+import { backoffDelay, sleepUnlessAborted } from '../kube/backoff.js';
+import { ANNOTATION_PERMITTED } from '../agent/desired.js';
 import { V1MicroTime, type KubernetesListObject, type KubernetesObject, type V1Lease, type V1Node } from '@kubernetes/client-node';
-import { Informer, type KubeObject } from './informer.js';
-import { describeApiError, isKubeApiError, type Kube } from './kube.js';
+import { Informer, type KubeObject } from '../kube/informer.js';
+import { describeApiError, isKubeApiError, type Kube } from '../kube/kube.js';
 
 export const ANNOTATION_MANAGED = 'vmgpu.io/managed-permitted-host-devices';
 export const LEASE_NAME = 'vmgpu-kubevirt-sync';

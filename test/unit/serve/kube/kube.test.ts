@@ -9,8 +9,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiException, KubeConfig } from '@kubernetes/client-node';
-import { apiStatus, describeApiError, Kube, KubeConfigError, loadKubeConfig } from '../../../src/serve/agent/kube.js';
-import { Informer } from '../../../src/serve/agent/informer.js';
+import { apiStatus, describeApiError, Kube, KubeConfigError, loadKubeConfig } from '../../../../src/serve/kube/kube.js';
+import { Informer } from '../../../../src/serve/kube/informer.js';
 
 function kubeconfig(body: string): { file: string; done: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'vmgpu-kubeconfig-'));

@@ -4,15 +4,15 @@ import { mkdtempSync, rmSync, existsSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { readInventory } from '../../../src/inventory/read.js';
-import { PciIds } from '../../../src/inventory/pciids.js';
-import { createSimulatedNode } from '../../../src/simulator/index.js';
-import { checkPciAddress } from '../../../src/sysfs/names.js';
-import { runDevicePlugins } from '../../../src/serve/deviceplugin/manager.js';
-import { memoryLogger } from '../../../src/serve/deviceplugin/logger.js';
-import { passthroughNamer } from '../../../src/serve/deviceplugin/passthrough-name.js';
-import { TsKubelet } from './ts-kubelet.js';
-import { PCI_IDS_TEXT } from './fixtures.js';
+import { readInventory } from '../../../../src/inventory/read.js';
+import { PciIds } from '../../../../src/inventory/pciids.js';
+import { createSimulatedNode } from '../../../../src/simulator/index.js';
+import { checkPciAddress } from '../../../../src/sysfs/names.js';
+import { runDevicePlugins } from '../../../../src/serve/deviceplugin/manager.js';
+import { memoryLogger } from '../../../../src/serve/kube/logger.js';
+import { passthroughNamer } from '../../../../src/serve/deviceplugin/passthrough-name.js';
+import { TsKubelet } from '../kubelet/ts-kubelet.js';
+import { PCI_IDS_TEXT } from '../fixtures.js';
 
 const passthroughName = passthroughNamer(PciIds.fromText(PCI_IDS_TEXT));
 
