@@ -33,8 +33,8 @@ import { NodePublisher, nodeMetadataFor } from './publish.js';
 import { AppliedRecord, reconcileDesired, writesOf, type ReconcileEnv } from './reconcile.js';
 import { StateStore, type AppliedState } from './state.js';
 import { StatusReporter, unusableDesired, verdictOf, type AgentStatus, type Verdict } from './status.js';
-import { planForValidation } from './validate-inputs.js';
-import { validateNode, type ValidationReport } from './validator.js';
+import { validateMachine, type ValidationTarget } from './validation.js';
+import type { ValidationReport } from './validator.js';
 import { Worker, type Pass } from './worker.js';
 
 export type { AgentStatus, ConfigState } from './status.js';
@@ -265,12 +265,11 @@ export class Agent {
 
   /** Run the validator now and publish the result (labels + annotation) when it changed. */
   async validate(): Promise<ValidationReport> {
-    const inv = await this.opts.machine.inventory();
+    const want = this.inputs.desired();
     const last = this.applied.current();
-    const want = this.inputs.desired() ?? (last ? { ok: true as const, desired: last } : null);
-    const { plan, planUnavailable } = want?.ok ? await planForValidation(this.opts.machine, { desired: want.desired }, this.opts.nodeName) : { plan: null, planUnavailable: want ? want.reason : 'no config selected yet' };
+    const target: ValidationTarget = want ? (want.ok ? { desired: want.desired } : { unavailable: want.reason }) : last ? { desired: last } : { unavailable: 'no config selected yet' };
     const allocatable = this.opts.kube ? (this.inputs.node()?.status?.allocatable ?? {}) : null;
-    return this.reporter.validated(validateNode({ inventory: inv, plan, ...(planUnavailable ? { planUnavailable } : {}), plugins: this.plugins.view(), allocatable }));
+    return this.reporter.validated(await validateMachine(this.opts.machine, target, this.opts.nodeName, { plugins: () => this.plugins.view(), allocatable }));
   }
 
   // ------------------------------------------------------------------ introspection for tests and the CLI
