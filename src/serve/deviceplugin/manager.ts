@@ -35,7 +35,7 @@ export interface DevicePluginManagerOptions {
   registerBackoffInitialMs?: number;
   registerBackoffMaxMs?: number;
   registerTimeoutMs?: number;
-  /** Re-read the inventory every rescanIntervalMs (default 10 s) when given; the CLI passes readInventory(port). */
+  /** Re-read the inventory every rescanIntervalMs (default 10 s) when given; `vmgpu device-plugin` passes the machine's inventory(). */
   reread?: () => Inventory | Promise<Inventory>;
   rescanIntervalMs?: number;
   logger?: Logger;
