@@ -27,6 +27,7 @@ import {
   type RegisterRequestMsg,
 } from '../kubelet/device-plugin-api.js';
 import type { DeviceEntry, ResourceSpec } from './resources.js';
+import { messageOf } from '../errors.js';
 
 export interface PluginEnv {
   pluginDir: string;
@@ -380,7 +381,7 @@ export class ResourcePlugin {
       } catch (err) {
         failures++;
         const absent = err instanceof KubeletAbsent;
-        const message = absent ? err.message : `the kubelet refused or did not answer the registration: ${(err as Error).message}`;
+        const message = absent ? err.message : `the kubelet refused or did not answer the registration: ${messageOf(err)}`;
         if (message !== lastMessage) {
           if (absent) this.env.logger.info('waiting for the kubelet', { resource: this.resourceName, socket: (err as KubeletAbsent).path, retry: 'with backoff, and at once when the socket appears' });
           else this.env.logger.warn('registration failed; will retry', { resource: this.resourceName, error: message, retryInMs: delay });
