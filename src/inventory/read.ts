@@ -8,13 +8,13 @@
  */
 import { SysfsError } from '../sysfs/errors.js';
 import type { HostTools } from '../sysfs/host-tools.js';
-import { checkPciAddress, type PciAddress } from '../sysfs/names.js';
+import { checkPciAddress, type PciAddress } from '../model/pci.js';
 import type { SkippedEntry, SysfsPort } from '../sysfs/port.js';
 import { parseCreatableVgpuTypes, parseMdevDescription, parseNvidiaSmiSupportedTypes, toVgpuType, type CatalogEntry } from './catalog.js';
 import type { CatalogCache } from './catalog-cache.js';
-import { knownModel } from './models.js';
+import { knownModel } from '../model/models.js';
 import { PciIds, deviceDisplayName } from './pciids.js';
-import { boardForDevice } from './profiles.js';
+import { boardForDevice } from '../model/boards.js';
 import {
   INVENTORY_SCHEMA_VERSION,
   type Capabilities,
@@ -528,9 +528,10 @@ class Reader {
 /**
  * The parts of an inventory that need NVIDIA's tools: mixed-size mode per
  * GPU, and type names for configured VFs that no free VF lists and the cache
- * does not know (from `nvidia-smi vgpu -s`). Changes the inventory in place.
+ * does not know (from `nvidia-smi vgpu -s`); with `fullCatalog`, every type
+ * the GPU supports even when all are named. Changes the inventory in place.
  */
-export async function enrichWithHostTools(inv: Inventory, tools: HostTools, opts: { mixedSizeMode?: boolean } = {}): Promise<void> {
+export async function enrichWithHostTools(inv: Inventory, tools: HostTools, opts: { mixedSizeMode?: boolean; fullCatalog?: boolean } = {}): Promise<void> {
   for (const g of inv.gpus) {
     if (g.framework !== 'sriov-vgpu') continue;
     const pf = checkPciAddress(g.pci.address);
@@ -542,7 +543,7 @@ export async function enrichWithHostTools(inv: Inventory, tools: HostTools, opts
       }
     }
     const unknown = g.vfs.filter((v) => v.currentTypeId && !v.currentProfile);
-    if (unknown.length === 0 && g.catalog.length > 0) continue;
+    if (unknown.length === 0 && g.catalog.length > 0 && !opts.fullCatalog) continue;
     let out: string | undefined;
     try {
       out = await tools.nvidiaSmiSupportedTypes(pf);
@@ -550,8 +551,12 @@ export async function enrichWithHostTools(inv: Inventory, tools: HostTools, opts
       out = undefined;
     }
     if (!out) continue;
-    const have = new Set(g.catalog.map((t) => t.id));
-    for (const e of parseNvidiaSmiSupportedTypes(out)) if (!have.has(e.id)) g.catalog.push(toVgpuType(e, 'nvidia-smi'));
+    for (const e of parseNvidiaSmiSupportedTypes(out)) {
+      const have = g.catalog.findIndex((t) => t.id === e.id);
+      // The driver's own tool outranks a remembered name; a free VF's list stays the first source.
+      if (have < 0) g.catalog.push(toVgpuType(e, 'nvidia-smi'));
+      else if (g.catalog[have]!.source === 'cache') g.catalog[have] = toVgpuType(e, 'nvidia-smi');
+    }
     g.catalog.sort((a, b) => a.id - b.id);
     for (const v of g.vfs) {
       if (v.currentTypeId && !v.currentProfile) v.currentProfile = g.catalog.find((t) => t.id === v.currentTypeId)?.profile ?? null;

@@ -16,19 +16,20 @@ export type InUseMap = Map<string, string>;
 /** Map open /dev/vfio groups and cdevs to the inventory's devices. */
 export function inUseFromVfioUsers(inv: Inventory, users: readonly VfioUser[]): InUseMap {
   const byGroup = new Map<string, string[]>();
-  const byCdev = new Map<string, string>();
-  const add = (group: number | null, cdev: string | null, id: string) => {
-    if (group !== null) byGroup.set(String(group), [...(byGroup.get(String(group)) ?? []), id]);
-    if (cdev) byCdev.set(cdev, id);
+  const byCdev = new Map<string, string[]>();
+  const add = (group: number | null, cdev: string | null, ...ids: string[]) => {
+    if (group !== null) byGroup.set(String(group), [...(byGroup.get(String(group)) ?? []), ...ids]);
+    if (cdev) byCdev.set(cdev, ids);
   };
   for (const g of inv.gpus) {
-    add(g.pci.iommuGroup, g.pci.vfioDev, g.pci.address);
+    // The group is the unit a VM holds: the GPU's companions (its audio function) are held with it.
+    add(g.pci.iommuGroup, g.pci.vfioDev, g.pci.address, ...g.companions);
     for (const v of g.vfs) add(v.iommuGroup, v.vfioDev, v.address);
     for (const p of g.mdevParents) for (const i of p.instances) add(i.iommuGroup, null, i.uuid);
   }
   const out: InUseMap = new Map();
   for (const u of users) {
-    const ids = u.kind === 'group' ? (byGroup.get(u.id) ?? []) : byCdev.has(u.id) ? [byCdev.get(u.id)!] : [];
+    const ids = (u.kind === 'group' ? byGroup : byCdev).get(u.id) ?? [];
     for (const id of ids) out.set(id, `process ${u.pid} (${u.command}) has /dev/vfio/${u.kind === 'cdev' ? `devices/${u.id}` : u.id} open`);
   }
   return out;

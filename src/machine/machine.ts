@@ -18,6 +18,8 @@ import { vfioDriverChooser } from './vfio-driver.js';
 export interface InventoryRequest {
   /** false skips asking nvidia-smi for each GPU's mixed-size mode (the device plugin does not need it). */
   mixedSizeMode?: boolean;
+  /** Ask nvidia-smi for every type each GPU supports, not only for names missing (import checks IDs against it). */
+  fullCatalog?: boolean;
 }
 
 export interface Machine {

@@ -15,7 +15,7 @@ import { InventoryError, enrichWithHostTools, readInventory } from '../../../src
 import type { Inventory } from '../../../src/inventory/types.js';
 import { SimHostTools, createSimulatedNode, materialize, type SimMode, type SimNodeSpec } from '../../../src/simulator/index.js';
 import { DiskBackend } from '../../../src/sysfs/disk-backend.js';
-import type { PciAddress } from '../../../src/sysfs/names.js';
+import type { PciAddress } from '../../../src/model/pci.js';
 import { SysfsPort } from '../../../src/sysfs/port.js';
 
 const FIXTURE = path.resolve('test/fixtures/real-h200-vm');

@@ -93,7 +93,7 @@ void test('applied with blocked changes: a device a VM holds is left alone and r
 
 void test('worthRecording: after any write, or when a config new to the record holds completely', () => {
   const planned = null as unknown as NonNullable<ReconcileOutcome['planned']>; // worthRecording reads only kind, writes and blocked
-  const applied = (writes: number, blocked: number): ReconcileOutcome => ({ kind: 'applied', planned, writes, blocked: Array.from({ length: blocked }, () => ({ gpu: 'g', device: 'd', change: 'c', reason: 'r' })) });
+  const applied = (writes: number, blocked: number): ReconcileOutcome => ({ kind: 'applied', planned, writes, blocked: Array.from({ length: blocked }, () => ({ gpu: 'g', device: 'd', change: 'c', reason: 'r', waitsFor: ['d'] })) });
   assert.equal(worthRecording(applied(3, 1), 'k', 'k'), true, 'a write changed the node');
   assert.equal(worthRecording(applied(0, 0), null, 'k'), true, 'nothing recorded yet and the node matches');
   assert.equal(worthRecording(applied(0, 0), 'k', 'k'), false, 'already recorded');

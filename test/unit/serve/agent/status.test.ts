@@ -5,9 +5,9 @@ import type { Blocked, Plan } from '../../../../src/plan/types.js';
 import type { Planned, ReconcileOutcome } from '../../../../src/serve/agent/reconcile.js';
 import { eventFor, statusOf, unusableDesired, verdictOf, type AgentStatus } from '../../../../src/serve/agent/status.js';
 
-const plan: Plan = { configName: 'small', actions: [], blocked: [], errors: [], gpus: [{ gpu: '0000:3b:00.0', model: 'L40S', mode: 'vgpu', want: { 'L40S-1Q': 32 }, kept: 0 }] };
+const plan: Plan = { configName: 'small', actions: [], blocked: [], undetermined: [], errors: [], gpus: [{ gpu: '0000:3b:00.0', model: 'L40S', mode: 'vgpu', want: { 'L40S-1Q': 32 }, kept: 0 }] };
 const planned = { plan, inventory: null, resourceNames: {} } as unknown as Planned; // the status reads only the plan
-const blocked = (n: number): Blocked[] => Array.from({ length: n }, (_, i) => ({ gpu: '0000:3b:00.0', device: `0000:3b:00.${i + 4}`, change: 'clear L40S-1Q', reason: 'held by pod ns/vm' }));
+const blocked = (n: number): Blocked[] => Array.from({ length: n }, (_, i) => ({ gpu: '0000:3b:00.0', device: `0000:3b:00.${i + 4}`, change: 'clear L40S-1Q', reason: 'held by pod ns/vm', waitsFor: [`0000:3b:00.${i + 4}`] }));
 
 void test('verdict: each outcome gives its state, reason, metric result and error kind', () => {
   const failed = verdictOf({ kind: 'failed', stage: 'pod-resources', error: 'kubelet down', planned: null, writes: 0 }, 'small');
