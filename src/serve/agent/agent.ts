@@ -25,12 +25,11 @@ import type { Kube } from '../kube/kube.js';
 import { jsonLogger, type Logger } from '../kube/logger.js';
 import { podsHolding, PodResourcesClient } from '../kubelet/pod-resources.js';
 import type { ConfigSnapshot } from './config-source.js';
-import type { ResourceNames } from './desired.js';
 import { AgentInputs, keyOf, type InputSource } from './inputs.js';
 import { createMetrics, serveMetrics, type AgentMetrics } from './metrics.js';
 import { AgentPlugins } from './plugins.js';
 import { NodePublisher, nodeMetadataFor } from './publish.js';
-import { AppliedRecord, reconcileDesired, writesOf, type ReconcileEnv } from './reconcile.js';
+import { AppliedRecord, reconcileDesired, writesOf, type Planned, type ReconcileEnv } from './reconcile.js';
 import { StateStore, type AppliedState } from './state.js';
 import { StatusReporter, unusableDesired, verdictOf, type AgentStatus, type Verdict } from './status.js';
 import { validateMachine, type ValidationTarget } from './validation.js';
@@ -76,7 +75,6 @@ export interface AgentOptions {
 export class Agent {
   readonly events = new EventEmitter();
   readonly metrics: AgentMetrics;
-  /** The last applied config, recorded in the state dir. */
   private readonly applied: AppliedRecord;
   private readonly log: Logger;
   private readonly inputs: AgentInputs;
@@ -130,20 +128,18 @@ export class Agent {
   /** Re-apply the last applied config before the API server is involved; then serve what the node has. */
   private async boot(): Promise<void> {
     const last = this.applied.load();
-    let inv: Inventory | null = null;
-    let resourceNames: ResourceNames = {};
+    let planned: Planned | null = null;
     if (last) {
       const outcome = await reconcileDesired(this.reconcileEnv(), { desired: last, mode: 'boot' });
       this.applied.update(outcome, last);
-      inv = outcome.planned?.inventory ?? null;
-      resourceNames = outcome.planned?.resourceNames ?? {};
+      planned = outcome.planned;
       const error = outcome.kind === 'failed' ? outcome.error : null;
       this.log.info('boot: re-applied the last applied config', { config: last.configName, workload: last.workload, writes: writesOf(outcome), blocked: outcome.planned?.plan.blocked.length ?? 0, error });
     } else {
       this.log.info('boot: no applied config recorded yet; waiting for the node labels', { stateFile: this.applied.store.file });
     }
-    this.lastInventory = inv ?? (await this.opts.machine.inventory());
-    await this.plugins.sync(this.lastInventory, resourceNames);
+    this.lastInventory = planned?.inventory ?? (await this.opts.machine.inventory());
+    await this.plugins.sync(this.lastInventory, planned?.resourceNames ?? {});
     this.bootDone = true;
   }
 
@@ -254,8 +250,8 @@ export class Agent {
   }
 
   private reconcileEnv(): ReconcileEnv {
-    const podsNow = () => podsHolding(this.podResources, this.lastInventory, this.plugins.everServed);
-    return { machine: this.opts.machine, nodeId: this.opts.nodeName, log: this.log, podsHolding: async () => (this.podsHeld = await podsNow()) };
+    const podsHeld = async () => (this.podsHeld = await podsHolding(this.podResources, this.lastInventory, this.plugins.everServed));
+    return { machine: this.opts.machine, nodeId: this.opts.nodeName, log: this.log, podsHolding: podsHeld };
   }
 
   private report(v: Verdict, key: string, pass: Pass): void {
