@@ -76,47 +76,31 @@ export interface MergeResult {
 /** Pure merge: existing entries + wanted, removing only managed entries no node wants. */
 export function mergeManaged(existing: (Partial<PermittedHostDevices> & Record<string, unknown>) | undefined, managedBefore: readonly string[], wanted: PermittedHostDevices): MergeResult {
   const managed = new Set(managedBefore);
-  const wantPci = new Map(wanted.pciHostDevices.map((e) => [pciKey(e), e]));
-  const wantMdev = new Map(wanted.mediatedDevices.map((e) => [mdevKey(e), e]));
-  const removed: string[] = [];
-  const added: string[] = [];
-  const conflicts: string[] = [];
-  const keepPci = (existing?.pciHostDevices ?? []).filter((e) => {
-    const k = pciKey(e);
-    if (managed.has(k) && !wantPci.has(k)) {
-      removed.push(k);
-      return false;
-    }
-    return true;
-  });
-  const keepMdev = (existing?.mediatedDevices ?? []).filter((e) => {
-    const k = mdevKey(e);
-    if (managed.has(k) && !wantMdev.has(k)) {
-      removed.push(k);
-      return false;
-    }
-    return true;
-  });
+  const out: Pick<MergeResult, 'added' | 'removed' | 'conflicts'> = { added: [], removed: [], conflicts: [] };
   const next = new Set<string>();
-  const havePci = new Set(keepPci.map(pciKey));
-  const haveMdev = new Set(keepMdev.map(mdevKey));
-  for (const [k, e] of wantPci) {
-    if (!havePci.has(k)) {
-      keepPci.push(e);
-      added.push(k);
-      next.add(k);
-    } else if (managed.has(k)) next.add(k);
-    for (const x of keepPci) if (x.resourceName === e.resourceName && x.externalResourceProvider !== true && !conflicts.some((c) => c.includes(e.resourceName))) conflicts.push(`${e.resourceName}: an entry without externalResourceProvider: true exists (virt-handler would serve it too); set externalResourceProvider: true on it`);
-  }
-  for (const [k, e] of wantMdev) {
-    if (!haveMdev.has(k)) {
-      keepMdev.push(e);
-      added.push(k);
-      next.add(k);
-    } else if (managed.has(k)) next.add(k);
-    for (const x of keepMdev) if (x.resourceName === e.resourceName && x.externalResourceProvider !== true && !conflicts.some((c) => c.includes(e.resourceName))) conflicts.push(`${e.resourceName}: an entry without externalResourceProvider: true exists (virt-handler would serve it too); set externalResourceProvider: true on it`);
-  }
-  return { permitted: { ...(existing ?? {}), pciHostDevices: keepPci, mediatedDevices: keepMdev }, managed: [...next].sort(), added, removed, conflicts };
+  // One kind of entry: ours that no node wants any more go, the rest stay; a wanted entry not there yet is added and becomes ours.
+  const merge = <T extends { resourceName: string; externalResourceProvider: boolean }>(entries: T[], keyOf: (e: T) => string, wantedEntries: T[]): T[] => {
+    const want = new Map(wantedEntries.map((e) => [keyOf(e), e]));
+    const kept = entries.filter((e) => {
+      const k = keyOf(e);
+      if (!managed.has(k) || want.has(k)) return true;
+      out.removed.push(k);
+      return false;
+    });
+    const have = new Set(kept.map(keyOf));
+    for (const [k, e] of want) {
+      if (!have.has(k)) {
+        kept.push(e);
+        out.added.push(k);
+        next.add(k);
+      } else if (managed.has(k)) next.add(k);
+      for (const x of kept) if (x.resourceName === e.resourceName && x.externalResourceProvider !== true && !out.conflicts.some((c) => c.includes(e.resourceName))) out.conflicts.push(`${e.resourceName}: an entry without externalResourceProvider: true exists (virt-handler would serve it too); set externalResourceProvider: true on it`);
+    }
+    return kept;
+  };
+  const pciHostDevices = merge(existing?.pciHostDevices ?? [], pciKey, wanted.pciHostDevices);
+  const mediatedDevices = merge(existing?.mediatedDevices ?? [], mdevKey, wanted.mediatedDevices);
+  return { permitted: { ...(existing ?? {}), pciHostDevices, mediatedDevices }, ...out, managed: [...next].sort() };
 }
 
 export interface SyncOptions {
