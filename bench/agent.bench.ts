@@ -30,10 +30,11 @@ import { startFakeKubelet } from '../test/harness/peers.js';
 import { buildBundle, imageEnv } from '../test/harness/image.js';
 import { createSimulatedNode, materialize } from '../src/simulator/index.js';
 import { Agent } from '../src/serve/agent/agent.js';
-import { Kube, loadKubeConfig } from '../src/serve/agent/kube.js';
-import { silentLogger } from '../src/serve/deviceplugin/logger.js';
+import { Kube, loadKubeConfig } from '../src/serve/kube/kube.js';
+import { silentLogger } from '../src/serve/kube/logger.js';
 import { LABEL_CONFIG, LABEL_STATE } from '../src/serve/agent/desired.js';
-import { adminClient, ConfigMount, eventually, getNode, setLabels, sleep, TWO_CONFIGS, vfProfiles } from '../test/integration/agent-helpers.js';
+import { adminClient, ConfigMount, getNode, setLabels, TWO_CONFIGS, vfProfiles } from '../test/integration/agent-helpers.js';
+import { eventually, sleep } from '../test/support/wait.js';
 
 const { values } = parseArgs({ options: { flips: { type: 'string', default: '20' }, 'idle-seconds': { type: 'string', default: '60' }, 'try-node-options': { type: 'string', multiple: true, default: [] } } });
 const FLIPS = Number(values.flips);

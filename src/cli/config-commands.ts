@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { applyPlan, type ApplyResult } from '../apply/apply.js';
-import { parseDuration } from '../serve/agent/backoff.js';
+import { parseDuration } from '../serve/kube/backoff.js';
 import type { Inventory } from '../inventory/types.js';
 import { stripVendorPrefix } from '../model/profile.js';
 import type { Machine } from '../machine/machine.js';

@@ -1,11 +1,9 @@
 // Shared pieces of the agent's end-to-end tests and benchmark: a kubelet-style ConfigMap mount (..data symlink swap),
-// an admin client on @kubernetes/client-node, and polling helpers.
+// an admin client on @kubernetes/client-node, and Node/Event helpers (polling: test/support/wait.ts).
 import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Machine } from '../../src/machine/machine.js';
 import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions, type CoreV1Event, type KubeConfig, type V1Node } from '@kubernetes/client-node';
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A directory laid out like a kubelet ConfigMap volume: config.yaml -> ..data/config.yaml, ..data -> ..<version>. */
 export class ConfigMount {
@@ -51,23 +49,6 @@ export async function getNode(c: Admin, name: string): Promise<V1Node> {
 /** Merge-patch labels (null removes one), as `kubectl label` does. */
 export async function setLabels(c: Admin, name: string, labels: Record<string, string | null>): Promise<void> {
   await c.core.patchNode({ name, body: { metadata: { labels } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
-}
-
-/** Poll until `fn` returns a truthy value; fail with `what` and the last value seen. */
-export async function eventually<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 60_000, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-      last = v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)?.slice(0, 2000)}`);
-    await sleep(everyMs);
-  }
 }
 
 export async function nodeEvents(c: Admin, node: string): Promise<CoreV1Event[]> {

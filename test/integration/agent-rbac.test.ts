@@ -11,11 +11,12 @@ import { startFakeKubelet, type FakeKubelet } from '../harness/peers.js';
 import { createSimulatedNode } from '../../src/simulator/index.js';
 import { Agent } from '../../src/serve/agent/agent.js';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { apiStatus, Kube, loadKubeConfig } from '../../src/serve/agent/kube.js';
-import { KubevirtSync, ANNOTATION_MANAGED } from '../../src/serve/agent/kubevirt-sync.js';
-import { jsonLogger, memoryLogger } from '../../src/serve/deviceplugin/logger.js';
+import { apiStatus, Kube, loadKubeConfig } from '../../src/serve/kube/kube.js';
+import { KubevirtSync, ANNOTATION_MANAGED } from '../../src/serve/kubevirt/sync.js';
+import { jsonLogger, memoryLogger } from '../../src/serve/kube/logger.js';
 import { ANNOTATION_PERMITTED, ANNOTATION_STATUS, LABEL_CONFIG, LABEL_STATE } from '../../src/serve/agent/desired.js';
-import { adminClient, type Admin, ConfigMount, eventually, getNode, nodeEvents, setLabels, TWO_CONFIGS, vfProfiles } from './agent-helpers.js';
+import { adminClient, type Admin, ConfigMount, getNode, nodeEvents, setLabels, TWO_CONFIGS, vfProfiles } from './agent-helpers.js';
+import { eventually } from '../support/wait.js';
 
 const NS = 'vmgpu-system';
 const NODE = 'gpu-node-rbac';

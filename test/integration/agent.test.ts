@@ -13,11 +13,12 @@ import { startFakeKubelet, startPodResources, type FakeKubelet, type FakePodReso
 import { createSimulatedNode, type SimulatedNode } from '../../src/simulator/index.js';
 import { Agent, type AgentOptions } from '../../src/serve/agent/agent.js';
 import { KubeConfig } from '@kubernetes/client-node';
-import { Kube, loadKubeConfig } from '../../src/serve/agent/kube.js';
-import { jsonLogger, memoryLogger } from '../../src/serve/deviceplugin/logger.js';
+import { Kube, loadKubeConfig } from '../../src/serve/kube/kube.js';
+import { jsonLogger, memoryLogger } from '../../src/serve/kube/logger.js';
 import { ANNOTATION_STATUS, LABEL_CONFIG, LABEL_STATE } from '../../src/serve/agent/desired.js';
 import type { Machine } from '../../src/machine/machine.js';
-import { adminClient, type Admin, ConfigMount, eventually, getNode, nodeEvents, setLabels, sleep, TWO_CONFIGS, vfProfiles } from './agent-helpers.js';
+import { adminClient, type Admin, ConfigMount, getNode, nodeEvents, setLabels, TWO_CONFIGS, vfProfiles } from './agent-helpers.js';
+import { eventually, sleep } from '../support/wait.js';
 
 const NODE = 'gpu-node-1';
 const T = { timeout: 180_000 };

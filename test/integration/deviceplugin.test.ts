@@ -13,7 +13,7 @@ import { createSimulatedNode } from '../../src/simulator/index.js';
 import { parseMdevTypeName, parseMdevUuid } from '../../src/sysfs/names.js';
 import { checkPciAddress } from '../../src/model/pci.js';
 import { runDevicePlugins, type DevicePluginManager } from '../../src/serve/deviceplugin/manager.js';
-import { memoryLogger } from '../../src/serve/deviceplugin/logger.js';
+import { memoryLogger } from '../../src/serve/kube/logger.js';
 import { passthroughNamer } from '../../src/serve/deviceplugin/passthrough-name.js';
 import { collectResources } from '../../src/serve/deviceplugin/resources.js';
 import { permittedHostDevices } from '../../src/serve/kubevirt/permitted.js';

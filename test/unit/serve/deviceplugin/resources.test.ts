@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PciIds } from '../../../src/inventory/pciids.js';
-import { passthroughNamer } from '../../../src/serve/deviceplugin/passthrough-name.js';
-import { collectResources, validateResourceNames } from '../../../src/serve/deviceplugin/resources.js';
-import { gpu, inventory, mixedNode, PCI_IDS_TEXT, pci, vf, L40S_12Q } from './fixtures.js';
+import { PciIds } from '../../../../src/inventory/pciids.js';
+import { passthroughNamer } from '../../../../src/serve/deviceplugin/passthrough-name.js';
+import { collectResources, validateResourceNames } from '../../../../src/serve/deviceplugin/resources.js';
+import { gpu, inventory, mixedNode, PCI_IDS_TEXT, pci, vf, L40S_12Q } from '../fixtures.js';
 
 const namer = passthroughNamer(PciIds.fromText(PCI_IDS_TEXT));
 

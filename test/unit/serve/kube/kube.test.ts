@@ -9,8 +9,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiException, KubeConfig } from '@kubernetes/client-node';
-import { apiStatus, describeApiError, Kube, KubeConfigError, loadKubeConfig } from '../../../src/serve/agent/kube.js';
-import { Informer } from '../../../src/serve/agent/informer.js';
+import { apiStatus, describeApiError, Kube, KubeConfigError, loadKubeConfig } from '../../../../src/serve/kube/kube.js';
+import { Informer } from '../../../../src/serve/kube/informer.js';
+import { until } from '../../../support/wait.js';
 
 function kubeconfig(body: string): { file: string; done: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'vmgpu-kubeconfig-'));
@@ -116,8 +117,7 @@ test('every request, typed or watch, carries our User-Agent and is counted by ve
   try {
     await kube.core.readNode({ name: 'n1' });
     inf.start();
-    const deadline = Date.now() + 5000;
-    while (!versions.includes('12') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await until(() => versions.includes('12'), 5000);
     assert.ok(versions.includes('10') && versions.includes('12'), `list then watch event reached onChange: ${versions.join(' ')}`);
     assert.ok(seen.length >= 3);
     for (const s of seen) assert.equal(s.userAgent, 'vmgpu-agent/unit', `${s.method} ${s.url}`);
@@ -156,8 +156,7 @@ test('a request the API server never answers fails at the deadline, with the inf
       backoffMaxMs: 50,
     });
     inf.start();
-    const deadline = Date.now() + 5000;
-    while (errors.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await until(() => errors.length >= 3, 5000);
     await inf.stop();
     assert.deepEqual(errors.slice(0, 3), [1, 2, 3], 'each failed LIST is reported and retried with a growing attempt count');
     assert.equal(inf.stats.lists >= 3, true);

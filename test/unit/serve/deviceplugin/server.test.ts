@@ -4,15 +4,16 @@ import { mkdtempSync, rmSync, existsSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { readInventory } from '../../../src/inventory/read.js';
-import { PciIds } from '../../../src/inventory/pciids.js';
-import { createSimulatedNode } from '../../../src/simulator/index.js';
-import { checkPciAddress } from '../../../src/model/pci.js';
-import { runDevicePlugins } from '../../../src/serve/deviceplugin/manager.js';
-import { memoryLogger } from '../../../src/serve/deviceplugin/logger.js';
-import { passthroughNamer } from '../../../src/serve/deviceplugin/passthrough-name.js';
-import { TsKubelet } from './ts-kubelet.js';
-import { PCI_IDS_TEXT } from './fixtures.js';
+import { readInventory } from '../../../../src/inventory/read.js';
+import { PciIds } from '../../../../src/inventory/pciids.js';
+import { createSimulatedNode } from '../../../../src/simulator/index.js';
+import { checkPciAddress } from '../../../../src/model/pci.js';
+import { runDevicePlugins } from '../../../../src/serve/deviceplugin/manager.js';
+import { memoryLogger } from '../../../../src/serve/kube/logger.js';
+import { passthroughNamer } from '../../../../src/serve/deviceplugin/passthrough-name.js';
+import { TsKubelet } from '../kubelet/ts-kubelet.js';
+import { sleep } from '../../../support/wait.js';
+import { PCI_IDS_TEXT } from '../fixtures.js';
 
 const passthroughName = passthroughNamer(PciIds.fromText(PCI_IDS_TEXT));
 
@@ -121,7 +122,7 @@ test('waits for a kubelet that is not there yet, logging once', async (t) => {
     await kubelet.stop();
     rmSync(dir, { recursive: true, force: true });
   });
-  await new Promise((r) => setTimeout(r, 300));
+  await sleep(300);
   const waiting = logger.entries.filter((e) => e.msg === 'waiting for the kubelet');
   assert.equal(waiting.length, 2, 'one line per plugin, not one per attempt');
   const reg = kubelet.waitFor('registered', () => true, 1000);

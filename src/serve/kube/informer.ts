@@ -6,7 +6,7 @@
  * resuming from the last resourceVersion, and reports each error. At steady
  * state this is one open connection and no requests.
  */
-import { ADD, CONNECT, DELETE, ERROR, ListWatch, UPDATE, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import { ADD, CONNECT, DELETE, ERROR, ListWatch, UPDATE, type KubernetesListObject, type KubernetesObject, type V1Node } from '@kubernetes/client-node';
 import { backoffDelay } from './backoff.js';
 import { describeApiError, type Kube } from './kube.js';
 
@@ -45,21 +45,21 @@ export class Informer<T extends KubernetesObject = KubeObject> {
 
   constructor(
     kube: Kube,
-    private readonly o: InformerOptions<T>,
+    private readonly opts: InformerOptions<T>,
   ) {
     const changed = () => {
       this.failures = 0;
-      if (!this.stopped) o.onChange(this.lw.list());
+      if (!this.stopped) opts.onChange(this.lw.list());
     };
     const list = async () => {
       this.stats.lists++;
-      const res = await o.list();
+      const res = await opts.list();
       // Also report a list that changed nothing (an empty or unchanged collection), once
       // ListWatch has filled its cache from it (it does so right after this promise).
       setImmediate(changed);
       return res;
     };
-    this.lw = new ListWatch<T>(o.path, kube.watch(), list, false, o.labelSelector, o.fieldSelector);
+    this.lw = new ListWatch<T>(opts.path, kube.watch(), list, false, opts.labelSelector, opts.fieldSelector);
     this.lw.on(ADD, changed);
     this.lw.on(UPDATE, changed);
     this.lw.on(DELETE, changed);
@@ -89,11 +89,25 @@ export class Informer<T extends KubernetesObject = KubeObject> {
     this.stats.errors++;
     this.failures++;
     const e = err instanceof Error ? err : new Error(String(err));
-    this.o.onError?.(new Error(`${this.o.path}: ${describeApiError(e)}`, { cause: e }), this.failures);
-    const ms = backoffDelay(this.failures, this.o.backoffInitialMs ?? 500, this.o.backoffMaxMs ?? 30_000);
+    this.opts.onError?.(new Error(`${this.opts.path}: ${describeApiError(e)}`, { cause: e }), this.failures);
+    const ms = backoffDelay(this.failures, this.opts.backoffInitialMs ?? 500, this.opts.backoffMaxMs ?? 30_000);
     this.retry = setTimeout(() => {
       this.retry = null;
       if (!this.stopped) void this.lw.start();
     }, ms);
   }
+}
+
+/** List + watch of one Node by name (the agent's own): `onChange` gets it, or null while it does not exist. */
+export function watchNode(kube: Kube, name: string, opts: Pick<InformerOptions<V1Node>, 'onError' | 'backoffInitialMs' | 'backoffMaxMs'> & { onChange: (node: V1Node | null) => void }): Informer<V1Node> {
+  const fieldSelector = `metadata.name=${name}`;
+  const informer = new Informer<V1Node>(kube, {
+    ...opts,
+    path: '/api/v1/nodes',
+    list: () => kube.core.listNode({ fieldSelector }),
+    fieldSelector,
+    onChange: (nodes) => opts.onChange(nodes.find((n) => n.metadata?.name === name) ?? null),
+  });
+  informer.start();
+  return informer;
 }

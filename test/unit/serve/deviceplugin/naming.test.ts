@@ -7,7 +7,7 @@ import {
   resourceEnvVar,
   resourceNameProblem,
   sriovResourceName,
-} from '../../../src/serve/deviceplugin/naming.js';
+} from '../../../../src/serve/deviceplugin/naming.js';
 
 test('env var names follow KubeVirt ResourceNameToEnvVar', () => {
   assert.equal(resourceEnvVar('pci', 'nvidia.com/GA102GL_A10'), 'PCI_RESOURCE_NVIDIA_COM_GA102GL_A10');

@@ -13,13 +13,13 @@
  *   (`vmgpu-kubevirt-sync`) elects the leader among replicas.
  */
 import { hostname } from 'node:os';
-import type { Logger } from '../deviceplugin/logger.js';
-import type { MediatedHostDevice, PciHostDevice, PermittedHostDevices } from '../kubevirt/permitted.js';
-import { backoffDelay, sleepUnlessAborted } from './backoff.js';
-import { ANNOTATION_PERMITTED } from './desired.js';
+import type { Logger } from '../kube/logger.js';
+import type { MediatedHostDevice, PciHostDevice, PermittedHostDevices } from './permitted.js';
+import { backoffDelay, sleepUnlessAborted } from '../kube/backoff.js';
+import { ANNOTATION_PERMITTED } from '../agent/desired.js';
 import { V1MicroTime, type KubernetesListObject, type KubernetesObject, type V1Lease, type V1Node } from '@kubernetes/client-node';
-import { Informer, type KubeObject } from './informer.js';
-import { describeApiError, isKubeApiError, type Kube } from './kube.js';
+import { Informer, type KubeObject } from '../kube/informer.js';
+import { describeApiError, isKubeApiError, type Kube } from '../kube/kube.js';
 
 export const ANNOTATION_MANAGED = 'vmgpu.io/managed-permitted-host-devices';
 export const LEASE_NAME = 'vmgpu-kubevirt-sync';
@@ -76,47 +76,31 @@ export interface MergeResult {
 /** Pure merge: existing entries + wanted, removing only managed entries no node wants. */
 export function mergeManaged(existing: (Partial<PermittedHostDevices> & Record<string, unknown>) | undefined, managedBefore: readonly string[], wanted: PermittedHostDevices): MergeResult {
   const managed = new Set(managedBefore);
-  const wantPci = new Map(wanted.pciHostDevices.map((e) => [pciKey(e), e]));
-  const wantMdev = new Map(wanted.mediatedDevices.map((e) => [mdevKey(e), e]));
-  const removed: string[] = [];
-  const added: string[] = [];
-  const conflicts: string[] = [];
-  const keepPci = (existing?.pciHostDevices ?? []).filter((e) => {
-    const k = pciKey(e);
-    if (managed.has(k) && !wantPci.has(k)) {
-      removed.push(k);
-      return false;
-    }
-    return true;
-  });
-  const keepMdev = (existing?.mediatedDevices ?? []).filter((e) => {
-    const k = mdevKey(e);
-    if (managed.has(k) && !wantMdev.has(k)) {
-      removed.push(k);
-      return false;
-    }
-    return true;
-  });
+  const out: Pick<MergeResult, 'added' | 'removed' | 'conflicts'> = { added: [], removed: [], conflicts: [] };
   const next = new Set<string>();
-  const havePci = new Set(keepPci.map(pciKey));
-  const haveMdev = new Set(keepMdev.map(mdevKey));
-  for (const [k, e] of wantPci) {
-    if (!havePci.has(k)) {
-      keepPci.push(e);
-      added.push(k);
-      next.add(k);
-    } else if (managed.has(k)) next.add(k);
-    for (const x of keepPci) if (x.resourceName === e.resourceName && x.externalResourceProvider !== true && !conflicts.some((c) => c.includes(e.resourceName))) conflicts.push(`${e.resourceName}: an entry without externalResourceProvider: true exists (virt-handler would serve it too); set externalResourceProvider: true on it`);
-  }
-  for (const [k, e] of wantMdev) {
-    if (!haveMdev.has(k)) {
-      keepMdev.push(e);
-      added.push(k);
-      next.add(k);
-    } else if (managed.has(k)) next.add(k);
-    for (const x of keepMdev) if (x.resourceName === e.resourceName && x.externalResourceProvider !== true && !conflicts.some((c) => c.includes(e.resourceName))) conflicts.push(`${e.resourceName}: an entry without externalResourceProvider: true exists (virt-handler would serve it too); set externalResourceProvider: true on it`);
-  }
-  return { permitted: { ...(existing ?? {}), pciHostDevices: keepPci, mediatedDevices: keepMdev }, managed: [...next].sort(), added, removed, conflicts };
+  // One kind of entry: ours that no node wants any more go, the rest stay; a wanted entry not there yet is added and becomes ours.
+  const merge = <T extends { resourceName: string; externalResourceProvider: boolean }>(entries: T[], keyOf: (e: T) => string, wantedEntries: T[]): T[] => {
+    const want = new Map(wantedEntries.map((e) => [keyOf(e), e]));
+    const kept = entries.filter((e) => {
+      const k = keyOf(e);
+      if (!managed.has(k) || want.has(k)) return true;
+      out.removed.push(k);
+      return false;
+    });
+    const have = new Set(kept.map(keyOf));
+    for (const [k, e] of want) {
+      if (!have.has(k)) {
+        kept.push(e);
+        out.added.push(k);
+        next.add(k);
+      } else if (managed.has(k)) next.add(k);
+      for (const x of kept) if (x.resourceName === e.resourceName && x.externalResourceProvider !== true && !out.conflicts.some((c) => c.includes(e.resourceName))) out.conflicts.push(`${e.resourceName}: an entry without externalResourceProvider: true exists (virt-handler would serve it too); set externalResourceProvider: true on it`);
+    }
+    return kept;
+  };
+  const pciHostDevices = merge(existing?.pciHostDevices ?? [], pciKey, wanted.pciHostDevices);
+  const mediatedDevices = merge(existing?.mediatedDevices ?? [], mdevKey, wanted.mediatedDevices);
+  return { permitted: { ...(existing ?? {}), pciHostDevices, mediatedDevices }, ...out, managed: [...next].sort() };
 }
 
 export interface SyncOptions {
@@ -153,8 +137,8 @@ export class KubevirtSync {
   private leaseLoop: Promise<void> | null = null;
   readonly stats = { syncs: 0, writes: 0 };
 
-  constructor(private readonly o: SyncOptions) {
-    this.kvRef = { group: 'kubevirt.io', version: 'v1', plural: 'kubevirts', namespace: o.namespace, name: o.name };
+  constructor(private readonly opts: SyncOptions) {
+    this.kvRef = { group: 'kubevirt.io', version: 'v1', plural: 'kubevirts', namespace: opts.namespace, name: opts.name };
   }
 
   isLeader(): boolean {
@@ -163,15 +147,15 @@ export class KubevirtSync {
 
   /** One sync from a fresh LIST of the nodes (the one-shot CLI). */
   async syncOnce(nodes?: Iterable<KubernetesObject>): Promise<SyncOutcome> {
-    const list = nodes ?? (await this.o.kube.core.listNode()).items;
+    const list = nodes ?? (await this.opts.kube.core.listNode()).items;
     const { wanted, problems } = collectAdvertised(list);
     this.stats.syncs++;
     for (let attempt = 1; ; attempt++) {
       let kv: KubeVirtObject;
       try {
-        kv = (await this.o.kube.custom.getNamespacedCustomObject(this.kvRef)) as KubeVirtObject;
+        kv = (await this.opts.kube.custom.getNamespacedCustomObject(this.kvRef)) as KubeVirtObject;
       } catch (err) {
-        if (isKubeApiError(err, 404)) throw new Error(`KubeVirt ${this.o.namespace}/${this.o.name} does not exist; install KubeVirt or pass --kubevirt-namespace/--kubevirt-name`, { cause: err });
+        if (isKubeApiError(err, 404)) throw new Error(`KubeVirt ${this.opts.namespace}/${this.opts.name} does not exist; install KubeVirt or pass --kubevirt-namespace/--kubevirt-name`, { cause: err });
         throw err;
       }
       const managedRaw = kv.metadata?.annotations?.[ANNOTATION_MANAGED];
@@ -193,13 +177,13 @@ export class KubevirtSync {
         spec: { ...kv.spec, configuration: { ...kv.spec?.configuration, permittedHostDevices: m.permitted } },
       };
       try {
-        await this.o.kube.custom.replaceNamespacedCustomObject({ ...this.kvRef, body: next });
+        await this.opts.kube.custom.replaceNamespacedCustomObject({ ...this.kvRef, body: next });
         this.stats.writes++;
-        this.o.logger.info('KubeVirt permittedHostDevices updated', { added: m.added, removed: m.removed, conflicts: m.conflicts, attempt });
+        this.opts.logger.info('KubeVirt permittedHostDevices updated', { added: m.added, removed: m.removed, conflicts: m.conflicts, attempt });
         return { changed: true, added: m.added, removed: m.removed, conflicts: m.conflicts, problems, attempts: attempt };
       } catch (err) {
         if (isKubeApiError(err, 409) && attempt < 8) {
-          this.o.logger.info('KubeVirt object changed meanwhile; re-reading', { attempt });
+          this.opts.logger.info('KubeVirt object changed meanwhile; re-reading', { attempt });
           await sleepUnlessAborted(backoffDelay(attempt, 50, 2000), this.abort.signal);
           continue;
         }
@@ -210,7 +194,7 @@ export class KubevirtSync {
 
   /** Leader-elected continuous sync: watch nodes and the KubeVirt object, sync on change. */
   start(): void {
-    if (!this.o.leaseNamespace) throw new Error('the continuous KubeVirt sync needs a Lease namespace (--lease-namespace or POD_NAMESPACE)');
+    if (!this.opts.leaseNamespace) throw new Error('the continuous KubeVirt sync needs a Lease namespace (--lease-namespace or POD_NAMESPACE)');
     this.leaseLoop = this.runLease();
   }
 
@@ -233,7 +217,7 @@ export class KubevirtSync {
       }
       this.running = this.syncOnce(this.nodes ? this.nodes.list() : undefined)
         .catch((err: unknown) => {
-          this.o.logger.error('KubeVirt sync failed; retrying', { error: describeApiError(err) });
+          this.opts.logger.error('KubeVirt sync failed; retrying', { error: describeApiError(err) });
           this.again = true;
         })
         .finally(() => {
@@ -243,16 +227,16 @@ export class KubevirtSync {
             this.scheduleSync();
           }
         });
-    }, this.o.debounceMs ?? 200);
+    }, this.opts.debounceMs ?? 200);
   }
 
   private startWatching(): void {
-    const { kube } = this.o;
+    const { kube } = this.opts;
     this.nodes = new Informer<V1Node>(kube, {
       path: '/api/v1/nodes',
       list: () => kube.core.listNode(),
       onChange: () => this.scheduleSync(),
-      onError: (err) => this.o.logger.warn('watching nodes failed; retrying', { error: err.message }),
+      onError: (err) => this.opts.logger.warn('watching nodes failed; retrying', { error: err.message }),
     });
     const { group, version, plural, namespace, name } = this.kvRef;
     const fieldSelector = `metadata.name=${name}`;
@@ -261,7 +245,7 @@ export class KubevirtSync {
       list: async () => (await kube.custom.listNamespacedCustomObject({ group, version, namespace, plural, fieldSelector })) as KubernetesListObject<KubeVirtObject>,
       fieldSelector,
       onChange: () => this.scheduleSync(),
-      onError: (err) => this.o.logger.warn('watching the KubeVirt object failed; retrying', { error: err.message }),
+      onError: (err) => this.opts.logger.warn('watching the KubeVirt object failed; retrying', { error: err.message }),
     });
     this.nodes.start();
     this.kv.start();
@@ -278,10 +262,10 @@ export class KubevirtSync {
 
   private async runLease(): Promise<void> {
     const signal = this.abort.signal;
-    const ns = this.o.leaseNamespace!;
-    const id = this.o.identity ?? `${hostname()}_${process.pid}`;
-    const dur = this.o.leaseDurationSeconds ?? 15;
-    const leases = this.o.kube.coordination;
+    const ns = this.opts.leaseNamespace!;
+    const id = this.opts.identity ?? `${hostname()}_${process.pid}`;
+    const dur = this.opts.leaseDurationSeconds ?? 15;
+    const leases = this.opts.kube.coordination;
     let lastRenew = 0;
     while (!signal.aborted) {
       try {
@@ -318,7 +302,7 @@ export class KubevirtSync {
         }
       } catch (err) {
         if (signal.aborted) break;
-        this.o.logger.warn('Lease renewal failed', { error: describeApiError(err) });
+        this.opts.logger.warn('Lease renewal failed', { error: describeApiError(err) });
         if (this.leader && Date.now() - lastRenew > dur * 1000) this.becomeLeader(false, id);
       }
       await sleepUnlessAborted(this.leader ? (dur * 1000) / 3 : (dur * 1000) / 2, signal);
@@ -330,10 +314,10 @@ export class KubevirtSync {
     if (yes === this.leader) return;
     this.leader = yes;
     if (yes) {
-      this.o.logger.info('became the KubeVirt sync leader', { identity: id, lease: `${this.o.leaseNamespace}/${LEASE_NAME}` });
+      this.opts.logger.info('became the KubeVirt sync leader', { identity: id, lease: `${this.opts.leaseNamespace}/${LEASE_NAME}` });
       this.startWatching();
     } else {
-      this.o.logger.info('not the KubeVirt sync leader', { identity: id, holder: holder ?? null });
+      this.opts.logger.info('not the KubeVirt sync leader', { identity: id, holder: holder ?? null });
       void this.stopWatching();
     }
   }

@@ -3,6 +3,10 @@
  * a vGPU guest (the NVIDIA ClientConfigToken and gridd.conf), as in seed 001 §4.
  * Licensing happens in the guest; the host never needs the token.
  */
+import * as fs from 'node:fs';
+import { write, type Command } from './command.js';
+import { CliError, EXIT } from './exit-codes.js';
+
 export const TOKEN_PATH = '/etc/nvidia/ClientConfigToken/client_configuration_token.tok';
 export const GRIDD_PATH = '/etc/nvidia/gridd.conf';
 export const FEATURE_TYPES = [0, 1, 2, 4] as const;
@@ -42,3 +46,25 @@ export function guestCloudInit(token: Buffer, featureType: FeatureType = 1, toke
     '',
   ].join('\n');
 }
+
+export const guestCloudInitCommand: Command = {
+  summary: 'print the cloud-init write_files block that licenses a vGPU guest (ClientConfigToken + gridd.conf)',
+  usage: 'vmgpu guest cloud-init --token FILE [--feature-type 0|1|2|4]',
+  options: { token: { type: 'string' }, 'feature-type': { type: 'string' } },
+  async run(v) {
+    const file = v.token as string | undefined;
+    if (!file) throw new CliError('give the client configuration token with --token FILE (download it from your NVIDIA License Server instance)');
+    let token: Buffer;
+    try {
+      token = fs.readFileSync(file);
+    } catch (err) {
+      throw new CliError(`cannot read the token ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+    }
+    try {
+      write(guestCloudInit(token, parseFeatureType(v['feature-type'] as string | undefined), file));
+    } catch (err) {
+      throw new CliError((err as Error).message);
+    }
+    return EXIT.OK;
+  },
+};

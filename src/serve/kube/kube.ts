@@ -28,6 +28,7 @@ import {
   type RequestContext,
   type ResponseContext,
 } from '@kubernetes/client-node';
+import { messageOf } from '../errors.js';
 
 export const IN_CLUSTER_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
@@ -45,7 +46,7 @@ export function loadKubeConfig(file?: string): KubeConfig {
     try {
       kc.loadFromFile(file);
     } catch (err) {
-      throw new KubeConfigError(`cannot read the kubeconfig ${file}: ${(err as Error).message}`);
+      throw new KubeConfigError(`cannot read the kubeconfig ${file}: ${messageOf(err)}`);
     }
     if (!kc.getCurrentContext()) throw new KubeConfigError(`${file}: no current-context; set one with kubectl config use-context`);
     const cluster = kc.getCurrentCluster();

@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { PciIds } from '../../../src/inventory/pciids.js';
-import { AllocationError, allocateContainer, deviceSpecsFor, preferredAllocation, type AllocationContext } from '../../../src/serve/deviceplugin/allocate.js';
-import { passthroughNamer } from '../../../src/serve/deviceplugin/passthrough-name.js';
-import { collectResources, type ResourceSpec } from '../../../src/serve/deviceplugin/resources.js';
-import { mixedNode, PCI_IDS_TEXT } from './fixtures.js';
+import { PciIds } from '../../../../src/inventory/pciids.js';
+import { AllocationError, allocateContainer, deviceSpecsFor, preferredAllocation, type AllocationContext } from '../../../../src/serve/deviceplugin/allocate.js';
+import { passthroughNamer } from '../../../../src/serve/deviceplugin/passthrough-name.js';
+import { collectResources, type ResourceSpec } from '../../../../src/serve/deviceplugin/resources.js';
+import { mixedNode, PCI_IDS_TEXT } from '../fixtures.js';
 
 const { resources } = collectResources(mixedNode(), { passthroughName: passthroughNamer(PciIds.fromText(PCI_IDS_TEXT)) });
 const res = (name: string): ResourceSpec => resources.find((r) => r.resourceName === name)!;

@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import { readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { loadDevicePluginApi, type DeviceMsg, type RegisterRequestMsg } from '../../../src/serve/deviceplugin/proto.js';
+import { loadDevicePluginApi, type DeviceMsg, type RegisterRequestMsg } from '../../../../src/serve/kubelet/device-plugin-api.js';
 
 type PluginClient = grpc.Client & {
   ListAndWatch(req: object): grpc.ClientReadableStream<{ devices: DeviceMsg[] }>;

@@ -1,7 +1,9 @@
 /**
- * A small injectable logger: one JSON object per line. The device plugins log
- * state changes (registered, waiting for the kubelet, health flips), never
- * per-request chatter, so the default sink is simply stderr.
+ * A small injectable logger for everything that runs in the cluster (agent,
+ * device plugins, KubeVirt sync): one JSON object per line, as Kubernetes log
+ * collectors expect. Servers log state changes (registered, waiting for the
+ * kubelet, health flips), never per-request chatter, so the default sink is
+ * simply stderr.
  */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 

@@ -1,14 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readInventory } from '../../../src/inventory/read.js';
-import { PciIds } from '../../../src/inventory/pciids.js';
-import { createSimulatedNode } from '../../../src/simulator/index.js';
-import { parseMdevUuid } from '../../../src/sysfs/names.js';
-import { checkPciAddress } from '../../../src/model/pci.js';
-import { compileCheck } from '../../../src/serve/deviceplugin/health.js';
-import { passthroughNamer } from '../../../src/serve/deviceplugin/passthrough-name.js';
-import { collectResources, type DeviceEntry } from '../../../src/serve/deviceplugin/resources.js';
-import { PCI_IDS_TEXT } from './fixtures.js';
+import { readInventory } from '../../../../src/inventory/read.js';
+import { PciIds } from '../../../../src/inventory/pciids.js';
+import { createSimulatedNode } from '../../../../src/simulator/index.js';
+import { parseMdevUuid } from '../../../../src/sysfs/names.js';
+import { checkPciAddress } from '../../../../src/model/pci.js';
+import { compileCheck } from '../../../../src/serve/deviceplugin/health.js';
+import { passthroughNamer } from '../../../../src/serve/deviceplugin/passthrough-name.js';
+import { collectResources, type DeviceEntry } from '../../../../src/serve/deviceplugin/resources.js';
+import { PCI_IDS_TEXT } from '../fixtures.js';
 
 function setup() {
   const node = createSimulatedNode({

@@ -3,30 +3,16 @@
  * proto/deviceplugin/v1beta1/api.proto (the upstream package, service, message
  * and field names; snake_case fields kept as they are on the wire).
  */
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { findProtoFile } from './proto-file.js';
 
 export const API_VERSION = 'v1beta1';
 export const KUBELET_SOCKET = 'kubelet.sock';
 export const DEFAULT_PLUGIN_DIR = '/var/lib/kubelet/device-plugins';
 
-const PROTO_REL = join('proto', 'deviceplugin', 'v1beta1', 'api.proto');
-
-/** Find proto/ by walking up from this module (works from src/ under tsx and from dist/). */
-export function findProtoFile(rel = PROTO_REL): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const candidate = join(dir, rel);
-    if (existsSync(candidate)) return candidate;
-    const up = dirname(dir);
-    if (up === dir) break;
-    dir = up;
-  }
-  throw new Error(`cannot find ${rel} above ${dirname(fileURLToPath(import.meta.url))}: the package's proto/ directory is missing; reinstall vmgpu or run from the repository`);
-}
+export const DEVICE_PLUGIN_PROTO = join('proto', 'deviceplugin', 'v1beta1', 'api.proto');
 
 // ---- message shapes (field names exactly as in api.proto)
 
@@ -77,7 +63,7 @@ let cached: DevicePluginApi | undefined;
 
 export function loadDevicePluginApi(): DevicePluginApi {
   if (cached) return cached;
-  const file = findProtoFile();
+  const file = findProtoFile(DEVICE_PLUGIN_PROTO);
   const def = protoLoader.loadSync(file, { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
   const pkg = grpc.loadPackageDefinition(def) as unknown as Record<string, Record<string, grpc.ServiceClientConstructor> | undefined>;
   const v1 = pkg[API_VERSION];

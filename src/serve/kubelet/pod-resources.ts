@@ -7,7 +7,8 @@
 import { existsSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { findProtoFile } from '../deviceplugin/proto.js';
+import type { Inventory } from '../../inventory/types.js';
+import { findProtoFile } from './proto-file.js';
 
 export const DEFAULT_POD_RESOURCES_SOCKET = '/var/lib/kubelet/pod-resources/kubelet.sock';
 
@@ -100,4 +101,22 @@ export function inUseFromAssignments(assignments: readonly Assignment[], ourReso
     if (!out.has(id)) out.set(id, `pod ${a.pod} (${a.resourceName})`);
   }
   return out;
+}
+
+/**
+ * What pods hold of this node's devices, asked of the kubelet now: devices of
+ * `ourResources`, or whose ID is a GPU, VF or mdev of `inv`. Throws
+ * PodResourcesError when the kubelet does not answer; no socket means no
+ * kubelet on this node, so nothing is held by pods.
+ */
+export async function podsHolding(client: PodResourcesClient, inv: Inventory | null, ourResources: ReadonlySet<string>): Promise<Map<string, string>> {
+  if (!client.available()) return new Map();
+  const assignments = await client.list();
+  const ids = new Set<string>();
+  for (const g of inv?.gpus ?? []) {
+    ids.add(g.pci.address);
+    for (const v of g.vfs) ids.add(v.address);
+    for (const p of g.mdevParents) for (const i of p.instances) ids.add(i.uuid);
+  }
+  return inUseFromAssignments(assignments, ourResources, ids);
 }

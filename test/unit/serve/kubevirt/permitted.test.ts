@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PciIds } from '../../../src/inventory/pciids.js';
-import { mergePermittedHostDevices, permittedHostDevices, permittedHostDevicesWithProblems } from '../../../src/serve/kubevirt/permitted.js';
-import { mixedNode, PCI_IDS_TEXT } from './fixtures.js';
+import { PciIds } from '../../../../src/inventory/pciids.js';
+import { mergePermittedHostDevices, permittedHostDevices, permittedHostDevicesWithProblems } from '../../../../src/serve/kubevirt/permitted.js';
+import { mixedNode, PCI_IDS_TEXT } from '../fixtures.js';
 
 const pciIds = PciIds.fromText(PCI_IDS_TEXT);
 
