@@ -77,18 +77,14 @@ export const HOPPER_REF =
 
 export type Sized = readonly (readonly [gb: number, max: number])[];
 
+function fact(profile: string, gb: number, max: number, series: VgpuSeries, mig: boolean, basis: FactBasis | undefined): ProfileFact {
+  const f: ProfileFact = { profile, framebufferMiB: gb * GIB, maxInstances: max, series, migBacked: mig };
+  if (basis) f.basis = basis;
+  return f;
+}
+
 export function timeSliced(board: string, series: VgpuSeries, sizes: Sized, basis?: FactBasis): ProfileFact[] {
-  return sizes.map(([gb, max]) => {
-    const fact: ProfileFact = {
-      profile: `${board}-${gb}${series}`,
-      framebufferMiB: gb * GIB,
-      maxInstances: max,
-      series,
-      migBacked: false,
-    };
-    if (basis) fact.basis = basis;
-    return fact;
-  });
+  return sizes.map(([gb, max]) => fact(`${board}-${gb}${series}`, gb, max, series, false, basis));
 }
 
 /** One MIG-backed row: [GPU instance slices, GB, max instances per GPU, media extensions]. */
@@ -96,17 +92,7 @@ export type MigRow = readonly [gi: number, gb: number, max: number, me?: boolean
 
 /** MIG-backed profiles of one series (`A100-1-5C`, `A100-1-5CME`, `DC-2-24Q`). */
 export function migBacked(board: string, rows: readonly MigRow[], basis?: FactBasis, series: VgpuSeries = 'C'): ProfileFact[] {
-  return rows.map(([gi, gb, max, me]) => {
-    const fact: ProfileFact = {
-      profile: `${board}-${gi}-${gb}${series}${me ? 'ME' : ''}`,
-      framebufferMiB: gb * GIB,
-      maxInstances: max,
-      series,
-      migBacked: true,
-    };
-    if (basis) fact.basis = basis;
-    return fact;
-  });
+  return rows.map(([gi, gb, max, me]) => fact(`${board}-${gi}-${gb}${series}${me ? 'ME' : ''}`, gb, max, series, true, basis));
 }
 
 /** Max instances by the rule every verified table follows: framebuffer / size, capped by the VF count. */

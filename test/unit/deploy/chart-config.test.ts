@@ -10,7 +10,7 @@ import { parse as parseYaml } from 'yaml';
 import { validateOnPaper } from '../../../src/plan/validate.js';
 import { parseConfig } from '../../../src/spec/load.js';
 import { simModels } from '../../../src/simulator/index.js';
-import { assertMatches, converge, planOn, sim } from '../plan/helpers.js';
+import { convergesOnFresh } from '../plan/helpers.js';
 
 const valuesPath = new URL('../../../deploy/helm/vmgpu/values.yaml', import.meta.url);
 const values = parseYaml(readFileSync(valuesPath, 'utf8')) as { config: { content: string }; agent: { defaultConfig: string } };
@@ -31,12 +31,5 @@ void test("the chart's config and every example values file's config validate wi
 });
 
 for (const m of simModels()) {
-  void test(`the chart's default config plans and applies on a simulated ${m.key} node`, async () => {
-    const node = sim({ gpus: [{ model: m.key, count: 2, mode: m.framework === 'sriov' ? 'sriov-vgpu' : 'mdev-vgpu' }] });
-    const { plan } = await planOn(node, file, 'default');
-    assert.deepEqual(plan.errors, [], `default on ${m.key}`);
-    assert.ok(plan.actions.length > 0, `default changes nothing on a fresh ${m.key} node`);
-    await converge(node, file, 'default');
-    await assertMatches(node, file, 'default');
-  });
+  void test(`the chart's default config plans and applies on a simulated ${m.key} node`, () => convergesOnFresh(m, file, 'default'));
 }

@@ -9,7 +9,7 @@ import { allBoards, boardProfile, boardsForProfile } from '../../../src/model/bo
 import { parseConfig, selectConfig } from '../../../src/spec/load.js';
 import { simModels } from '../../../src/simulator/index.js';
 import { boardOf } from '../../../src/simulator/hardware.js';
-import { applyOn, assertMatches, converge, planOn, sim } from '../plan/helpers.js';
+import { applyOn, convergesOnFresh, freshNode, planOn } from '../plan/helpers.js';
 import { nvidiaExample, nvidiaExampleYaml } from './nvidia-example.js';
 
 const file = parseConfig(nvidiaExampleYaml(), 'config-example.yaml');
@@ -25,15 +25,7 @@ void test("NVIDIA's example parses unchanged: 711 configs, `default` with its du
 });
 
 for (const m of simModels()) {
-  void test(`NVIDIA's \`default\` plans on a simulated ${m.key} node`, async () => {
-    const node = sim({ gpus: [{ model: m.key, count: 2, mode: m.framework === 'sriov' ? 'sriov-vgpu' : 'mdev-vgpu' }] });
-    const { plan } = await planOn(node, file, 'default');
-    assert.deepEqual(plan.errors, [], `default on ${m.key}`);
-    assert.ok(plan.actions.length > 0, `default changes nothing on a fresh ${m.key} node`);
-    // ... and applies: the node then matches it.
-    await converge(node, file, 'default');
-    await assertMatches(node, file, 'default');
-  });
+  void test(`NVIDIA's \`default\` plans and applies on a simulated ${m.key} node`, () => convergesOnFresh(m, file, 'default'));
 }
 
 void test("vmgpu's profile facts agree with NVIDIA's vgpuConfig on every board both know", () => {
@@ -63,7 +55,7 @@ void test('every config of NVIDIA\'s example for a board vmgpu simulates plans o
     if (c.name === 'default') continue;
     const model = simModels().find((m) => boardProfile(boardOf(m), c.name) !== undefined);
     if (!model) continue;
-    const node = sim({ gpus: [{ model: model.key, mode: model.framework === 'sriov' ? 'sriov-vgpu' : 'mdev-vgpu' }] });
+    const node = freshNode(model, 1);
     const { plan } = await planOn(node, file, c.name);
     planned++;
     if (plan.errors.length) failures.push(`${c.name} on ${model.key}: ${plan.errors.map((e) => e.message).join('; ')}`);
