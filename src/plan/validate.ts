@@ -77,20 +77,28 @@ function judgedBoards(c: NamedConfig, e: ConfigEntry, unchecked: Unchecked): Boa
 }
 
 /**
- * The entry's errors. Filtered by device, it meets every board its filter
- * names: an error on any of them, unless the card lacks its profiles and
- * another entry takes that board (NVIDIA's 0x25B6 for A16, then for A2).
- * Not filtered, it can only be meant for the boards of its profiles: an error
- * when none of them takes it.
+ * The entry's errors. Not filtered, it can only be meant for the boards of its
+ * profiles: an error when none of them takes it. Filtered by device, it meets
+ * a card of every device its filter names: an error for a device none of whose
+ * boards takes it (0x25B6 is an A16 or an A2: either will do), unless the card
+ * lacks its profiles and another entry takes that board instead (as the
+ * planner passes over an entry a card cannot take).
  */
 function checkEntry(file: ConfigFile, c: NamedConfig, e: ConfigEntry, unchecked: Unchecked): string[] {
   if (e.mode !== 'vgpu' || e.vgpuDevices.length === 0) return [];
   const boards = judgedBoards(c, e, unchecked);
   if (!boards || boards.length === 0) return [];
-  const found = boards.map((b) => errorsOnPaper(file, e, b));
-  if (!e.deviceFilter) return found.some((list) => list.length === 0) ? [] : [...new Set(found.flat())];
-  const takenElsewhere = (b: BoardFacts) => c.entries.some((o) => o !== e && appliesTo(o, b) && errorsOnPaper(file, o, b).length === 0);
-  return [...new Set(boards.flatMap((b, i) => (found[i]!.length === 0 || (!boardTakes(b, e) && takenElsewhere(b)) ? [] : found[i]!)))];
+  const errors = new Map(boards.map((b) => [b, errorsOnPaper(file, e, b)]));
+  const fine = (b: BoardFacts) => errors.get(b)!.length === 0;
+  if (!e.deviceFilter) return boards.some(fine) ? [] : [...new Set([...errors.values()].flat())];
+  const takenElsewhere = (b: BoardFacts) => !boardTakes(b, e) && c.entries.some((o) => o !== e && appliesTo(o, b) && errorsOnPaper(file, o, b).length === 0);
+  const out = new Set<string>();
+  for (const f of e.deviceFilter) {
+    const ofDevice = boards.filter((b) => filterFits(f, b));
+    if (ofDevice.some(fine)) continue;
+    for (const b of ofDevice) if (!takenElsewhere(b)) for (const m of errors.get(b)!) out.add(m);
+  }
+  return [...out];
 }
 
 const everyGpu = (e: ConfigEntry): boolean => e.devices === 'all' && e.pciAddresses === null;

@@ -34,6 +34,12 @@ const rows: Row[] = [
     entries: ['- devices: [0]', '  vgpu-devices: {L40S-12Q: 4}', '- device-filter: "0x26B910DE"', '  devices: all', '  vgpu-devices: {L40S-24Q: 2}'],
     errors: [/^6: selects the same GPUs as vgpu-configs\.c\[0\] \(line 4\) and sets them differently \(both apply to an NVIDIA L40S\)/],
   },
+  { name: '0x25B6 with A16 profiles only: the filter names A16 and A2, and an A16 takes it', entries: ['- device-filter: "0x25B610DE"', '  devices: all', '  vgpu-devices: {A16-4Q: 2}'], errors: [] },
+  {
+    name: 'a filter naming two models, one of which lacks the profile',
+    entries: ['- device-filter: ["0x233110DE", "0x233010DE"]', '  devices: all', '  vgpu-devices: {H100-20C: 4}'],
+    errors: [/^4: H100-20C is not a vGPU profile of H100 SXM5 80GB; its profiles start with H100XM-/],
+  },
   { name: "NVIDIA's 0x25B6 for A16 and for A2", entries: ['- device-filter: "0x25B610DE"', '  devices: all', '  vgpu-devices: {A16-8Q: 2}', '- device-filter: "0x25B610DE"', '  devices: all', '  vgpu-devices: {A2-8Q: 2}'], errors: [] },
   { name: 'the same target twice', entries: ['- devices: all', '  vgpu-devices: {L40S-24Q: 2}', '- device-filter: "0x26B910DE"', '  devices: all', '  vgpu-devices: {L40S-24Q: 2}'], errors: [] },
   { name: 'passthrough by index beside a filter: only some nodes put that board there', entries: ['- devices: [0, 1]', '  mode: passthrough', '- device-filter: "0x223610DE"', '  devices: all', '  vgpu-devices: {A10-1Q: 24}'], errors: [] },
