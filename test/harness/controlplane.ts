@@ -429,6 +429,9 @@ async function startIn(l: Live, tools: K8sTools, opts: ControlPlaneOptions): Pro
       `--etcd-servers=${etcdUrl}`,
       '--bind-address=127.0.0.1',
       '--advertise-address=127.0.0.1',
+      // Since 1.37 the default (lease) endpoint reconciler refuses a loopback advertise address;
+      // nothing in the tests reaches the API server through the kubernetes Service.
+      '--endpoint-reconciler-type=none',
       `--secure-port=${port}`,
       `--cert-dir=${join(l.dir, 'apiserver-certs')}`,
       `--tls-cert-file=${pki.serving.cert}`,
