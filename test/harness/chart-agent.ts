@@ -14,7 +14,7 @@
 //   point at the API server's loopback address (what kube-proxy's translation amounts to).
 // - `substitute`: flags the caller replaces (e.g. --sysfs-root=/sys -> --simulate=…, because
 //   the hardware is simulated) and extra mounts; a replaced flag the chart no longer renders is an error.
-import { mkdirSync, existsSync, statSync, symlinkSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdirSync, existsSync, readFileSync, statSync, symlinkSync, writeFileSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CoreV1Api, type KubeConfig, type V1Container, type V1DaemonSet, type V1Pod, type V1PodSpec, type V1Volume } from '@kubernetes/client-node';
 import { imageRuntimeEnv } from './image.js';
@@ -43,6 +43,8 @@ export interface ChartAgent {
   /** The argv and environment the agent got. */
   args: string[];
   env: Record<string, string>;
+  /** PID of the agent's node process (in its own PID namespace, under unshare and sh), or 0 when not running. */
+  agentPid(): number;
   /** Waits for the chart's readinessProbe (GET /readyz on the metrics port) to pass. */
   ready(timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
@@ -155,6 +157,27 @@ function standInPod(ds: V1DaemonSet, nodeName: string, image: string): V1Pod {
   };
 }
 
+/** The first process named `comm` below `pid` (children files of /proc), or 0. */
+function descendant(pid: number, comm: string): number {
+  if (!pid) return 0;
+  let kids: number[];
+  try {
+    kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return 0;
+  }
+  for (const k of kids) {
+    try {
+      if (readFileSync(`/proc/${k}/comm`, 'utf8').trim() === comm) return k;
+    } catch {
+      continue;
+    }
+    const d = descendant(k, comm);
+    if (d) return d;
+  }
+  return 0;
+}
+
 export async function runChartAgent(o: ChartAgentOptions & { standInImage: string }): Promise<ChartAgent> {
   const spec = o.daemonSet.spec!.template.spec!;
   const c = agentContainer(spec);
@@ -218,6 +241,7 @@ export async function runChartAgent(o: ChartAgentOptions & { standInImage: strin
     proc,
     args,
     env,
+    agentPid: () => descendant(proc.child.pid ?? 0, 'node'),
     ready: (timeoutMs = 60_000) => waitReady(proc, `readinessProbe GET ${c.readinessProbe?.httpGet?.path} on port ${port}`, timeoutMs, () => get(`http://127.0.0.1:${port}${c.readinessProbe?.httpGet?.path ?? '/readyz'}`), `unshare ${argv.join(' ')}`),
     stop: async () => {
       await stopProc(proc, (spec.terminationGracePeriodSeconds ?? 30) * 1000);

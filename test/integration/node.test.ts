@@ -5,7 +5,7 @@
 // real kubelet and started by containerd + runc.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { startGpuNode, type GpuNode } from '../harness/gpu-node.js';
 import { deletePodAndWait, PodResourcesReader, probePod, probeResult, type ProbeResult } from '../harness/node-pods.js';
@@ -91,6 +91,10 @@ describe('vmgpu on a real Kubernetes node', { timeout: 1_200_000 }, () => {
       'every rendered flag but the one substitution',
     );
     assert.equal(g.agent.env.NODE_NAME, g.node.name, 'NODE_NAME from the downward API');
+    const pid = g.agent.agentPid();
+    assert.ok(pid > 0, 'the agent process runs');
+    assert.notEqual(readlinkSync(`/proc/${pid}/ns/pid`), readlinkSync('/proc/self/ns/pid'), 'the chart has no hostPID: the agent has its own PID namespace');
+    assert.notEqual(readlinkSync(`/proc/${pid}/ns/mnt`), readlinkSync('/proc/self/ns/mnt'), 'the agent sees only its mounts');
     await eventually('state success', async () => (await state()) === 'success');
     assert.equal(await profileCount('L40S-12Q'), 4, `VFs: ${JSON.stringify(await g.vfProfiles())}`);
     await eventually(`Node allocatable ${RESOURCE}=4`, async () => (await allocatable()) === 4);
