@@ -13,10 +13,14 @@ export interface K8sVersions {
   etcd: string;
   helm: string;
   containerd: string;
+  /** The oldest Kubernetes the agent claims to support, and the etcd its release names. */
+  oldest: { kubernetes: string; etcd: string };
 }
 
 export interface K8sTools {
   versions: K8sVersions;
+  /** The release kube-apiserver and etcd are from: the pinned one, or the oldest supported (VMGPU_TEST_KUBERNETES=oldest). */
+  apiRelease: { kubernetes: string; etcd: string };
   binDir: string;
   kubeApiserver: string;
   etcd: string;
@@ -41,18 +45,24 @@ const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BUILD_CMD = 'node scripts/build-k8s-tools.mjs';
 const PINNED = ['kubernetes', 'etcd', 'helm', 'containerd'] as const;
 
+const VERSION = /^v\d+\.\d+\.\d+$/;
+
 export function pinnedVersions(): K8sVersions {
   const file = join(repoRoot, 'test', 'tools', 'k8s', 'versions.json');
-  const raw = JSON.parse(readFileSync(file, 'utf8')) as Partial<Record<keyof K8sVersions, unknown>>;
-  const out: Partial<K8sVersions> = {};
-  for (const k of PINNED) {
-    const v = raw[k];
-    if (typeof v !== 'string' || !/^v\d+\.\d+\.\d+$/.test(v)) {
-      throw new Error(`${file}: "${k}" must be a version like v1.2.3, got ${JSON.stringify(v)}`);
-    }
-    out[k] = v;
-  }
-  return out as K8sVersions;
+  const raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown> & { oldest?: Record<string, unknown> };
+  const check = (name: string, v: unknown): string => {
+    if (typeof v !== 'string' || !VERSION.test(v)) throw new Error(`${file}: "${name}" must be a version like v1.2.3, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const out = Object.fromEntries(PINNED.map((k) => [k, check(k, raw[k])])) as Omit<K8sVersions, 'oldest'>;
+  return { ...out, oldest: { kubernetes: check('oldest.kubernetes', raw.oldest?.kubernetes), etcd: check('oldest.etcd', raw.oldest?.etcd) } };
+}
+
+/** VMGPU_TEST_KUBERNETES: unset for the pinned release, `oldest` for the oldest supported one. */
+function useOldest(): boolean {
+  const v = process.env.VMGPU_TEST_KUBERNETES ?? '';
+  if (v !== '' && v !== 'oldest') throw new Error(`VMGPU_TEST_KUBERNETES=${v}: use \`oldest\` (the oldest supported kube-apiserver) or leave it unset (the pinned release)`);
+  return v === 'oldest';
 }
 
 /** The directory the build script caches into for the pinned Kubernetes version. */
@@ -79,7 +89,15 @@ function missingExecutables(paths: string[]): string[] {
 export function k8sTools(binDir?: string): K8sTools {
   const versions = pinnedVersions();
   const dir = binDir ?? join(k8sCacheDir(versions), 'bin');
-  const tools: K8sTools = { versions, binDir: dir, kubeApiserver: join(dir, 'kube-apiserver'), etcd: join(dir, 'etcd'), helm: join(dir, 'helm') };
+  const o = useOldest() ? versions.oldest : null;
+  const tools: K8sTools = {
+    versions,
+    apiRelease: o ?? { kubernetes: versions.kubernetes, etcd: versions.etcd },
+    binDir: dir,
+    kubeApiserver: join(dir, o ? `kube-apiserver-${o.kubernetes}` : 'kube-apiserver'),
+    etcd: join(dir, o ? `etcd-${o.etcd}` : 'etcd'),
+    helm: join(dir, 'helm'),
+  };
   let stamp: Partial<K8sVersions> | null;
   try {
     stamp = JSON.parse(readFileSync(join(dir, '.complete.json'), 'utf8')) as Partial<K8sVersions>;
@@ -90,7 +108,7 @@ export function k8sTools(binDir?: string): K8sTools {
   const stale =
     stamp === null
       ? 'no completed build was found'
-      : PINNED.some((k) => stamp[k] !== versions[k])
+      : PINNED.some((k) => stamp[k] !== versions[k]) || JSON.stringify(stamp.oldest) !== JSON.stringify(versions.oldest)
         ? `the build there is for ${PINNED.map((k) => `${k} ${String(stamp[k])}`).join(', ')}, not the pinned ${pinned}`
         : null;
   const missing = missingExecutables([tools.kubeApiserver, tools.etcd, tools.helm]);
