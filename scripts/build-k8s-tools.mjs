@@ -140,7 +140,7 @@ async function buildOne(go, t, { binDir, digest, logFile, force }) {
 async function build({ force }) {
   const tgts = targets();
   const what = tgts.map((t) => t.name).join(', ');
-  const go = requireGo(goLineOf(modulesOf(tgts).map((m) => join(toolsDir, m, 'go.mod'))), what, fail);
+  const go = requireGo(goLineOf(modulesOf(tgts).map((m) => join(toolsDir, m, 'go.mod'))), what, fail, 'node scripts/build-k8s-tools.mjs');
   const dir = cacheDir();
   const binDir = join(dir, 'bin');
   const digest = inputsDigest(tgts);

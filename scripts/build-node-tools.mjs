@@ -76,7 +76,7 @@ function unpackDebs(debDir, binDir) {
 }
 
 function buildPause(binDir) {
-  const go = requireGo(goLineOf([join(imagesSrc, 'go.mod')]), 'the pause program (test/images/pause)', fail);
+  const go = requireGo(goLineOf([join(imagesSrc, 'go.mod')]), 'the pause program (test/images/pause)', fail, 'node scripts/build-node-tools.mjs');
   log('go build test/images/pause…');
   const r = run(go, ['build', '-trimpath', '-ldflags', '-s -w', '-o', join(binDir, 'pause'), './pause'], { cwd: imagesSrc, env: goEnv() });
   if (!r.ok) fail(`go build ./pause in ${imagesSrc} failed:\n${lastLines(r.out, 15)}`);

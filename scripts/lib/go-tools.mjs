@@ -70,17 +70,17 @@ export function goLineOf(goModFiles) {
   return `go${need.join('.')}`;
 }
 
-/** The go binary, or fail() saying what to install; `need` is e.g. go1.26.0, `what` what it builds. */
-export function requireGo(need, what, fail) {
+/** The go binary, or fail() saying what to install and `retry` (the command to run after); `need` is e.g. go1.26.0, `what` what it builds. */
+export function requireGo(need, what, fail, retry) {
   const found = findGo();
   if (!found) {
     fail(
       `the Go toolchain was not found (looked for ${process.env.VMGPU_GO ? `VMGPU_GO=${process.env.VMGPU_GO}` : '`go` on PATH, /usr/local/go/bin/go, ~/go/bin/go, ~/sdk/go/bin/go'}). ` +
-        `It is needed to build ${what} for the integration tests. ${goInstallHint(need)}`,
+        `It is needed to build ${what} for the integration tests. ${goInstallHint(need)} Then run: ${retry}`,
     );
   }
   const have = parseGoVersion(found.version);
-  if (!have || cmpVer(have, parseGoVersion(need)) < 0) fail(`${found.go} is ${found.version}, but building ${what} needs ${need} or newer. ${goInstallHint(need)}`);
+  if (!have || cmpVer(have, parseGoVersion(need)) < 0) fail(`${found.go} is ${found.version}, but building ${what} needs ${need} or newer. ${goInstallHint(need)} Then run: ${retry}`);
   return found.go;
 }
 

@@ -15,6 +15,7 @@ import { enrichWithHostTools, readInventory } from '../../src/inventory/read.js'
 import { runDevicePlugins } from '../../src/serve/deviceplugin/manager.js';
 import { memoryLogger } from '../../src/serve/deviceplugin/logger.js';
 import { ANNOTATION_STATUS, LABEL_CONFIG, LABEL_STATE, LABEL_WORKLOAD } from '../../src/serve/agent/desired.js';
+import { eventually } from './agent-helpers.js';
 
 const RESOURCE = 'nvidia.com/L40S-12Q';
 const CONFIG = `version: v1
@@ -29,23 +30,6 @@ vgpu-configs:
         L40S-24Q: 2
 `;
 const T = { timeout: 180_000 };
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function eventually<V>(what: string, fn: () => Promise<V | undefined | null | false> | V | undefined | null | false, timeoutMs = 60_000): Promise<V> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-      last = v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
-    await sleep(100);
-  }
-}
 
 describe('vmgpu on a real Kubernetes node', { timeout: 1_200_000 }, () => {
   let g: GpuNode;
@@ -112,9 +96,11 @@ describe('vmgpu on a real Kubernetes node', { timeout: 1_200_000 }, () => {
       await g.core.createNamespacedPod({ namespace: tenant, body: pod });
       const res = await probeResult(g.core, pod, outDir);
       probes[name] = res;
-      const cur = await g.core.readNamespacedPod({ namespace: tenant, name });
+      const cur = await eventually(`pod ${name} Running in the API`, async () => {
+        const p = await g.core.readNamespacedPod({ namespace: tenant, name });
+        return p.status?.phase === 'Running' ? p : null;
+      });
       assert.equal(cur.spec?.nodeName, g.node.name, 'bound by kube-scheduler');
-      assert.equal(cur.status?.phase, 'Running');
       const addr = res.env['PCI_RESOURCE_NVIDIA_COM_L40S-12Q'];
       assert.ok(addr && ids.includes(addr), `${name}: PCI_RESOURCE_NVIDIA_COM_L40S-12Q=${addr} is one of ${ids.join(', ')}; environment: ${JSON.stringify(res.env)}`);
       const vf = inv.gpus.flatMap((x) => x.vfs).find((x) => x.address === addr);
