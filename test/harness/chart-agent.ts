@@ -157,6 +157,44 @@ function standInPod(ds: V1DaemonSet, nodeName: string, image: string): V1Pod {
   };
 }
 
+/** The container's volumeMounts as bind mounts, plus the service-account volume the kubelet adds, the image's files and the declared extra mounts. */
+function containerMounts(spec: V1PodSpec, c: V1Container, o: ChartAgentOptions, sa: { token: string; namespace: string }): Mount[] {
+  const mounts: Mount[] = [];
+  const byName = new Map((spec.volumes ?? []).map((v) => [v.name, v]));
+  for (const vm of c.volumeMounts ?? []) {
+    const v = byName.get(vm.name);
+    if (!v) throw new Error(`volumeMount ${vm.name} has no volume`);
+    mounts.push({ source: volumeSource(v, o), target: vm.mountPath, readOnly: Boolean(vm.readOnly) });
+  }
+  if (spec.automountServiceAccountToken !== false) {
+    const dir = join(o.dir, 'volumes', 'kube-api-access');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'token'), sa.token, { mode: 0o600 });
+    writeFileSync(join(dir, 'ca.crt'), o.apiServer.caPem);
+    writeFileSync(join(dir, 'namespace'), sa.namespace);
+    mounts.push({ source: dir, target: SA_DIR, readOnly: true });
+  }
+  const image: [string, string][] = [
+    [resolve(o.bundle, '..'), '/opt/vmgpu/dist/bundle'],
+    [join(repo, 'proto'), '/opt/vmgpu/proto'],
+    [join(repo, 'package.json'), '/opt/vmgpu/package.json'],
+  ];
+  for (const [source, target] of image) mounts.push({ source, target, readOnly: true });
+  for (const m of o.substitute?.mounts ?? []) mounts.push({ source: m.source, target: m.mountPath, readOnly: Boolean(m.readOnly) });
+  return mounts;
+}
+
+/** command + args, with each declared substitution applied; a flag the chart no longer renders is an error. */
+function substitutedArgs(c: V1Container, subs: Record<string, string>): string[] {
+  const args = [...(c.command ?? []), ...(c.args ?? [])];
+  for (const [from, to] of Object.entries(subs)) {
+    const i = args.indexOf(from);
+    if (i < 0) throw new Error(`substitution ${from} -> ${to}: the chart no longer renders ${from} (args: ${args.join(' ')})`);
+    args[i] = to;
+  }
+  return args;
+}
+
 /** The first process named `comm` below `pid` (children files of /proc), or 0. */
 function descendant(pid: number, comm: string): number {
   if (!pid) return 0;
@@ -190,33 +228,8 @@ export async function runChartAgent(o: ChartAgentOptions & { standInImage: strin
     body: { spec: { audiences: [], expirationSeconds: 3607, boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: pod.metadata!.name!, uid: pod.metadata!.uid! } } },
   });
 
-  // Volumes, plus the service-account volume the kubelet adds (automountServiceAccountToken).
-  const mounts: Mount[] = [];
-  const byName = new Map((spec.volumes ?? []).map((v) => [v.name, v]));
-  for (const vm of c.volumeMounts ?? []) {
-    const v = byName.get(vm.name);
-    if (!v) throw new Error(`volumeMount ${vm.name} has no volume`);
-    mounts.push({ source: volumeSource(v, o), target: vm.mountPath, readOnly: Boolean(vm.readOnly) });
-  }
-  if (spec.automountServiceAccountToken !== false) {
-    const sa = join(o.dir, 'volumes', 'kube-api-access');
-    mkdirSync(sa, { recursive: true });
-    writeFileSync(join(sa, 'token'), tr.status!.token, { mode: 0o600 });
-    writeFileSync(join(sa, 'ca.crt'), o.apiServer.caPem);
-    writeFileSync(join(sa, 'namespace'), ns);
-    mounts.push({ source: sa, target: SA_DIR, readOnly: true });
-  }
-  const bundleDir = resolve(o.bundle, '..');
-  mounts.push({ source: bundleDir, target: '/opt/vmgpu/dist/bundle', readOnly: true }, { source: join(repo, 'proto'), target: '/opt/vmgpu/proto', readOnly: true }, { source: join(repo, 'package.json'), target: '/opt/vmgpu/package.json', readOnly: true });
-  for (const m of o.substitute?.mounts ?? []) mounts.push({ source: m.source, target: m.mountPath, readOnly: Boolean(m.readOnly) });
-
-  // Args, with the declared substitutions.
-  const args = [...(c.command ?? []), ...(c.args ?? [])];
-  for (const [from, to] of Object.entries(o.substitute?.args ?? {})) {
-    const i = args.indexOf(from);
-    if (i < 0) throw new Error(`substitution ${from} -> ${to}: the chart no longer renders ${from} (args: ${args.join(' ')})`);
-    args[i] = to;
-  }
+  const mounts = containerMounts(spec, c, o, { token: tr.status!.token, namespace: ns });
+  const args = substitutedArgs(c, o.substitute?.args ?? {});
   const env = {
     ...imageRuntimeEnv(),
     HOSTNAME: pod.metadata!.name!,

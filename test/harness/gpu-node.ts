@@ -58,6 +58,39 @@ function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv): { code: numb
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** Renders the chart with `helm template` and installs it with `helm install` (the built helm), with the test's config and a free metrics port. */
+async function installChart(node: TestNode, config: string): Promise<GpuNode['rendered']> {
+  const home = join(node.dir, 'helm');
+  mkdirSync(home, { recursive: true });
+  const values = join(home, 'values.yaml');
+  writeFileSync(values, stringify({ config: { content: config }, agent: { metricsPort: await freePort(), defaultConfig: '' } }));
+  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, HELM_CACHE_HOME: join(home, 'cache'), HELM_CONFIG_HOME: join(home, 'config'), HELM_DATA_HOME: join(home, 'data') };
+  const helm = (args: string[]): string => {
+    const r = run(node.tools.helm, [...args, '--namespace', NAMESPACE, '-f', values], env);
+    if (r.code !== 0) throw new Error(`helm ${args.join(' ')} failed: ${r.stderr}`);
+    return r.stdout;
+  };
+  const rendered = parseAllDocuments(helm(['template', RELEASE, CHART])).map((d) => d.toJS() as { kind: string; metadata: { name: string } } | null);
+  helm(['install', RELEASE, CHART, '--create-namespace', '--kubeconfig', node.cp.kubeconfigPath]);
+  return rendered.filter((d) => d !== null);
+}
+
+/** The chart's hostPaths -> the test directories standing in for them (longest prefix first); others are an error. */
+function standIns(node: TestNode, simDir: string): (path: string) => string {
+  const stand: [string, string][] = [
+    ['/var/lib/kubelet', node.kubeletRoot],
+    ['/var/lib/vmgpu', join(node.dir, 'host', 'var', 'lib', 'vmgpu')],
+    ['/dev/vfio', node.devVfioDir],
+    ['/sys', join(simDir, 'sys')],
+    ['/usr/lib/nvidia', join(simDir, 'host', 'usr', 'lib', 'nvidia')],
+    ['/lib/modules', join(simDir, 'host', 'lib', 'modules')],
+  ];
+  return (path) => {
+    for (const [prefix, dir] of stand) if (path === prefix || path.startsWith(`${prefix}/`)) return dir + path.slice(prefix.length);
+    throw new Error(`the chart mounts hostPath ${path}, for which the test node has no stand-in; add one to test/harness/gpu-node.ts`);
+  };
+}
+
 export async function startGpuNode(o: GpuNodeOptions): Promise<GpuNode> {
   const node = await startNode(o);
   try {
@@ -75,39 +108,14 @@ async function setUp(node: TestNode, o: GpuNodeOptions): Promise<GpuNode> {
   const sim = vmgpu(['sim', 'create', '--out', simDir, ...(o.sim ?? ['--model', 'L40S', '--gpus', '1', '--mode', 'sriov-vgpu'])]);
   if (sim.code !== 0) throw new Error(`vmgpu sim create failed (exit ${sim.code}; is the CLI built? npm run build): ${sim.stderr}`);
 
-  // The chart, rendered and installed with the built helm.
-  const helmHome = join(node.dir, 'helm');
-  mkdirSync(helmHome, { recursive: true });
-  const values = join(helmHome, 'values.yaml');
-  writeFileSync(values, stringify({ config: { content: o.config }, agent: { metricsPort: await freePort(), defaultConfig: '' } }));
-  const helmEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: helmHome, HELM_CACHE_HOME: join(helmHome, 'cache'), HELM_CONFIG_HOME: join(helmHome, 'config'), HELM_DATA_HOME: join(helmHome, 'data') };
-  const helm = (args: string[]): string => {
-    const r = run(node.tools.helm, [...args, '--namespace', NAMESPACE, '-f', values], helmEnv);
-    if (r.code !== 0) throw new Error(`helm ${args.join(' ')} failed: ${r.stderr}`);
-    return r.stdout;
-  };
-  const rendered = parseAllDocuments(helm(['template', RELEASE, CHART])).map((d) => d.toJS() as { kind: string; metadata: { name: string } } | null).filter((d) => d !== null);
-  helm(['install', RELEASE, CHART, '--create-namespace', '--kubeconfig', node.cp.kubeconfigPath]);
-
+  const rendered = await installChart(node, o.config);
   const core = node.cp.kubeConfig.makeApiClient(CoreV1Api);
   const setLabels = async (labels: Record<string, string | null>): Promise<void> => {
     await core.patchNode({ name: node.name, body: { metadata: { labels } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
   };
   await setLabels(o.labels);
 
-  const hostVarLibVmgpu = join(node.dir, 'host', 'var', 'lib', 'vmgpu');
-  const stand: [string, string][] = [
-    ['/var/lib/kubelet', node.kubeletRoot],
-    ['/var/lib/vmgpu', hostVarLibVmgpu],
-    ['/dev/vfio', node.devVfioDir],
-    ['/sys', join(simDir, 'sys')],
-    ['/usr/lib/nvidia', join(simDir, 'host', 'usr', 'lib', 'nvidia')],
-    ['/lib/modules', join(simDir, 'host', 'lib', 'modules')],
-  ];
-  const hostPathFor = (path: string): string => {
-    for (const [prefix, dir] of stand) if (path === prefix || path.startsWith(`${prefix}/`)) return dir + path.slice(prefix.length);
-    throw new Error(`the chart mounts hostPath ${path}, for which the test node has no stand-in; add one to test/harness/gpu-node.ts`);
-  };
+  const hostPathFor = standIns(node, simDir);
   const bundle = buildBundle();
   const daemonSet = rendered.find((x) => x.kind === 'DaemonSet') as unknown as V1DaemonSet;
   const configMaps = rendered.filter((x) => x.kind === 'ConfigMap') as never[];
