@@ -19,7 +19,7 @@ import { PciIds } from '../src/inventory/pciids.js';
 import { createSimulatedNode, materialize } from '../src/simulator/index.js';
 import { DiskBackend } from '../src/sysfs/disk-backend.js';
 import { SysfsPort } from '../src/sysfs/port.js';
-import { checkPciAddress } from '../src/sysfs/names.js';
+import { checkPciAddress } from '../src/model/pci.js';
 import { runDevicePlugins } from '../src/serve/deviceplugin/manager.js';
 import { silentLogger } from '../src/serve/deviceplugin/logger.js';
 import { passthroughNamer } from '../src/serve/deviceplugin/passthrough-name.js';

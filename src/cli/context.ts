@@ -1,21 +1,19 @@
 /**
- * What every command needs: the sysfs port over the right backend (a host, a
- * tree, a capture archive or a persisted simulator), the host tools, the PCI
- * IDs database and the catalog cache, built from the global flags.
+ * From the global flags to the machine a command works on: the host's sysfs,
+ * a directory tree or capture archive (`--sysfs-root`), or a persisted
+ * simulated node (`--simulate DIR`). Everything else is src/machine's job.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CatalogCache } from '../inventory/catalog-cache.js';
 import { PciIds, loadFirstPciIds, DEFAULT_PCI_IDS_PATHS } from '../inventory/pciids.js';
-import { readInventory, enrichWithHostTools } from '../inventory/read.js';
-import type { Inventory } from '../inventory/types.js';
-import { loadSimulation, saveSimulation, SimHostTools, type SimulatedNode } from '../simulator/index.js';
-import { DiskBackend } from '../sysfs/disk-backend.js';
-import { RealHostTools, type HostTools } from '../sysfs/host-tools.js';
-import { SysfsPort } from '../sysfs/port.js';
+import { openHost } from '../machine/host.js';
+import type { Machine } from '../machine/machine.js';
+import { openSimulatedDir } from '../machine/simulated.js';
 import { extractCapture, readCaptureMeta } from '../sysfs/capture.js';
 import { CliError, EXIT } from './exit-codes.js';
+
+export { DEFAULT_STATE_DIR } from '../machine/host.js';
 
 export interface GlobalFlags {
   'sysfs-root'?: string;
@@ -35,62 +33,15 @@ export const GLOBAL_OPTIONS = {
   simulate: { type: 'string' },
 } as const;
 
-export const DEFAULT_STATE_DIR = '/var/lib/vmgpu';
-
-export interface Context {
-  port: SysfsPort;
-  tools: HostTools;
-  pciIds: PciIds;
-  catalogCache: CatalogCache | undefined;
-  kernelRelease: string | null;
-  /** Set with --simulate: the node, saved back to its directory by `done()`. */
-  sim: SimulatedNode | undefined;
-  /** Persist simulator state (no-op otherwise). */
-  done(): void;
-  /** Read the inventory; `mixedSizeMode: false` skips asking nvidia-smi for each GPU's mixed-size mode. */
-  inventory(opts?: { mixedSizeMode?: boolean }): Promise<Inventory>;
-}
-
-export function buildContext(flags: GlobalFlags): Context {
+export function openMachine(flags: GlobalFlags): Machine {
   const pciIds = loadPciIds(flags['pci-ids']);
   const stateDir = flags['state-dir'] ?? (process.env.VMGPU_STATE_DIR || undefined);
-  const catalogCache = stateDir ? new CatalogCache(stateDir) : defaultCache();
   if (flags.simulate) {
     if (flags['sysfs-root']) throw new CliError('--simulate and --sysfs-root are mutually exclusive: --simulate DIR reads and changes the simulated node in DIR');
-    const dir = flags.simulate;
-    const sim = loadSimulation(dir);
-    const ctx: Context = {
-      port: sim.port,
-      tools: new SimHostTools(sim),
-      pciIds,
-      catalogCache,
-      kernelRelease: sim.kernelRelease,
-      sim,
-      done: () => saveSimulation(sim, dir),
-      inventory: (opts) => inventoryOf(ctx, opts),
-    };
-    return ctx;
+    return openSimulatedDir(flags.simulate, { pciIds, stateDir });
   }
-  const roots = resolveRoots(flags);
-  const port = new SysfsPort(new DiskBackend(roots.roots));
-  const ctx: Context = {
-    port,
-    tools: new RealHostTools({ sriovManage: port.sriovManagePath() }),
-    pciIds,
-    catalogCache,
-    kernelRelease: roots.kernelRelease,
-    sim: undefined,
-    done: () => {},
-    inventory: (opts) => inventoryOf(ctx, opts),
-  };
-  return ctx;
-}
-
-async function inventoryOf(ctx: Context, enrich?: { mixedSizeMode?: boolean }): Promise<Inventory> {
-  const opts = { pciIds: ctx.pciIds, kernelRelease: ctx.kernelRelease, ...(ctx.catalogCache ? { catalogCache: ctx.catalogCache } : {}) };
-  const inv = readInventory(ctx.port, opts);
-  await enrichWithHostTools(inv, ctx.tools, enrich);
-  return inv;
+  const { roots, kernelRelease } = resolveRoots(flags);
+  return openHost({ roots, pciIds, kernelRelease, stateDir });
 }
 
 function loadPciIds(explicit: string | undefined): PciIds {
@@ -102,16 +53,6 @@ function loadPciIds(explicit: string | undefined): PciIds {
     }
   }
   return loadFirstPciIds(DEFAULT_PCI_IDS_PATHS);
-}
-
-/** The default cache lives in the state dir when it is writable, else nowhere (read-only use still works). */
-function defaultCache(): CatalogCache | undefined {
-  try {
-    fs.accessSync(DEFAULT_STATE_DIR, fs.constants.W_OK);
-    return new CatalogCache(DEFAULT_STATE_DIR);
-  } catch {
-    return undefined;
-  }
 }
 
 interface ResolvedRoots {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * The `vmgpu` command. Each subcommand parses its flags, builds a Context
- * (src/cli/context.ts) and calls into the rooms (inventory, plan, apply,
+ * The `vmgpu` command. Each subcommand parses its flags, opens the machine
+ * (src/cli/context.ts -> src/machine) and calls into the rooms (inventory, plan, apply,
  * serve). Errors become one clear message and a documented exit code
  * (src/cli/exit-codes.ts, docs/cli.md); a stack trace is printed only with
  * VMGPU_DEBUG=1.
@@ -13,8 +13,8 @@ import { InventoryError } from '../inventory/read.js';
 import { createSimulatedNode, materialize, simModels, SIM_DRIVERS, loadSimulation, saveSimulation, type SimMode } from '../simulator/index.js';
 import { capture } from '../sysfs/capture.js';
 import { InvalidNameError, SysfsError } from '../sysfs/errors.js';
-import { parsePciAddress } from '../sysfs/names.js';
-import { buildContext, GLOBAL_OPTIONS, resolveRoots, type GlobalFlags } from './context.js';
+import { parsePciAddress } from '../model/pci.js';
+import { openMachine, GLOBAL_OPTIONS, resolveRoots, type GlobalFlags } from './context.js';
 import { formatDiscover } from './discover.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { write, type Command } from './command.js';
@@ -30,10 +30,10 @@ const commands: Record<string, Command> = {
     usage: 'vmgpu discover [--json] [--sysfs-root DIR|FILE.tar.gz] [--simulate DIR]',
     options: { ...GLOBAL_OPTIONS, json: { type: 'boolean' } },
     async run(v) {
-      const ctx = buildContext(v as GlobalFlags);
-      const inv = await ctx.inventory();
+      const machine = openMachine(v as GlobalFlags);
+      const inv = await machine.inventory();
       write(v.json ? JSON.stringify(inv, null, 2) : formatDiscover(inv));
-      ctx.done();
+      machine.commit();
       return EXIT.OK;
     },
   },
@@ -54,7 +54,7 @@ const commands: Record<string, Command> = {
   'sim create': {
     summary: 'materialise a simulated GPU node as a directory tree (usable with --sysfs-root and --simulate)',
     usage:
-      'vmgpu sim create --out DIR [--model L40S] [--gpus 4] [--mode sriov-vgpu|mdev-vgpu|passthrough|host] [--profiles L40S-12Q,L40S-12Q] [--driver-version V] [--no-iommu] [--no-vfs] [--heterogeneous]\n' +
+      'vmgpu sim create --out DIR [--model L40S] [--gpus 4] [--mode sriov-vgpu|mdev-vgpu|passthrough|host] [--profiles L40S-12Q,L40S-12Q] [--driver-version V] [--no-iommu] [--no-vfs] [--heterogeneous] [--no-nvidia-smi]\n' +
       '       (repeat --model/--gpus/--mode groups by giving comma-separated lists of equal length, e.g. --model L40S,A100 --gpus 2,1 --mode sriov-vgpu,mdev-vgpu)',
     options: {
       out: { type: 'string' },
@@ -66,6 +66,7 @@ const commands: Record<string, Command> = {
       'no-iommu': { type: 'boolean' },
       'no-vfs': { type: 'boolean' },
       heterogeneous: { type: 'boolean' },
+      'no-nvidia-smi': { type: 'boolean' },
     },
     async run(v) {
       const out = v.out as string | undefined;
@@ -95,6 +96,7 @@ const commands: Record<string, Command> = {
           gpus,
           ...(v['driver-version'] ? { driverVersion: String(v['driver-version']) } : {}),
           ...(v['no-iommu'] ? { iommu: false } : {}),
+          ...(v['no-nvidia-smi'] ? { nvidiaSmi: false } : {}),
         });
       } catch (err) {
         throw new CliError((err as Error).message);

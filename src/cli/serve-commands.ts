@@ -27,10 +27,10 @@ import { collectResources } from '../serve/deviceplugin/resources.js';
 import { selectConfig } from '../spec/load.js';
 import type { Inventory } from '../inventory/types.js';
 import { write, type Command } from './command.js';
-import { planFor } from '../plan/for-node.js';
+import { planOn } from '../machine/plan-on.js';
 import { isConfigError } from '../spec/config.js';
 import { loadConfigOrNull } from './config-commands.js';
-import { buildContext, DEFAULT_STATE_DIR, GLOBAL_OPTIONS, type GlobalFlags } from './context.js';
+import { openMachine, DEFAULT_STATE_DIR, GLOBAL_OPTIONS, type GlobalFlags } from './context.js';
 import { CliError, EXIT } from './exit-codes.js';
 
 const LOG_LEVELS: LogLevel[] = ['debug', 'info', 'warn', 'error'];
@@ -152,7 +152,7 @@ export const serveCommands: Record<string, Command> = {
       const stateDir = str(v, 'state-dir', 'VMGPU_STATE_DIR') ?? DEFAULT_STATE_DIR;
       const flags: GlobalFlags = { ...(v as GlobalFlags), 'state-dir': stateDir };
       if (!flags['host-root'] && !flags.simulate && fs.existsSync('/host/proc')) flags['host-root'] = '/host';
-      const ctx = buildContext(flags);
+      const machine = openMachine(flags);
       const kube = kubeClient(v, 'agent');
       const cmRef = str(v, 'config-map', 'VMGPU_CONFIG_MAP');
       let configMap: { namespace: string; name: string } | null = null;
@@ -165,7 +165,7 @@ export const serveCommands: Record<string, Command> = {
       }
       const agent = new Agent({
         nodeName,
-        ctx,
+        machine,
         kube,
         configFile: str(v, 'config-file', 'VMGPU_CONFIG_FILE') ?? '/etc/vmgpu/config/config.yaml',
         configMap,
@@ -200,17 +200,17 @@ export const serveCommands: Record<string, Command> = {
     options: { ...GLOBAL_OPTIONS, 'device-plugin-dir': { type: 'string' }, iommufd: { type: 'boolean' }, file: { type: 'string', short: 'f' }, config: { type: 'string', short: 'c' }, 'log-level': { type: 'string' } },
     async run(v) {
       const logger = jsonLogger({ level: logLevel(v), base: { component: 'device-plugin' }, write: (l) => process.stdout.write(l) });
-      const ctx = buildContext(v as GlobalFlags);
-      const inv = await ctx.inventory();
+      const machine = openMachine(v as GlobalFlags);
+      const inv = await machine.inventory();
       const resourceNames = resourceNamesFromFlags(v, inv);
       const m = await runDevicePlugins({
         inventory: inv,
-        port: ctx.port,
+        port: machine.port,
         pluginDir: (v['device-plugin-dir'] as string | undefined) ?? process.env.VMGPU_DEVICE_PLUGIN_DIR ?? DEFAULT_PLUGIN_DIR,
         resourceNames,
         iommufd: Boolean(v.iommufd),
-        passthroughName: passthroughNamer(ctx.pciIds),
-        reread: () => ctx.inventory({ mixedSizeMode: false }),
+        passthroughName: passthroughNamer(machine.pciIds),
+        reread: () => machine.inventory({ mixedSizeMode: false }),
         logger,
       });
       return untilSignal(() => m.stop());
@@ -230,8 +230,8 @@ export const serveCommands: Record<string, Command> = {
       'node-name': { type: 'string' },
     },
     async run(v) {
-      const ctx = buildContext(v as GlobalFlags);
-      const inv = await ctx.inventory();
+      const machine = openMachine(v as GlobalFlags);
+      const inv = await machine.inventory();
       // The config: -f/-c, else what the agent last applied on this node.
       let plan = null;
       let planUnavailable: string | undefined;
@@ -241,13 +241,13 @@ export const serveCommands: Record<string, Command> = {
         if (file) {
           const name = (v.config as string | undefined) ?? process.env.DEFAULT_VGPU_CONFIG;
           if (!name) throw new CliError('-f FILE needs -c NAME');
-          plan = (await planFor(ctx, file, name, (v['node-name'] as string | undefined) ?? process.env.NODE_NAME ?? 'node')).plan;
+          plan = (await planOn(machine, { file, name, nodeId: (v['node-name'] as string | undefined) ?? process.env.NODE_NAME ?? 'node' })).plan;
           resourceNames = resourceNamesOf({ name, entries: selectConfig(file, name), line: 0 }, inv);
         } else {
           const st = new StateStore(str(v, 'state-dir', 'VMGPU_STATE_DIR') ?? DEFAULT_STATE_DIR).load();
           if (st) {
             const r = resolveDesired(st);
-            plan = (await planFor(ctx, r.file, r.config.name, (v['node-name'] as string | undefined) ?? process.env.NODE_NAME ?? 'node')).plan;
+            plan = (await planOn(machine, { file: r.file, name: r.config.name, nodeId: (v['node-name'] as string | undefined) ?? process.env.NODE_NAME ?? 'node' })).plan;
             resourceNames = resourceNamesOf(r.config, inv);
           } else planUnavailable = 'no config: pass -f FILE -c NAME (no agent state found in the state dir)';
         }
@@ -258,7 +258,7 @@ export const serveCommands: Record<string, Command> = {
       }
       // Device plugins: the sockets the agent would serve, in the plugin directory.
       const dir = (v['device-plugin-dir'] as string | undefined) ?? process.env.VMGPU_DEVICE_PLUGIN_DIR ?? DEFAULT_PLUGIN_DIR;
-      const { resources } = collectResources(inv, { resourceNames, passthroughName: passthroughNamer(ctx.pciIds) });
+      const { resources } = collectResources(inv, { resourceNames, passthroughName: passthroughNamer(machine.pciIds) });
       const plugins = fs.existsSync(dir)
         ? resources.map((r) => ({ resourceName: r.resourceName, registered: fs.existsSync(path.join(dir, pluginSocketName(r.resourceName))), devices: r.devices.length, healthy: r.devices.length }))
         : null;
@@ -284,10 +284,10 @@ export const serveCommands: Record<string, Command> = {
     usage: 'vmgpu kubevirt permitted-host-devices [-f FILE -c NAME] [--json] [--sysfs-root DIR | --simulate DIR]',
     options: { ...GLOBAL_OPTIONS, file: { type: 'string', short: 'f' }, config: { type: 'string', short: 'c' }, json: { type: 'boolean' } },
     async run(v) {
-      const ctx = buildContext(v as GlobalFlags);
-      const inv = await ctx.inventory();
+      const machine = openMachine(v as GlobalFlags);
+      const inv = await machine.inventory();
       const resourceNames = resourceNamesFromFlags(v, inv);
-      const p = permittedHostDevices(inv, { resourceNames, pciIds: ctx.pciIds });
+      const p = permittedHostDevices(inv, { resourceNames, pciIds: machine.pciIds });
       const doc = { spec: { configuration: { permittedHostDevices: p } } };
       write(v.json ? JSON.stringify(doc, null, 2) : `# merge into the KubeVirt CR (kubectl edit kubevirt -n kubevirt kubevirt), or run \`vmgpu kubevirt sync\`\n${toYaml(doc)}`);
       return EXIT.OK;

@@ -1,36 +1,11 @@
-// Shared pieces of the agent's end-to-end tests and benchmark: a Context over an
-// in-memory simulated node, a kubelet-style ConfigMap mount (..data symlink swap),
+// Shared pieces of the agent's end-to-end tests and benchmark: a kubelet-style ConfigMap mount (..data symlink swap),
 // an admin client on @kubernetes/client-node, and polling helpers.
 import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Context } from '../../src/cli/context.js';
-import { enrichWithHostTools, readInventory } from '../../src/inventory/read.js';
-import { DEFAULT_PCI_IDS_PATHS, loadFirstPciIds } from '../../src/inventory/pciids.js';
-import { SimHostTools, type SimulatedNode } from '../../src/simulator/index.js';
+import type { Machine } from '../../src/machine/machine.js';
 import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions, type CoreV1Event, type KubeConfig, type V1Node } from '@kubernetes/client-node';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** A Context whose port and tools are the simulated node (no disk round trip). */
-export function simContext(sim: SimulatedNode): Context {
-  const pciIds = loadFirstPciIds(DEFAULT_PCI_IDS_PATHS);
-  const tools = new SimHostTools(sim);
-  const ctx: Context = {
-    port: sim.port,
-    tools,
-    pciIds,
-    catalogCache: undefined,
-    kernelRelease: sim.kernelRelease,
-    sim,
-    done: () => {},
-    inventory: async () => {
-      const inv = readInventory(sim.port, { pciIds, kernelRelease: sim.kernelRelease });
-      await enrichWithHostTools(inv, tools);
-      return inv;
-    },
-  };
-  return ctx;
-}
 
 /** A directory laid out like a kubelet ConfigMap volume: config.yaml -> ..data/config.yaml, ..data -> ..<version>. */
 export class ConfigMount {
@@ -100,8 +75,8 @@ export async function nodeEvents(c: Admin, node: string): Promise<CoreV1Event[]>
 }
 
 /** Profiles by VF across the simulated node: profile -> count. */
-export async function vfProfiles(ctx: Context): Promise<Record<string, number>> {
-  const inv = await ctx.inventory();
+export async function vfProfiles(machine: Machine): Promise<Record<string, number>> {
+  const inv = await machine.inventory();
   const out: Record<string, number> = {};
   for (const g of inv.gpus) for (const v of g.vfs) if (v.currentProfile) out[v.currentProfile] = (out[v.currentProfile] ?? 0) + 1;
   return out;

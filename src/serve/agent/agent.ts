@@ -20,8 +20,8 @@ import { applyPlan, type ApplyResult } from '../../apply/apply.js';
 import type { Inventory } from '../../inventory/types.js';
 import type { Plan } from '../../plan/types.js';
 import { isConfigError } from '../../spec/config.js';
-import { planFor } from '../../plan/for-node.js';
-import type { Context } from '../../cli/context.js';
+import type { Machine } from '../../machine/machine.js';
+import { planOn } from '../../machine/plan-on.js';
 import { DevicePluginManager, type DevicePluginManagerOptions } from '../deviceplugin/manager.js';
 import { jsonLogger, type Logger } from '../deviceplugin/logger.js';
 import { passthroughNamer } from '../deviceplugin/passthrough-name.js';
@@ -63,7 +63,7 @@ export interface AgentStatus {
 
 export interface AgentOptions {
   nodeName: string;
-  ctx: Context;
+  machine: Machine;
   /** Null: run without an API server (boot re-apply and device plugins only). */
   kube: Kube | null;
   configFile?: string | null;
@@ -163,11 +163,11 @@ export class Agent {
     let resourceNames: Record<string, string> = {};
     if (this.applied) {
       const r = await this.applyDesired(this.applied, 'boot');
-      inv = r.inventory ?? (await this.o.ctx.inventory());
+      inv = r.inventory ?? (await this.o.machine.inventory());
       resourceNames = r.resourceNames;
       this.log.info('boot: re-applied the last applied config', { config: this.applied.configName, workload: this.applied.workload, writes: r.result?.writes ?? 0, blocked: r.plan?.blocked.length ?? 0, error: r.error ?? null });
     } else {
-      inv = await this.o.ctx.inventory();
+      inv = await this.o.machine.inventory();
       this.log.info('boot: no applied config recorded yet; waiting for the node labels', { stateFile: this.store.file });
     }
     this.lastInventory = inv;
@@ -309,7 +309,8 @@ export class Agent {
     if (this.stopped || this.status?.state !== 'pending') return;
     try {
       const inUse = await this.podInUse(this.lastInventory);
-      const held = new Set([...inUse.keys(), ...(this.o.ctx.sim?.heldDevices() ?? [])]);
+      const machineInUse = this.lastInventory ? this.o.machine.inUse(this.lastInventory) : new Map<string, string>();
+      const held = new Set([...inUse.keys(), ...machineInUse.keys()]);
       if (this.blockedIds.some((id) => !held.has(id.toLowerCase()))) {
         this.kick('released', true);
         return;
@@ -363,7 +364,7 @@ export class Agent {
     this.lastInUse = inUse;
     let planned: { inv: Inventory; plan: Plan };
     try {
-      planned = await planFor(this.o.ctx, resolved.file, resolved.config.name, this.o.nodeName, inUse);
+      planned = await planOn(this.o.machine, { file: resolved.file, name: resolved.config.name, nodeId: this.o.nodeName, extraInUse: inUse });
     } catch (err) {
       return { plan: null, result: null, inventory: null, resourceNames: {}, error: (err as Error).message, kind: 'plan', noop: false };
     }
@@ -378,12 +379,12 @@ export class Agent {
     }
     let result: ApplyResult;
     try {
-      result = await applyPlan(plan, { port: this.o.ctx.port, tools: this.o.ctx.tools });
+      result = await applyPlan(plan, { port: this.o.machine.port, tools: this.o.machine.tools });
     } finally {
-      if (this.o.ctx.sim) this.o.ctx.done();
+      this.o.machine.commit();
     }
     // For the device plugins: no need to ask nvidia-smi for mixed-size modes again.
-    if (result.writes > 0 || result.steps.length > 0) inv = await this.o.ctx.inventory({ mixedSizeMode: false });
+    if (result.writes > 0 || result.steps.length > 0) inv = await this.o.machine.inventory({ mixedSizeMode: false });
     if (result.failure) return { plan, result, inventory: inv, resourceNames, error: result.failure.message, kind: 'apply', noop: false };
     if ((!result.blocked.length || result.writes > 0) && (this.applied?.key !== desiredKey(d) || result.writes > 0)) {
       try {
@@ -543,11 +544,11 @@ export class Agent {
       if (!this.dpm) {
         const dpm = new DevicePluginManager({
           inventory: inv,
-          port: this.o.ctx.port,
+          port: this.o.machine.port,
           pluginDir: this.o.devicePluginDir,
           resourceNames,
           iommufd: this.o.iommufd ?? false,
-          passthroughName: passthroughNamer(this.o.ctx.pciIds),
+          passthroughName: passthroughNamer(this.o.machine.pciIds),
           logger: this.log,
           ...this.o.devicePluginOptions,
         });
@@ -569,7 +570,7 @@ export class Agent {
   private permitted(inv: Inventory): string {
     try {
       const names = Object.fromEntries(JSON.parse(this.dpNamesKey || '[]') as [string, string][]);
-      return JSON.stringify(permittedHostDevices(inv, { resourceNames: names, pciIds: this.o.ctx.pciIds }));
+      return JSON.stringify(permittedHostDevices(inv, { resourceNames: names, pciIds: this.o.machine.pciIds }));
     } catch (err) {
       this.log.warn('cannot compute permittedHostDevices', { error: (err as Error).message });
       return JSON.stringify({ pciHostDevices: [], mediatedDevices: [] });
@@ -651,14 +652,14 @@ export class Agent {
 
   /** Run the validator now and publish the result (labels + annotation) when it changed. */
   async validate(): Promise<ValidationReport> {
-    const inv = await this.o.ctx.inventory();
+    const inv = await this.o.machine.inventory();
     let plan: Plan | null = null;
     let planUnavailable: string | undefined;
     const want = this.desired() ?? (this.applied ? { ok: true as const, desired: this.applied as Desired } : null);
     if (want?.ok) {
       try {
         const r = resolveDesired(want.desired);
-        plan = (await planFor(this.o.ctx, r.file, r.config.name, this.o.nodeName)).plan;
+        plan = (await planOn(this.o.machine, { file: r.file, name: r.config.name, nodeId: this.o.nodeName })).plan;
       } catch (err) {
         planUnavailable = `the config cannot be planned: ${(err as Error).message}`;
       }

@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { readInventory } from '../../../src/inventory/read.js';
 import { PciIds } from '../../../src/inventory/pciids.js';
 import { createSimulatedNode } from '../../../src/simulator/index.js';
-import { checkPciAddress } from '../../../src/sysfs/names.js';
+import { checkPciAddress } from '../../../src/model/pci.js';
 import { runDevicePlugins } from '../../../src/serve/deviceplugin/manager.js';
 import { memoryLogger } from '../../../src/serve/deviceplugin/logger.js';
 import { passthroughNamer } from '../../../src/serve/deviceplugin/passthrough-name.js';

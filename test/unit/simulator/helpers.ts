@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import type { Root, SysfsBackend } from '../../../src/sysfs/backend.js';
 import { SysfsError } from '../../../src/sysfs/errors.js';
-import type { PciAddress } from '../../../src/sysfs/names.js';
+import type { PciAddress } from '../../../src/model/pci.js';
 import { createSimulatedNode, type SimNodeSpec, type SimulatedNode } from '../../../src/simulator/index.js';
 import { parseCreatableVgpuTypes } from '../../../src/inventory/catalog.js';
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { allBoards, boardForDevice, boardForProfile, profileFact, stripVendorPrefix } from '../../../src/inventory/profiles.js';
-import { parseProfileName } from '../../../src/inventory/catalog.js';
+import { allBoards, boardForDevice, boardForProfile, profileFact } from '../../../src/model/boards.js';
+import { isMigBacked, parseProfile, stripVendorPrefix } from '../../../src/model/profile.js';
 
 void test('every board the issue requires is present, with the documented framework', () => {
   const want: Record<string, ['sriov' | 'mdev', string]> = {
@@ -55,11 +55,11 @@ void test('profile facts are internally consistent on every board', () => {
       else assert.ok(p.maxInstances <= 7, p.profile);
       if (b.maxVfs !== null) assert.ok(p.maxInstances <= b.maxVfs, `${p.profile} exceeds the VF count`);
       // The name grammar agrees with the facts.
-      const parsed = parseProfileName(`NVIDIA ${p.profile}`);
+      const parsed = parseProfile(`NVIDIA ${p.profile}`);
       assert.ok(parsed, `${p.profile} parses`);
       assert.equal(parsed.board, b.board, p.profile);
       assert.equal(parsed.series, p.series, p.profile);
-      assert.equal(parsed.migBacked, p.migBacked, p.profile);
+      assert.equal(isMigBacked(parsed), p.migBacked, p.profile);
       assert.equal(parsed.framebufferGB * 1024, p.framebufferMiB, p.profile);
     }
   }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { allKnownModels, knownModel } from '../../../src/inventory/models.js';
-import { boardForDevice } from '../../../src/inventory/profiles.js';
+import { allKnownModels, knownModel } from '../../../src/model/models.js';
+import { boardForDevice } from '../../../src/model/boards.js';
 
 void test('the models the issue lists are known, spelled as pci.ids spells them', () => {
   const want: Record<string, [string, string, 'sriov' | 'mdev']> = {

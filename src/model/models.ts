@@ -5,7 +5,8 @@
  * passthrough resource names come out the same with or without a current
  * database. Sources: docs/profiles.md.
  */
-import { boardForDevice } from './profiles.js';
+import { boardForDevice } from './boards.js';
+import { toPciId } from './pci.js';
 
 export interface KnownModel {
   /** PCI device ID, vendor 10de, lower-case hex. */
@@ -64,20 +65,17 @@ const BY_SUBSYSTEM: ReadonlyMap<string, KnownModel> = new Map([
   ['25b6:157e', Object.freeze({ deviceId: '25b6', name: 'A2', pciName: 'GA107GL [A2 / A16]', board: 'A2', vgpuFramework: 'mdev' as const })],
 ]);
 
-function normHex(id: string): string {
-  return id.trim().toLowerCase().replace(/^0x/, '');
-}
-
 /**
  * The model for an NVIDIA (10de) device ID, any case, with or without `0x`.
  * Pass the subsystem device ID to tell apart boards sharing a device ID
  * (25b6 is A16, or A2 with subsystem 157e).
  */
 export function knownModel(deviceId: string, subsystemDeviceId?: string | null): KnownModel | undefined {
-  if (typeof deviceId !== 'string') return undefined;
-  const id = normHex(deviceId);
-  if (typeof subsystemDeviceId === 'string') {
-    const special = BY_SUBSYSTEM.get(`${id}:${normHex(subsystemDeviceId)}`);
+  const id = toPciId(deviceId);
+  if (id === undefined) return undefined;
+  const sub = typeof subsystemDeviceId === 'string' ? toPciId(subsystemDeviceId) : undefined;
+  if (sub !== undefined) {
+    const special = BY_SUBSYSTEM.get(`${id}:${sub}`);
     if (special) return special;
   }
   return MODELS.get(id);

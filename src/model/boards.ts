@@ -8,9 +8,8 @@
  * come from the node (creatable_vgpu_types, mdev type directories, nvidia-smi)
  * or the on-disk catalog cache.
  */
-import type { VgpuSeries } from './types.js';
-
-export type { VgpuSeries } from './types.js';
+import { toPciId } from './pci.js';
+import { stripVendorPrefix, type VgpuSeries } from './profile.js';
 
 /**
  * How a fact was established (see docs/profiles.md):
@@ -76,7 +75,7 @@ const HOPPER_REF =
 
 type Sized = readonly (readonly [gb: number, max: number])[];
 
-function timeSliced(board: string, series: Exclude<VgpuSeries, 'unknown'>, sizes: Sized, basis?: FactBasis): ProfileFact[] {
+function timeSliced(board: string, series: VgpuSeries, sizes: Sized, basis?: FactBasis): ProfileFact[] {
   return sizes.map(([gb, max]) => {
     const fact: ProfileFact = {
       profile: `${board}-${gb}${series}`,
@@ -335,17 +334,8 @@ for (const board of BOARDS) {
   for (const fact of board.profiles) byProfile.set(fact.profile.toUpperCase(), { board, fact });
 }
 
-/** `NVIDIA L40S-12Q` / `GRID T4-1Q` / `L40S-12Q` -> `L40S-12Q` (trimmed). */
-export function stripVendorPrefix(name: string): string {
-  return name.trim().replace(/^(?:NVIDIA|GRID)\s+/i, '').trim();
-}
-
 export function allBoards(): readonly BoardFacts[] {
   return BOARDS;
-}
-
-function normHex(id: string): string {
-  return id.trim().toLowerCase().replace(/^0x/, '');
 }
 
 /**
@@ -354,11 +344,11 @@ function normHex(id: string): string {
  * first listed board (A16) is returned.
  */
 export function boardForDevice(deviceId: string, subsystemDeviceId?: string | null): BoardFacts | undefined {
-  if (typeof deviceId !== 'string') return undefined;
-  const id = normHex(deviceId);
+  const id = toPciId(deviceId);
+  if (id === undefined) return undefined;
   const matches = BOARDS.filter((b) => b.deviceIds.includes(id));
-  if (matches.length <= 1 || !subsystemDeviceId) return matches[0];
-  const sub = normHex(subsystemDeviceId);
+  const sub = typeof subsystemDeviceId === 'string' ? toPciId(subsystemDeviceId) : undefined;
+  if (matches.length <= 1 || sub === undefined) return matches[0];
   return matches.find((b) => b.subsystemDeviceIds?.includes(sub)) ?? matches[0];
 }
 

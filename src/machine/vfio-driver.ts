@@ -4,6 +4,8 @@
  * with the `vfio_pci:` prefix (how the kernel and gpu-operator's vfio-manage
  * pick e.g. nvgrace_gpu_vfio_pci), else plain vfio-pci.
  */
+import type { Gpu, Inventory } from '../inventory/types.js';
+import type { SysfsPort } from '../sysfs/port.js';
 
 /** Compile a modules.alias glob (`*`, `?`, `[...]`) to an anchored regex. */
 function globToRegExp(glob: string): RegExp {
@@ -42,4 +44,14 @@ export function driverNameForModule(module: string, registeredDrivers: readonly 
   const dashed = module.replace(/_/g, '-');
   if (registeredDrivers.includes(dashed)) return dashed;
   return module;
+}
+
+/** The chooser for one inventory: reads the kernel's modules.alias and the registered drivers once. */
+export function vfioDriverChooser(port: SysfsPort, inv: Inventory): (g: Gpu) => string {
+  const alias = inv.node.kernelRelease ? port.readModulesAlias(inv.node.kernelRelease) : undefined;
+  const drivers = port.listDrivers();
+  return (g) => {
+    const mod = vfioVariantFor(g.pci.modalias, alias);
+    return mod ? driverNameForModule(mod, drivers) : 'vfio-pci';
+  };
 }
