@@ -67,7 +67,7 @@ try {
   await sleep(2000);
   const mem = { ...g.node.memoryUsage(), agent: Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${g.agent.agentPid()}/status`, 'utf8'))?.[1] ?? 0) };
   const total = Object.values(mem).reduce((a, b) => a + b, 0);
-  console.log(`\nRSS with the agent's plugins registered, no pods (MiB): ${Object.entries(mem).map(([k, v]) => `${k} ${(v / 1024).toFixed(0)}`).join(', ')}; total ${(total / 1024).toFixed(0)}`);
+  console.log(`\nRSS with the agent's plugins registered and one pod, the agent's stand-in (MiB): ${Object.entries(mem).map(([k, v]) => `${k} ${(v / 1024).toFixed(0)}`).join(', ')}; total ${(total / 1024).toFixed(0)}`);
 
   const healthz: number[] = [];
   const registered: number[] = [];

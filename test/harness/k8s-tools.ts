@@ -154,7 +154,7 @@ export function nodeTools(): NodeTools {
   if (!stamp || missing.length) {
     throw new Error(
       `the test node's binaries are not ready: ${stamp ? `missing ${missing.join(', ')}` : `no completed build in ${nodeDir || '(scripts/build-node-tools.mjs --print-dir failed)'}`}. ` +
-        'Build them with `node scripts/prepare-integration.mjs` (needs Go and apt; about 25 minutes the first time).',
+        'Build them with `node scripts/prepare-integration.mjs` (needs Go and apt; 20-35 minutes the first time).',
     );
   }
   return tools;
