@@ -13,9 +13,9 @@ import { pinnedVersions } from '../harness/k8s-tools.js';
 import { loadSimulation, SimHostTools } from '../../src/simulator/index.js';
 import { enrichWithHostTools, readInventory } from '../../src/inventory/read.js';
 import { runDevicePlugins } from '../../src/serve/deviceplugin/manager.js';
-import { memoryLogger } from '../../src/serve/deviceplugin/logger.js';
+import { memoryLogger } from '../../src/serve/kube/logger.js';
 import { ANNOTATION_STATUS, LABEL_CONFIG, LABEL_STATE, LABEL_WORKLOAD } from '../../src/serve/agent/desired.js';
-import { eventually } from './agent-helpers.js';
+import { eventually } from '../support/wait.js';
 
 const RESOURCE = 'nvidia.com/L40S-12Q';
 const CONFIG = `version: v1
