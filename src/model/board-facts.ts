@@ -3,6 +3,7 @@
  * with. Data only; the tables are boards.ts (Ada, Hopper, Ampere, Turing) and
  * boards-blackwell.ts; docs/profiles.md names the sources.
  */
+import type { MigGeometry } from './mig.js';
 import type { VgpuSeries } from './profile.js';
 
 /**
@@ -55,6 +56,8 @@ export interface BoardFacts {
   maxVfs: number | null;
   /** GPU instance slices of the board's MIG geometry (7 on A100/H100/B200, 4 on RTX PRO 6000 Blackwell); null without MIG. */
   migSlices: number | null;
+  /** GPU instance profiles and placements (src/model/mig.ts), for boards with MIG-backed profiles. */
+  mig?: MigGeometry;
   /**
    * NVIDIA offers profiles on this board that the table does not list: a
    * name it lacks is left to the node's driver instead of refused.

@@ -9,6 +9,7 @@
  * instance, so several fit in one instance: max instances here are per GPU
  * (instances of the size x vGPUs per instance), as vgpuConfig counts them.
  */
+import { graphicsSlices, sevenSlice } from './mig.js';
 import { GIB, VGPU_CONFIG, migBacked, timeSliced, type BoardFacts, type MigRow, type Sized } from './board-facts.js';
 
 const BLACKWELL_REF =
@@ -32,6 +33,7 @@ const RTX_PRO_6000: BoardFacts = (() => {
     framebufferMiB: 96 * GIB,
     maxVfs: 48,
     migSlices: 4,
+    mig: graphicsSlices(4, 24, [47, 35, 32]),
     source: `${VGPU_CONFIG}; MIG geometry from ${MIG_GUIDE}`,
     basis: 'vgpuconfig',
     profiles: [
@@ -61,6 +63,7 @@ const RTX_6000D: BoardFacts = {
   framebufferMiB: 84 * GIB,
   maxVfs: 2,
   migSlices: 2,
+  mig: graphicsSlices(2, 42),
   source: VGPU_CONFIG,
   basis: 'vgpuconfig',
   profiles: [
@@ -86,6 +89,7 @@ const RTX_PRO_4500: BoardFacts = {
   framebufferMiB: 32 * GIB,
   maxVfs: 4,
   migSlices: 2,
+  mig: graphicsSlices(2, 16),
   partial: true,
   source: `${BLACKWELL_REF}, RTX Pro 4500 SE 32 GB (C series; per-instance counts times instances); ${VGPU_CONFIG} (Q names unique to this board)`,
   basis: 'docs',
@@ -109,6 +113,7 @@ function b200(board: 'B200X' | 'GB200', model: string, deviceId: string, full: n
     framebufferMiB: full * GIB,
     maxVfs: 7,
     migSlices: 7,
+    mig: sevenSlice(s, m, l, full, false),
     source: `${VGPU_CONFIG}; MIG geometry from ${MIG_GUIDE}`,
     basis: 'vgpuconfig',
     profiles: [...timeSliced(board, 'C', [[full, 1]]), ...migBacked(board, [[1, s, 7], [1, s, 1, true], [1, m, 4], [2, m, 3], [3, l, 2], [4, l, 1], [7, full, 1]])],

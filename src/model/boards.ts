@@ -11,6 +11,7 @@
 import { toPciId } from './pci.js';
 import { BLACKWELL_BOARDS } from './boards-blackwell.js';
 import { HOPPER_REF, VGPU_CONFIG, VGPU_GUIDE, GIB, fill, migBacked, timeSliced, type BoardFacts, type ProfileFact } from './board-facts.js';
+import { sevenSlice } from './mig.js';
 import { parseProfile, stripVendorPrefix } from './profile.js';
 
 export type { BoardFacts, FactBasis, ProfileFact } from './board-facts.js';
@@ -74,6 +75,7 @@ function h100x80(board: string, model: string, deviceIds: string[]): BoardFacts 
     framebufferMiB: 80 * GIB,
     maxVfs: 20,
     migSlices: 7,
+    mig: sevenSlice(10, 20, 40, 80, false),
     source: `${VGPU_GUIDE}, ${model}; max instances from ${VGPU_CONFIG}`,
     basis: 'vgpuconfig',
     profiles: [
@@ -92,6 +94,7 @@ const H100L: BoardFacts = {
   framebufferMiB: 94 * GIB,
   maxVfs: 23,
   migSlices: 7,
+  mig: sevenSlice(12, 24, 47, 94, false),
   source: `${VGPU_GUIDE}, NVIDIA H100 PCIe 94GB (H100 NVL); max instances from ${VGPU_CONFIG}`,
   basis: 'vgpuconfig',
   profiles: [
@@ -111,6 +114,7 @@ function h200(board: string, model: string, deviceIds: string[]): BoardFacts {
     framebufferMiB: 141 * GIB,
     maxVfs: 32,
     migSlices: 7,
+    mig: sevenSlice(18, 35, 71, 141, false),
     source: `${HOPPER_REF}, ${model}; max instances from ${VGPU_CONFIG} (vgpu-device-manager v0.5.0)`,
     basis: 'vgpuconfig',
     profiles: [
@@ -133,6 +137,7 @@ function a100x40(board: string, model: string, deviceIds: string[]): BoardFacts 
     framebufferMiB: 40 * GIB,
     maxVfs: 10,
     migSlices: 7,
+    mig: sevenSlice(5, 10, 20, 40, true),
     source: `${VGPU_GUIDE}, ${model}; max instances from ${VGPU_CONFIG}`,
     basis: 'vgpuconfig',
     profiles: [
@@ -153,6 +158,7 @@ function a100x80(board: string, model: string, deviceIds: string[]): BoardFacts 
     framebufferMiB: 80 * GIB,
     maxVfs: 20,
     migSlices: 7,
+    mig: sevenSlice(10, 20, 40, 80, true),
     source: `${VGPU_GUIDE}, ${model}; max instances from ${VGPU_CONFIG}`,
     basis: 'vgpuconfig',
     profiles: [
