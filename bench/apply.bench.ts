@@ -95,6 +95,20 @@ const noTools: HostTools = {
   setHeterogeneousMode: async () => {
     throw new Error('nvidia-smi is not installed on the tree');
   },
+  sriovManageDisable: async () => {
+    throw new Error('sriov-manage is not installed on the tree');
+  },
+  migMode: async () => undefined,
+  setMigMode: async () => {
+    throw new Error('nvidia-smi is not installed on the tree');
+  },
+  gpuInstances: async () => undefined,
+  createGpuInstance: async () => {
+    throw new Error('nvidia-smi is not installed on the tree');
+  },
+  destroyGpuInstance: async () => {
+    throw new Error('nvidia-smi is not installed on the tree');
+  },
 };
 
 async function inventory(port: SysfsPort, tools: HostTools, kernelRelease: string): Promise<Inventory> {

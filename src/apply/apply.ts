@@ -18,6 +18,9 @@ import { parseDriverName, parseMdevUuid } from '../sysfs/names.js';
 import { checkPciAddress, type PciAddress } from '../model/pci.js';
 import type { SysfsPort } from '../sysfs/port.js';
 import { describeAction, type Action, type Blocked, type Plan } from '../plan/types.js';
+import { ApplyError, MigSteps } from './mig.js';
+
+export { ApplyError } from './mig.js';
 
 export interface ApplyOptions {
   port: SysfsPort;
@@ -43,10 +46,6 @@ export interface ApplyResult {
   /** The failure that stopped the run, if any. */
   failure: { action: Action; message: string } | null;
   writes: number;
-}
-
-export class ApplyError extends Error {
-  override readonly name = 'ApplyError';
 }
 
 const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -90,11 +89,12 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
 
 /** Steps that need room on the GPU (or a vGPU an earlier such step makes): they fail while a VM holds what was to be removed. */
 function dependsOnCapacity(a: Action): boolean {
-  return a.kind === 'set-vf-type' || a.kind === 'set-vf-params' || a.kind === 'create-mdev' || a.kind === 'set-mdev-params' || a.kind === 'set-mixed-sizes';
+  return ['set-vf-type', 'set-vf-params', 'create-mdev', 'set-mdev-params', 'set-mixed-sizes', 'set-mig-mode', 'create-gpu-instance', 'disable-vfs'].includes(a.kind);
 }
 
+/** Steps on one device a VM may take meanwhile (EBUSY: blocked); a GPU instance a vGPU now sits on counts. */
 function isDeviceStep(a: Action): boolean {
-  return a.kind !== 'enable-vfs' && a.kind !== 'set-mixed-sizes';
+  return !['enable-vfs', 'set-mixed-sizes', 'disable-vfs', 'set-mig-mode', 'create-gpu-instance'].includes(a.kind);
 }
 
 function deviceOf(a: Action): string {
@@ -119,8 +119,11 @@ class Applier {
   writes = 0;
   private readonly sleep: (ms: number) => Promise<void>;
 
+  private readonly mig: MigSteps;
+
   constructor(private readonly o: ApplyOptions) {
     this.sleep = o.sleep ?? defaultSleep;
+    this.mig = new MigSteps(o.port, o.tools, () => this.writes++);
   }
 
   private get port(): SysfsPort {
@@ -149,6 +152,11 @@ class Applier {
         return this.bindVfio(action);
       case 'unbind-vfio':
         return this.unbindVfio(action);
+      case 'disable-vfs':
+      case 'set-mig-mode':
+      case 'create-gpu-instance':
+      case 'destroy-gpu-instance':
+        return this.mig.run(action);
     }
   }
 

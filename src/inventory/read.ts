@@ -15,6 +15,7 @@ import type { CatalogCache } from './catalog-cache.js';
 import { knownModel } from '../model/models.js';
 import { PciIds, deviceDisplayName } from './pciids.js';
 import { boardForDevice } from '../model/boards.js';
+import { readGpuInstanceId, readMdevGpuInstances, readMigState } from './mig.js';
 import {
   INVENTORY_SCHEMA_VERSION,
   type Capabilities,
@@ -205,6 +206,7 @@ class Reader {
         vfioDev: f.vfioDev,
         numaNode: f.numaNode,
         driver: f.driver,
+        gpuInstanceId: current ? readGpuInstanceId(() => this.port.readNvidiaAttr(a, 'gpu_instance_id')) : null,
       });
     }
     for (const v of vfs) v.currentProfile = v.currentTypeId ? (catalog.get(v.currentTypeId)?.profile ?? null) : null;
@@ -250,10 +252,12 @@ class Reader {
       companions,
       catalog: [...catalog.values()].sort((a, b) => a.id - b.id),
       heterogeneousMode: null,
+      mig: null,
       vfs,
       mdevParents,
       warnings,
     };
+    readMdevGpuInstances(this.port, gpu);
     return gpu;
   }
 
@@ -312,6 +316,7 @@ class Reader {
         parent,
         iommuGroup: info?.iommuGroup ?? null,
         vgpuParams: info?.vgpuParams?.trim() || null,
+        gpuInstanceId: null,
       });
     }
     for (const s of skipped) warnings.push({ code: 'unknown-entry', message: `${s.entry} in ${s.path}: ${s.reason}; ignored`, path: s.path });
@@ -532,6 +537,7 @@ class Reader {
  * the GPU supports even when all are named. Changes the inventory in place.
  */
 export async function enrichWithHostTools(inv: Inventory, tools: HostTools, opts: { mixedSizeMode?: boolean; fullCatalog?: boolean } = {}): Promise<void> {
+  for (const g of inv.gpus) if (g.framework === 'sriov-vgpu' || g.framework === 'mdev-vgpu' || g.framework === 'host-driver') g.mig = await readMigState(g, tools);
   for (const g of inv.gpus) {
     if (g.framework !== 'sriov-vgpu') continue;
     const pf = checkPciAddress(g.pci.address);

@@ -95,6 +95,8 @@ export interface VgpuVf {
   vfioDev: string | null;
   numaNode: number;
   driver: string | null;
+  /** The GPU instance a MIG-backed vGPU on this VF sits on (`nvidia/gpu_instance_id`); null: none, or not told. */
+  gpuInstanceId: number | null;
 }
 
 export interface MdevTypeInfo {
@@ -119,6 +121,8 @@ export interface MdevInstance {
   parent: string;
   iommuGroup: number | null;
   vgpuParams: string | null;
+  /** The GPU instance a MIG-backed vGPU sits on (`nvidia/gpu_instance_id`); null: none, or not told. */
+  gpuInstanceId: number | null;
 }
 
 /** An mdev parent (the PF, or a VF on Ampere SR-IOV cards). */
@@ -160,6 +164,26 @@ export interface Capabilities {
   vgpu: Capability;
 }
 
+/** One GPU instance, as `nvidia-smi mig -lgi` lists it. */
+export interface GpuInstance {
+  id: number;
+  /** `1g.10gb`, `1g.24gb+gfx`. */
+  profile: string;
+  profileId: number | null;
+  /** First memory slot and slots taken (`Placement Start:Size`). */
+  start: number;
+  size: number;
+}
+
+/** MIG state of a MIG-capable GPU, from NVIDIA's tools. */
+export interface MigState {
+  /** MIG mode in effect. */
+  current: boolean;
+  /** MIG mode after the next GPU reset (differs from current while a switch waits for one). */
+  pending: boolean;
+  instances: GpuInstance[];
+}
+
 export interface Gpu {
   /** Position among NVIDIA GPUs sorted by PCI address (vgpu-device-manager's index). */
   index: number;
@@ -176,6 +200,8 @@ export interface Gpu {
   catalog: VgpuType[];
   /** Whether mixed vGPU sizes are enabled (null = unknown). */
   heterogeneousMode: boolean | null;
+  /** MIG mode and GPU instances of a GPU whose board has MIG-backed profiles; null: not such a GPU, or cannot be told (nvidia-smi unreachable). */
+  mig: MigState | null;
   vfs: VgpuVf[];
   mdevParents: MdevParent[];
   warnings: Warning[];

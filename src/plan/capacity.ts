@@ -31,11 +31,12 @@ export class Occupancy {
   whyNot(f: ProfileFacts): string | null {
     const on = this.present;
     if (on.some((o) => o.migBacked !== f.migBacked)) return 'time-sliced and MIG-backed vGPUs cannot share the GPU';
+    // MIG-backed vGPUs of any sizes share a GPU: its GPU instances bound them (plan/mig.ts), not a one-type rule.
     const other = on.find((o) => o.profile !== f.profile);
-    if (this.rules.oneProfile && other) return this.rules.instanceLimit === 'all' ? `the GPU keeps ${other.profile}` : `the GPU keeps ${other.profile} and is not in mixed-size mode`;
+    if (this.rules.oneProfile && other && !f.migBacked) return this.rules.instanceLimit === 'all' ? `the GPU keeps ${other.profile}` : `the GPU keeps ${other.profile} and is not in mixed-size mode`;
     const otherSeries = on.find((o) => o.series !== f.series);
     if (otherSeries) return `the GPU keeps a ${otherSeries.profile}`;
-    const counted = this.rules.instanceLimit === 'all' ? on.length : on.filter((o) => o.profile === f.profile).length;
+    const counted = this.rules.instanceLimit === 'all' && !f.migBacked ? on.length : on.filter((o) => o.profile === f.profile).length;
     if (f.maxInstances !== null && counted >= f.maxInstances) return `${f.maxInstances} x ${f.profile} already there`;
     const used = on.reduce((n, o) => n + framebufferTaken(o), 0);
     if (this.rules.framebufferMiB !== null && used + framebufferTaken(f) > this.rules.framebufferMiB) return 'not enough framebuffer left';

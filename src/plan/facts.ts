@@ -7,6 +7,7 @@
 import { boardForDevice, boardProfile, profileFact, type BoardFacts } from '../model/boards.js';
 import type { Gpu, VgpuType } from '../inventory/types.js';
 import type { ConfigEntry } from '../spec/config.js';
+import { parseProfile } from '../model/profile.js';
 
 export interface ProfileFacts {
   profile: string;
@@ -57,4 +58,21 @@ export function boardFramebufferMiB(g: Gpu): number | null {
 /** Whether the GPU offers every profile the entry asks for (an entry that asks for none fits any GPU). */
 export function offersEntry(g: Gpu, e: ConfigEntry): boolean {
   return e.vgpuDevices.every((r) => factsFor(g, r.profile) !== undefined);
+}
+
+/**
+ * The name the card's driver lists a requested profile under: the name
+ * itself, else, as NVIDIA's device manager resolves it, the name without its
+ * MIG attribute (`DC-1-24QGFX` is type `DC-1-24Q`, on an instance made with
+ * the graphics attribute). Requests are keyed by it, so what is planned is
+ * what the driver will show.
+ */
+export function typeNameOn(g: Gpu, profile: string): string {
+  if (g.catalog.some((t) => t.profile === profile)) return profile;
+  const board = boardOf(g);
+  const fact = board ? boardProfile(board, profile) : profileFact(profile);
+  if (fact) return fact.profile;
+  const attr = parseProfile(profile)?.attribute;
+  const bare = attr ? profile.slice(0, -attr.length) : profile;
+  return g.catalog.some((t) => t.profile === bare) ? bare : profile;
 }

@@ -6,6 +6,7 @@
  */
 import type { Gpu, Inventory } from '../inventory/types.js';
 import type { ConfigEntry, ConfigFile } from '../spec/config.js';
+import { typeNameOn } from './facts.js';
 import { vgpuRequestsOf, type VgpuRequest } from './requests.js';
 import { describeAction, type Action, type Blocked, type GpuOutcome, type InUse, type PlanError, type Undetermined } from './types.js';
 
@@ -29,7 +30,7 @@ export class GpuPlan {
     readonly vfioDriver: string,
   ) {
     this.address = gpu.pci.address;
-    this.requests = vgpuRequestsOf(entry);
+    this.requests = vgpuRequestsOf(entry).map((r) => ({ ...r, profile: typeNameOn(gpu, r.profile) }));
     const want: Record<string, number> = {};
     for (const r of this.requests) want[r.profile] = (want[r.profile] ?? 0) + r.count;
     this.outcome = { gpu: this.address, model: gpu.model.name, mode: entry.mode, want, kept: 0 };

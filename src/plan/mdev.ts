@@ -11,6 +11,7 @@ import { Occupancy } from './capacity.js';
 import { boardFramebufferMiB, boardOf, factsFor } from './facts.js';
 import type { GpuPlan } from './gpu-plan.js';
 import { formatParams } from './params.js';
+import { planMig } from './mig.js';
 import { checkRequests, type Wanted } from './requests.js';
 import { stableMdevUuid } from './uuid.js';
 import type { Action } from './types.js';
@@ -32,13 +33,20 @@ export function planMdev(p: GpuPlan): void {
   if (!wanted) return;
   if (p.requests.some((r) => r.placement)) p.error('vf-placement applies to SR-IOV vGPU GPUs only');
   if (p.entry.mixedSizes) p.error('mixed-sizes applies to SR-IOV vGPU GPUs only');
-  const instances = p.gpu.mdevParents.flatMap((m) => m.instances.map((i) => ({ ...i, profile: i.typeName ? stripVendorPrefix(i.typeName) : null })));
-  const keep = chooseKept(p, instances, wanted);
+  const mig = planMig(p, wanted);
+  if (!mig) return;
+  // MIG teardown may disable the VFs: they come back (same addresses) before the first create.
+  if (mig.vfsOff && parents.onVfs) parents.enable = true;
+  const all = p.gpu.mdevParents.flatMap((m) => m.instances.map((i) => ({ ...i, profile: i.typeName ? stripVendorPrefix(i.typeName) : null })));
+  // A vGPU whose GPU instance goes (or on a GPU whose MIG mode switches) cannot be kept.
+  const keepable = all.filter((i) => !mig.switching && !mig.doomed.has(i.uuid));
+  const keep = chooseKept(p, keepable, wanted);
   const occ = new Occupancy({ framebufferMiB: boardFramebufferMiB(p.gpu), oneProfile: true, instanceLimit: 'all' });
-  const removes = removals(p, instances, keep, wanted, occ);
-  const creates = creations(p, parents, instances, keep, wanted, occ);
+  const removes = removals(p, all, keep, wanted, occ);
+  const creates = creations(p, parents, all, keep, wanted, occ);
+  p.actions.push(...removes, ...mig.teardown);
   if (parents.enable && creates.length) p.actions.push({ kind: 'enable-vfs', gpu: p.address, count: p.gpu.pci.sriov!.totalVfs });
-  p.actions.push(...removes, ...creates);
+  p.actions.push(...mig.build, ...creates);
 }
 
 function parentsOf(p: GpuPlan): Parents | null {

@@ -48,6 +48,7 @@ function paperGpu(board: BoardFacts, mixedSizes: boolean): Gpu {
     companions: [],
     catalog: [],
     heterogeneousMode: mixedSizes,
+    mig: board.mig ? { current: false, pending: false, instances: [] } : null,
     vfs: [],
     mdevParents: board.framework === 'mdev' && !board.mdevOnVfs ? [{ address: PAPER_ADDRESS, types: [], instances: [] }] : [],
     warnings: [],

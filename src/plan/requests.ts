@@ -34,6 +34,8 @@ export function vgpuRequestsOf(e: ConfigEntry): VgpuRequest[] {
 export interface Wanted {
   count: number;
   facts: ProfileFacts;
+  /** The name as the file has it (`DC-1-24QGFX` for type `DC-1-24Q`), for messages. */
+  asked: string;
 }
 
 export interface SlotLimit {
@@ -65,7 +67,7 @@ function wantedProfiles(p: GpuPlan): Map<string, Wanted> | null {
       ok = false;
       continue;
     }
-    wanted.set(r.profile, { count: (wanted.get(r.profile)?.count ?? 0) + r.count, facts: f });
+    wanted.set(r.profile, { count: (wanted.get(r.profile)?.count ?? 0) + r.count, facts: f, asked: wanted.get(r.profile)?.asked ?? stripVendorPrefix(r.original) });
   }
   return ok ? wanted : null;
 }
@@ -75,7 +77,7 @@ function countProblems(p: GpuPlan, wanted: Map<string, Wanted>, limit: SlotLimit
   const list = [...wanted.values()];
   const out: string[] = [];
   for (const w of list) {
-    if (w.facts.maxInstances !== null && w.count > w.facts.maxInstances) out.push(`${w.count} x ${w.facts.profile} on ${g.pci.address}: at most ${w.facts.maxInstances} fit on one ${g.model.name}`);
+    if (w.facts.maxInstances !== null && w.count > w.facts.maxInstances) out.push(`${w.count} x ${w.asked} on ${g.pci.address}: at most ${w.facts.maxInstances} fit on one ${g.model.name}`);
   }
   const total = list.reduce((n, w) => n + w.count, 0);
   if (total > limit.slots) out.push(`${total} vGPUs requested on ${g.pci.address} but ${g.model.name} offers ${limit.slots} ${limit.oneTypeOnly ? 'instances' : 'VFs'} (sriov_totalvfs)`);
@@ -91,7 +93,8 @@ function mixProblems(p: GpuPlan, list: Wanted[], oneTypeOnly: boolean): string[]
   const names = list.map((w) => w.facts.profile);
   if (list.some((w) => w.facts.migBacked) && list.some((w) => !w.facts.migBacked)) return [`time-sliced and MIG-backed vGPUs cannot share a GPU (${names.join(', ')} on ${g.pci.address})`];
   if (new Set(list.map((w) => w.facts.series)).size > 1) return [`vGPUs of different series cannot share a GPU (${names.join(', ')} on ${g.pci.address}); use one of Q, B, A or C per GPU`];
-  if (oneTypeOnly) return [`${g.model.name} (${g.pci.address}) takes one vGPU type per GPU; requested ${names.join(' and ')}`];
+  // One MIG-backed vGPU per GPU instance, of any size: the instances are the limit (mig.ts), not one type per GPU.
+  if (oneTypeOnly && !list[0]!.facts.migBacked) return [`${g.model.name} (${g.pci.address}) takes one vGPU type per GPU; requested ${names.join(' and ')}`];
   if (!list[0]!.facts.migBacked && !(p.entry.mixedSizes ?? g.heterogeneousMode ?? false)) {
     return [
       `mixing ${names.join(' and ')} on ${g.pci.address} needs mixed-size vGPU mode, which is off: add \`mixed-sizes: true\` to this entry (vmgpu then runs \`nvidia-smi vgpu -shm 1\` before the first vGPU is created)`,

@@ -12,6 +12,7 @@ import { Occupancy } from './capacity.js';
 import { boardFramebufferMiB, factsFor } from './facts.js';
 import type { GpuPlan } from './gpu-plan.js';
 import { formatParams } from './params.js';
+import { planMig, type MigPlan } from './mig.js';
 import { checkRequests, type Wanted } from './requests.js';
 import type { Action } from './types.js';
 
@@ -30,6 +31,8 @@ interface Slot {
   target: string | null;
   /** It holds `target` already. */
   kept: boolean;
+  /** Its vGPU cannot stay: the GPU instance it sits on goes, or the MIG mode switches. */
+  doomed: boolean;
 }
 
 type Remaining = Map<string, number>;
@@ -47,14 +50,17 @@ export function planSriov(p: GpuPlan): void {
   }
   const switching = switchesMixedSizeMode(p, slots);
   if (switching === 'undetermined' || switching === 'waits') return;
+  const mig = planMig(p, wanted);
+  if (!mig) return;
+  for (const s of slots) s.doomed = mig.doomed.has(s.address);
   const remaining: Remaining = new Map([...wanted].map(([profile, w]) => [profile, w.count]));
   // A mode switch needs an empty GPU: then nothing is kept, every vGPU is rebuilt.
-  const keep = !switching;
+  const keep = !switching && !mig.switching;
   if (keep) keepHeld(slots, remaining);
   placeExplicit(p, slots, remaining, keep);
   if (keep) keepMatching(slots, remaining);
   fillLowestFree(p, slots, wanted, remaining);
-  emit(p, slots, wanted);
+  emit(p, slots, wanted, mig);
 }
 
 /**
@@ -92,7 +98,7 @@ function placementInRange(p: GpuPlan, total: number): boolean {
 /** The VFs as they are, or as they will be once enabled. */
 function slotsOf(p: GpuPlan): Slot[] | null {
   const placed = new Set(p.requests.flatMap((r) => r.placement ?? []));
-  const slot = (index: number, address: string, profile: string | null, typeId: number, params: string | null): Slot => ({ index, address, profile, typeId, params, held: p.inUse.has(address), placed: placed.has(index), target: null, kept: false });
+  const slot = (index: number, address: string, profile: string | null, typeId: number, params: string | null): Slot => ({ index, address, profile, typeId, params, held: p.inUse.has(address), placed: placed.has(index), target: null, kept: false, doomed: false });
   if (p.gpu.vfs.length > 0) return p.gpu.vfs.map((v) => slot(v.index, v.address, v.currentProfile, v.currentTypeId, v.vgpuParams));
   const sriov = p.gpu.pci.sriov!;
   if (sriov.offset === null || sriov.stride === null) {
@@ -125,7 +131,7 @@ function placeExplicit(p: GpuPlan, slots: Slot[], remaining: Remaining, keep: bo
         p.waitForTarget(s.address, `set VF ${s.address} to ${r.profile} (vf-placement)`, `in use: ${p.inUse.get(s.address)}`);
         continue;
       }
-      take(remaining, s, r.profile, keep && s.profile === r.profile && s.typeId !== 0);
+      take(remaining, s, r.profile, keep && s.profile === r.profile && s.typeId !== 0 && !s.doomed);
     }
   }
 }
@@ -133,7 +139,7 @@ function placeExplicit(p: GpuPlan, slots: Slot[], remaining: Remaining, keep: bo
 /** 3. VFs that already hold a requested profile stay as they are. */
 function keepMatching(slots: Slot[], remaining: Remaining): void {
   for (const s of slots) {
-    if (s.target !== null || s.typeId === 0 || !s.profile || s.held || s.placed) continue;
+    if (s.target !== null || s.typeId === 0 || !s.profile || s.held || s.placed || s.doomed) continue;
     if ((remaining.get(s.profile) ?? 0) > 0) take(remaining, s, s.profile, true);
   }
 }
@@ -165,8 +171,8 @@ function occupancyOf(p: GpuPlan, slots: Slot[], wanted: Map<string, Wanted>, mix
   return occ;
 }
 
-/** Actions in the order the driver needs them: enable VFs, clear, mixed-size mode, set types, params. */
-function emit(p: GpuPlan, slots: Slot[], wanted: Map<string, Wanted>): void {
+/** Actions in the order the driver needs them: clear, MIG teardown, enable VFs, mixed-size mode, GPU instances, set types, params. */
+function emit(p: GpuPlan, slots: Slot[], wanted: Map<string, Wanted>, mig: MigPlan): void {
   const mixed = p.entry.mixedSizes ?? p.gpu.heterogeneousMode ?? false;
   const occ = occupancyOf(p, slots, wanted, mixed);
   const paramsOf = (profile: string) => formatParams(p.requests.find((r) => r.profile === profile)?.params ?? undefined);
@@ -199,12 +205,12 @@ function emit(p: GpuPlan, slots: Slot[], wanted: Map<string, Wanted>): void {
     sets.push({ kind: 'set-vf-type', gpu: p.address, vf: s.address, vfIndex: s.index, profile: s.target });
     if (want !== null && want !== (s.params ?? '')) params.push({ kind: 'set-vf-params', gpu: p.address, vf: s.address, params: want });
   }
-  const enabled = p.gpu.vfs.length > 0;
+  const enabled = !mig.vfsOff;
+  p.actions.push(...clears, ...mig.teardown);
   if (!enabled && sets.length) p.actions.push({ kind: 'enable-vfs', gpu: p.address, count: p.gpu.pci.sriov!.totalVfs });
-  p.actions.push(...clears);
   const mode = mixedSizeAction(p, enabled, sets.length > 0);
   if (mode) p.actions.push(mode);
-  p.actions.push(...sets, ...params);
+  p.actions.push(...mig.build, ...sets, ...params);
 }
 
 /**

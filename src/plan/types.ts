@@ -28,7 +28,15 @@ export type Action =
   /** Bind one function to a VFIO driver through driver_override (passthrough). */
   | { kind: 'bind-vfio'; gpu: string; device: string; driver: string; from: string | null }
   /** Give one function back to its host driver (clear driver_override, unbind, probe); `from` null: it is bound to no driver (an interrupted change). */
-  | { kind: 'unbind-vfio'; gpu: string; device: string; from: string | null };
+  | { kind: 'unbind-vfio'; gpu: string; device: string; from: string | null }
+  /** Disable a PF's VFs (sriov-manage -d, else sriov_numvfs 0): MIG mode switches only on a GPU without them. */
+  | { kind: 'disable-vfs'; gpu: string }
+  /** Turn MIG mode on or off (nvidia-smi -mig). */
+  | { kind: 'set-mig-mode'; gpu: string; enabled: boolean }
+  /** Create a GPU instance (and its compute instance) of `profile` at memory slot `start`. */
+  | { kind: 'create-gpu-instance'; gpu: string; profile: string; profileId: number | null; start: number }
+  /** Destroy GPU instance `instanceId` (of `profile` at `start`, as the plan saw it): no vGPU sits on it. */
+  | { kind: 'destroy-gpu-instance'; gpu: string; instanceId: number; profile: string; start: number };
 
 export type ActionKind = Action['kind'];
 
@@ -115,5 +123,13 @@ export function describeAction(a: Action): string {
       return `bind ${a.device} to ${a.driver}${a.from ? ` (from ${a.from})` : ''}`;
     case 'unbind-vfio':
       return a.from ? `return ${a.device} from ${a.from} to its host driver` : `bind ${a.device}, now on no driver, to its host driver`;
+    case 'disable-vfs':
+      return `disable the VFs of ${a.gpu}`;
+    case 'set-mig-mode':
+      return `turn MIG mode ${a.enabled ? 'on' : 'off'} on ${a.gpu}`;
+    case 'create-gpu-instance':
+      return `create GPU instance ${a.profile} at slot ${a.start} on ${a.gpu}`;
+    case 'destroy-gpu-instance':
+      return `destroy GPU instance ${a.instanceId} (${a.profile} at slot ${a.start}) on ${a.gpu}`;
   }
 }

@@ -9,6 +9,8 @@ import { vfAddress } from '../model/pci.js';
 import { SysfsPort } from '../sysfs/port.js';
 import type { VfioUser } from '../sysfs/vfio-users.js';
 import { simDriver, simModel, simTypes, boardOf, type SimDriver, type SimModel, type SimType } from './hardware.js';
+import { SimMig } from './mig.js';
+import { instanceProfileFor, placeInstances } from '../model/mig.js';
 import { VirtualBackend, chardev, dir, file, link, mkdirp, put, text, unput, type Trees, type VDir } from './vfs.js';
 
 export type SimMode = 'sriov-vgpu' | 'mdev-vgpu' | 'passthrough' | 'host';
@@ -80,6 +82,8 @@ interface SimVf {
   index: number;
   typeId: number;
   params: string;
+  /** The GPU instance its MIG-backed vGPU sits on. */
+  gi: number | null;
 }
 
 interface SimMdev {
@@ -90,6 +94,8 @@ interface SimMdev {
   type: SimType;
   group: number;
   params: string;
+  /** The GPU instance a MIG-backed vGPU sits on. */
+  gi: number | null;
 }
 
 interface SimGpu {
@@ -104,6 +110,8 @@ interface SimGpu {
   heterogeneous: boolean;
   present: boolean;
   mdevs: Map<string, SimMdev>;
+  /** MIG mode and GPU instances; null on a board without MIG-backed profiles. */
+  mig: SimMig | null;
 }
 
 const BUSES = ['18', '2a', '3b', '5d', '9a', 'ab', 'ba', 'db', '1c', '4e', '6f', '8c', 'c1', 'c9', 'e1', 'f1'];
@@ -209,6 +217,7 @@ export class SimulatedNode {
       g.mdevs.clear();
       g.heterogeneous = false;
       g.present = true;
+      g.mig?.reboot();
       for (const fn of [g.pf, g.audio]) {
         if (!fn) continue;
         fn.override = null;
@@ -232,6 +241,15 @@ export class SimulatedNode {
     this.invalidate();
   }
 
+  /** `sriov-manage -d <pf>`: clears the VFs' types and disables them (the driver rebinds: GPU instances go). */
+  sriovManageDisable(pf: string): void {
+    const g = this.gpuByPf(pf);
+    this.log.push({ path: `exec sriov-manage -d ${pf}`, data: '', error: null });
+    if (!this.sriovManage) throw new SysfsError('exec', 'sriov-manage', 'ENOENT');
+    if (g.vfs.some((v) => this.isHeld(v.fn.addr)) || [...g.mdevs.keys()].some((u) => this.isHeld(u))) throw new SysfsError('exec', `sriov-manage -d ${pf}`, 'EBUSY', 'Cannot obtain unbindLock');
+    this.disableVfs(g);
+  }
+
   /** Mixed-size mode as `nvidia-smi -q` reports it; undefined without nvidia-smi. */
   heterogeneousMode(pf: string): boolean | undefined {
     if (!this.nvidiaSmi) return undefined;
@@ -247,6 +265,69 @@ export class SimulatedNode {
       throw new SysfsError('exec', `nvidia-smi vgpu -shm ${enabled ? 1 : 0} -i ${pf}`, 'EBUSY', 'vGPUs are configured on this GPU; clear them first');
     }
     g.heterogeneous = enabled;
+  }
+
+  /** MIG mode as `nvidia-smi --query-gpu=mig.mode.current,mig.mode.pending` reports it; undefined without nvidia-smi or MIG. */
+  migMode(pf: string): { current: boolean; pending: boolean } | undefined {
+    const mig = this.gpuByPf(pf).mig;
+    return this.nvidiaSmi && mig ? { current: mig.current, pending: mig.pending } : undefined;
+  }
+
+  /** `nvidia-smi -i <pf> -mig 0|1` (see mig.ts for when the driver refuses or leaves it pending). */
+  setMigMode(pf: string, enabled: boolean): void {
+    const cmd = `nvidia-smi -i ${pf} -mig ${enabled ? 1 : 0}`;
+    this.log.push({ path: `exec ${cmd}`, data: '', error: null });
+    const g = this.gpuByPf(pf);
+    if (!this.nvidiaSmi) throw new SysfsError('exec', 'nvidia-smi', 'ENOENT', 'nvidia-smi is not installed or not reachable');
+    if (!g.mig) throw new SysfsError('exec', cmd, 'EINVAL', 'Not Supported');
+    g.mig.setMode(enabled, g.vfs.length > 0 || g.mdevs.size > 0, cmd);
+    this.invalidate();
+  }
+
+  /** `nvidia-smi mig -lgi`: the GPU instances; undefined without nvidia-smi or MIG. */
+  gpuInstances(pf: string): { id: number; profile: string; profileId: number; start: number; size: number }[] | undefined {
+    const mig = this.gpuByPf(pf).mig;
+    if (!this.nvidiaSmi || !mig) return undefined;
+    return mig.instances.map((i) => ({ id: i.id, profile: i.profile.name, profileId: i.profile.id ?? 0, start: i.start, size: i.profile.size }));
+  }
+
+  /** `nvidia-smi mig -i <pf> -cgi <profile>:<start> -C`. */
+  createGpuInstance(pf: string, profile: string | number, start: number): void {
+    const cmd = `nvidia-smi mig -i ${pf} -cgi ${profile}:${start} -C`;
+    this.log.push({ path: `exec ${cmd}`, data: '', error: null });
+    const g = this.gpuByPf(pf);
+    if (!this.nvidiaSmi) throw new SysfsError('exec', 'nvidia-smi', 'ENOENT', 'nvidia-smi is not installed or not reachable');
+    if (!g.mig) throw new SysfsError('exec', cmd, 'EINVAL', 'Not Supported');
+    g.mig.create(profile, start, cmd);
+    this.invalidate();
+  }
+
+  /** `nvidia-smi mig -i <pf> -dci -gi <id>` and `-dgi -gi <id>`: refused while a vGPU sits on the instance. */
+  destroyGpuInstance(pf: string, id: number): void {
+    const cmd = `nvidia-smi mig -i ${pf} -dgi -gi ${id}`;
+    this.log.push({ path: `exec ${cmd}`, data: '', error: null });
+    const g = this.gpuByPf(pf);
+    if (!this.nvidiaSmi) throw new SysfsError('exec', 'nvidia-smi', 'ENOENT', 'nvidia-smi is not installed or not reachable');
+    if (!g.mig) throw new SysfsError('exec', cmd, 'EINVAL', 'Not Supported');
+    g.mig.destroy(id, this.occupants(g, id).length > 0, cmd);
+    this.invalidate();
+  }
+
+  /** For tests: MIG mode and GPU instances of a GPU, as the driver has them. */
+  migState(pf: string): { current: boolean; pending: boolean; instances: { id: number; profile: string; start: number }[] } | null {
+    const mig = this.gpuByPf(pf).mig;
+    return mig ? { current: mig.current, pending: mig.pending, instances: mig.instances.map((i) => ({ id: i.id, profile: i.profile.name, start: i.start })) } : null;
+  }
+
+  /** For tests: the GPU instance the vGPU on a VF (address) or mdev (UUID) sits on. */
+  gpuInstanceOf(id: string): number | null {
+    for (const g of this.gpus) {
+      const vf = g.vfs.find((v) => v.fn.addr === id.toLowerCase());
+      if (vf) return vf.gi;
+      const m = g.mdevs.get(id.toLowerCase());
+      if (m) return m.gi;
+    }
+    return null;
   }
 
   /** `nvidia-smi vgpu -s -i <pf>`-style listing: supported types with hex IDs; undefined without nvidia-smi. */
@@ -333,20 +414,24 @@ export class SimulatedNode {
       heterogeneous: gs.heterogeneous ?? false,
       present: true,
       mdevs: new Map(),
+      mig: board.mig ? new SimMig(board.mig) : null,
     } satisfies Omit<SimGpu, never>);
     if (gs.mode === 'sriov-vgpu') {
       if (model.framework !== 'sriov') throw new Error(`simulator: ${model.key} uses mdev vGPU, not SR-IOV vGPU; use --mode mdev-vgpu`);
       if (gs.vfsEnabled ?? true) this.enableVfs(gpu, model.totalVfs);
+      this.migFor(gpu, gs.profiles ?? []);
       for (const [i, p] of (gs.profiles ?? []).entries()) {
         const vf = gpu.vfs[i];
         const t = this.typeByProfile(gpu, p);
         if (!vf) throw new Error(`simulator: ${model.key} has ${gpu.vfs.length} VFs enabled; cannot configure profile #${i + 1}`);
         if (!this.creatable(gpu, vf).includes(t)) throw new Error(`simulator: ${p} does not fit on ${pf.addr} after ${i} profiles`);
         vf.typeId = t.id;
+        vf.gi = this.roomFor(gpu, t)?.id ?? null;
       }
     } else if (gs.mode === 'mdev-vgpu') {
       if (model.framework !== 'mdev') throw new Error(`simulator: ${model.key} uses SR-IOV vGPU, not mdev; use --mode sriov-vgpu`);
       if (gpu.mdevOnVfs && (gs.vfsEnabled ?? true)) this.enableVfs(gpu, model.totalVfs);
+      this.migFor(gpu, gs.profiles ?? []);
       for (const [i, p] of (gs.profiles ?? []).entries()) {
         const t = this.typeByProfile(gpu, p);
         const parent = this.mdevParents(gpu).find((x) => this.availableInstances(gpu, t, x) > 0);
@@ -357,6 +442,18 @@ export class SimulatedNode {
       throw new Error(`simulator: profiles only apply to modes sriov-vgpu and mdev-vgpu`);
     }
     return gpu;
+  }
+
+  /** Profiles given at creation that are MIG-backed: MIG mode on, and the GPU instances they need (as vmgpu would place them). */
+  private migFor(gpu: SimGpu, profiles: string[]): void {
+    const types = profiles.map((p) => this.typeByProfile(gpu, p)).filter((t) => t.migBacked);
+    if (!gpu.mig || types.length === 0) return;
+    const g = gpu.mig.geometry;
+    const need = types.map((t) => instanceProfileFor(g, t.profile)!).filter((x, i, all) => g.vgpusPerInstance === 'one' || all.indexOf(x) === i);
+    const starts = placeInstances(g, [], need);
+    if (!starts) throw new Error(`simulator: ${profiles.join(', ')} do not fit the MIG geometry of ${gpu.model.key}`);
+    gpu.mig.current = gpu.mig.pending = true;
+    need.forEach((x, i) => gpu.mig!.create(x.name, starts[i]!, 'simulator'));
   }
 
   private vfioDriverFor(model: SimModel): string {
@@ -371,10 +468,12 @@ export class SimulatedNode {
 
   private enableVfs(gpu: SimGpu, n: number): void {
     const { pf, model } = gpu;
+    gpu.mig?.wipe(); // the driver rebinds: GPU instances are runtime state
     for (let i = 0; i < n; i++) {
       gpu.vfs.push({
         index: i,
         typeId: 0,
+        gi: null,
         params: '',
         fn: {
           addr: vfAddress(pf.addr, model.vfOffset, model.vfStride, i),
@@ -396,7 +495,7 @@ export class SimulatedNode {
   }
 
   private addMdev(gpu: SimGpu, parent: SimFn, type: SimType, uuid: string): void {
-    gpu.mdevs.set(uuid, { uuid, gpu, parent, type, group: this.nextGroup++, params: '' });
+    gpu.mdevs.set(uuid, { uuid, gpu, parent, type, group: this.nextGroup++, params: '', gi: this.roomFor(gpu, type)?.id ?? null });
   }
 
   /** The functions that carry `mdev_supported_types` right now. */
@@ -419,10 +518,24 @@ export class SimulatedNode {
     return out;
   }
 
+  /** The vGPU types sitting on one GPU instance. */
+  private occupants(gpu: SimGpu, gi: number): SimType[] {
+    const vfs = gpu.vfs.filter((v) => v.typeId !== 0 && v.gi === gi).map((v) => this.typeOf(gpu, v.typeId)!);
+    return [...vfs, ...[...gpu.mdevs.values()].filter((m) => m.gi === gi).map((m) => m.type)];
+  }
+
+  /** The GPU instance one more MIG-backed vGPU of `t` would go on. */
+  private roomFor(gpu: SimGpu, t: SimType) {
+    return gpu.mig?.roomFor(t, (gi) => this.occupants(gpu, gi));
+  }
+
   /** Whether one more instance of `t` fits next to what the GPU already has. */
   private fits(gpu: SimGpu, t: SimType): boolean {
     const used = this.configured(gpu);
     if (used.some((u) => u.migBacked !== t.migBacked)) return false;
+    // MIG mode decides which kind the driver offers; a MIG-backed vGPU needs a GPU instance with room.
+    if ((gpu.mig?.current ?? false) !== t.migBacked) return false;
+    if (t.migBacked) return used.filter((u) => u.id === t.id).length < t.maxInstances && this.roomFor(gpu, t) !== undefined;
     if (!gpu.heterogeneous && used.some((u) => u.id !== t.id)) return false;
     if (gpu.heterogeneous && used.some((u) => u.series !== t.series)) return false;
     const sameType = used.filter((u) => u.id === t.id).length;
@@ -448,7 +561,7 @@ export class SimulatedNode {
     const extra: SimMdev[] = [];
     while (this.fits(gpu, t) && n < 64) {
       const uuid = `probe-${n}`;
-      const m = { uuid, gpu, parent, type: t, group: -1, params: '' };
+      const m = { uuid, gpu, parent, type: t, group: -1, params: '', gi: null };
       gpu.mdevs.set(uuid, m);
       extra.push(m);
       n++;
@@ -476,11 +589,13 @@ export class SimulatedNode {
     if (id === vf.typeId) return;
     if (id === 0) {
       vf.typeId = 0;
+      vf.gi = null;
       return;
     }
     if (vf.typeId !== 0) throw new SysfsError('write', '', 'EBUSY', `the VF already has vGPU type ${vf.typeId}; write 0 first`);
     const t = this.typeOf(gpu, id);
     if (!t || !this.creatable(gpu, vf).includes(t)) throw new SysfsError('write', '', 'EINVAL', `vGPU type ${id} is not creatable on this VF`);
+    vf.gi = this.roomFor(gpu, t)?.id ?? null;
     vf.typeId = id;
   }
 
@@ -497,8 +612,7 @@ export class SimulatedNode {
     if (n !== 0 && gpu.vfs.length !== 0) throw new SysfsError('write', '', 'EBUSY', `${gpu.vfs.length} VFs already enabled; disable before enabling ${n}`);
     if (n === 0) {
       if (gpu.vfs.some((v) => this.isHeld(v.fn.addr))) throw new SysfsError('write', '', 'EBUSY', 'Cannot obtain unbindLock');
-      gpu.vfs = [];
-      this.invalidate();
+      this.disableVfs(gpu);
       return;
     }
     if (gpu.model.framework === 'mdev' && !gpu.mdevOnVfs) throw new SysfsError('write', '', 'ENOENT');
@@ -506,6 +620,14 @@ export class SimulatedNode {
       throw new SysfsError('write', '', 'EINVAL', gpu.pf.driver === 'nvidia' ? 'the NVIDIA driver is not the vGPU manager' : `no SR-IOV support from driver ${gpu.pf.driver ?? '(none)'}`);
     }
     this.enableVfs(gpu, n);
+    this.invalidate();
+  }
+
+  /** VFs off (their vGPUs with them); the driver rebinds, so GPU instances go too. */
+  private disableVfs(gpu: SimGpu): void {
+    gpu.vfs = [];
+    if (gpu.mdevOnVfs) gpu.mdevs.clear();
+    gpu.mig?.wipe();
     this.invalidate();
   }
 
@@ -705,7 +827,7 @@ export class SimulatedNode {
         },
       ),
     );
-    put(sys, `${p}/gpu_instance_id`, file(() => (this.typeOf(gpu, vf.typeId)?.migBacked ? `${vf.index}\n` : '-1\n')));
+    put(sys, `${p}/gpu_instance_id`, file(() => giText(vf.gi)));
     put(sys, `${p}/placement_id`, file(() => `${vf.typeId === 0 ? -1 : vf.index}\n`));
   }
 
@@ -757,6 +879,7 @@ export class SimulatedNode {
         },
       ),
     );
+    put(sys, `${mp}/nvidia/gpu_instance_id`, file(() => giText(m.gi)));
     put(sys, `${p}/mdev_supported_types/nvidia-${m.type.id}/devices/${m.uuid}`, link(`../../../${m.uuid}`));
     put(sys, `bus/mdev/devices/${m.uuid}`, link(`../../../${mp}`));
     put(sys, `kernel/iommu_groups/${m.group}/devices/${m.uuid}`, link(`../../../../${mp}`));
@@ -821,6 +944,24 @@ export class SimulatedNode {
   }
 }
 
+/** Lay a snapshot's MIG state over a GPU's (its instances recreated where they were). */
+function restoreMig(mig: SimMig | null, state: SimState['gpus'][number]['mig']): void {
+  if (!mig || !state) return;
+  mig.instances = state.instances.map((i) => ({ id: i.id, start: i.start, profile: mig.geometry.profiles.find((x) => x.name === i.profile)! }));
+  if (mig.instances.some((i) => !i.profile)) throw new Error('simulator state: a GPU instance of an unknown profile');
+  mig.current = state.current;
+  mig.pending = state.pending;
+}
+
+/**
+ * `nvidia/gpu_instance_id`: the instance a MIG-backed vGPU sits on, else -1.
+ * (A real driver was reported to answer ENXIO until there is one; vmgpu reads
+ * both as "none", and a file that fails to read could not be materialised.)
+ */
+function giText(gi: number | null): string {
+  return `${gi ?? -1}\n`;
+}
+
 /** A UUID derived from a string (for the simulator's pre-created instances). */
 function deterministicUuid(seed: string): string {
   const h = createHash('sha256').update(`vmgpu-sim/${seed}`).digest('hex');
@@ -843,10 +984,11 @@ export interface SimState {
   gpus: {
     pf: FnState;
     audio: FnState | null;
-    vfs: { fn: FnState; index: number; typeId: number; params: string }[];
+    vfs: { fn: FnState; index: number; typeId: number; params: string; gi?: number | null }[];
     heterogeneous: boolean;
     present: boolean;
-    mdevs: { uuid: string; parent: string; typeId: number; group: number; params: string }[];
+    mdevs: { uuid: string; parent: string; typeId: number; group: number; params: string; gi?: number | null }[];
+    mig?: { current: boolean; pending: boolean; instances: { id: number; profile: string; start: number }[] } | null;
   }[];
   held: string[];
   removedDevNodes: string[];
@@ -864,10 +1006,11 @@ export function snapshotNode(node: SimulatedNode): SimState {
     gpus: node.gpus.map((g) => ({
       pf: fnState(g.pf),
       audio: g.audio ? fnState(g.audio) : null,
-      vfs: g.vfs.map((v) => ({ fn: fnState(v.fn), index: v.index, typeId: v.typeId, params: v.params })),
+      vfs: g.vfs.map((v) => ({ fn: fnState(v.fn), index: v.index, typeId: v.typeId, params: v.params, gi: v.gi })),
       heterogeneous: g.heterogeneous,
       present: g.present,
-      mdevs: [...g.mdevs.values()].map((m) => ({ uuid: m.uuid, parent: m.parent.addr, typeId: m.type.id, group: m.group, params: m.params })),
+      mdevs: [...g.mdevs.values()].map((m) => ({ uuid: m.uuid, parent: m.parent.addr, typeId: m.type.id, group: m.group, params: m.params, gi: m.gi })),
+      mig: node.migState(g.pf.addr),
     })),
     held: [...n.held],
     removedDevNodes: [...n.removedDevNodes],
@@ -889,7 +1032,7 @@ export function restoreNode(state: SimState): SimulatedNode {
     if (!g || g.pf.addr !== gs.pf.addr) throw new Error(`simulator state: GPU #${i} does not match the spec`);
     apply(g.pf, gs.pf);
     if (g.audio && gs.audio) apply(g.audio, gs.audio);
-    g.vfs = gs.vfs.map((v) => ({ index: v.index, typeId: v.typeId, params: v.params, fn: { ...g.pf, kind: 'vf' as const, gpu: g, addr: v.fn.addr, driver: v.fn.driver, override: v.fn.override, group: v.fn.group, vfio: v.fn.vfio } }));
+    g.vfs = gs.vfs.map((v) => ({ index: v.index, typeId: v.typeId, params: v.params, gi: v.gi ?? null, fn: { ...g.pf, kind: 'vf' as const, gpu: g, addr: v.fn.addr, driver: v.fn.driver, override: v.fn.override, group: v.fn.group, vfio: v.fn.vfio } }));
     g.heterogeneous = gs.heterogeneous;
     g.present = gs.present;
     g.mdevs.clear();
@@ -897,8 +1040,9 @@ export function restoreNode(state: SimState): SimulatedNode {
       const parent = m.parent === g.pf.addr ? g.pf : g.vfs.find((v) => v.fn.addr === m.parent)?.fn;
       const type = g.types.find((t) => t.id === m.typeId);
       if (!parent || !type) throw new Error(`simulator state: mdev ${m.uuid} has an unknown parent or type`);
-      g.mdevs.set(m.uuid, { uuid: m.uuid, gpu: g, parent, type, group: m.group, params: m.params });
+      g.mdevs.set(m.uuid, { uuid: m.uuid, gpu: g, parent, type, group: m.group, params: m.params, gi: m.gi ?? null });
     }
+    restoreMig(g.mig, gs.mig);
   }
   n.held = new Set(state.held);
   n.removedDevNodes = new Set(state.removedDevNodes);

@@ -1,4 +1,4 @@
-import type { HostTools } from '../sysfs/host-tools.js';
+import type { GpuInstanceInfo, HostTools, MigModeInfo } from '../sysfs/host-tools.js';
 import { checkPciAddress, type PciAddress } from '../model/pci.js';
 import type { SimulatedNode } from './node.js';
 
@@ -20,5 +20,29 @@ export class SimHostTools implements HostTools {
 
   async setHeterogeneousMode(pf: PciAddress, enabled: boolean): Promise<void> {
     this.node.setHeterogeneousMode(checkPciAddress(pf), enabled);
+  }
+
+  async sriovManageDisable(pf: PciAddress): Promise<void> {
+    this.node.sriovManageDisable(checkPciAddress(pf));
+  }
+
+  async migMode(pf: PciAddress): Promise<MigModeInfo | undefined> {
+    return this.node.migMode(checkPciAddress(pf));
+  }
+
+  async setMigMode(pf: PciAddress, enabled: boolean): Promise<void> {
+    this.node.setMigMode(checkPciAddress(pf), enabled);
+  }
+
+  async gpuInstances(pf: PciAddress): Promise<GpuInstanceInfo[] | undefined> {
+    return this.node.gpuInstances(checkPciAddress(pf));
+  }
+
+  async createGpuInstance(pf: PciAddress, profile: string | number, start: number): Promise<void> {
+    this.node.createGpuInstance(checkPciAddress(pf), profile, start);
+  }
+
+  async destroyGpuInstance(pf: PciAddress, id: number): Promise<void> {
+    this.node.destroyGpuInstance(checkPciAddress(pf), id);
   }
 }

@@ -8,6 +8,9 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { SysfsError } from './errors.js';
 import { checkPciAddress, type PciAddress } from '../model/pci.js';
+import { IN_USE, NO_INSTANCES, parseGpuInstances, parseMigMode, type GpuInstanceInfo, type MigModeInfo } from './mig-output.js';
+
+export type { GpuInstanceInfo, MigModeInfo } from './mig-output.js';
 
 const run = promisify(execFile);
 
@@ -20,6 +23,18 @@ export interface HostTools {
   heterogeneousMode(pf: PciAddress): Promise<boolean | undefined>;
   /** `nvidia-smi vgpu -shm 0|1 -i <pf>`. */
   setHeterogeneousMode(pf: PciAddress, enabled: boolean): Promise<void>;
+  /** `sriov-manage -d <pf>`: disable the VFs (the driver takes a raw sriov_numvfs write of 0 only through it). */
+  sriovManageDisable(pf: PciAddress): Promise<void>;
+  /** MIG mode, current and pending; undefined when it cannot be told. */
+  migMode(pf: PciAddress): Promise<MigModeInfo | undefined>;
+  /** `nvidia-smi -i <pf> -mig 0|1`. A switch the driver cannot make now stays pending (read migMode after). */
+  setMigMode(pf: PciAddress, enabled: boolean): Promise<void>;
+  /** `nvidia-smi mig -lgi -i <pf>`; undefined when it cannot be told. */
+  gpuInstances(pf: PciAddress): Promise<GpuInstanceInfo[] | undefined>;
+  /** `nvidia-smi mig -i <pf> -cgi <profile>:<start> -C`: one GPU instance (with its compute instance) at a placement. */
+  createGpuInstance(pf: PciAddress, profile: string | number, start: number): Promise<void>;
+  /** `nvidia-smi mig -i <pf> -dci -gi <id>`, then `-dgi -gi <id>`. EBUSY while a vGPU sits on it. */
+  destroyGpuInstance(pf: PciAddress, id: number): Promise<void>;
 }
 
 export interface RealHostToolsOptions {
@@ -61,6 +76,60 @@ export class RealHostTools implements HostTools {
 
   async setHeterogeneousMode(pf: PciAddress, enabled: boolean): Promise<void> {
     await this.exec(this.opts.nvidiaSmi ?? 'nvidia-smi', ['vgpu', '-shm', enabled ? '1' : '0', '-i', checkPciAddress(pf)]);
+  }
+
+  async sriovManageDisable(pf: PciAddress): Promise<void> {
+    await this.exec(this.opts.sriovManage, ['-d', checkPciAddress(pf)], 120_000);
+  }
+
+  async migMode(pf: PciAddress): Promise<MigModeInfo | undefined> {
+    try {
+      return parseMigMode(await this.smi(['--query-gpu=mig.mode.current,mig.mode.pending', '--format=csv,noheader', '-i', checkPciAddress(pf)]));
+    } catch {
+      return undefined;
+    }
+  }
+
+  async setMigMode(pf: PciAddress, enabled: boolean): Promise<void> {
+    await this.smi(['-i', checkPciAddress(pf), '-mig', enabled ? '1' : '0']);
+  }
+
+  async gpuInstances(pf: PciAddress): Promise<GpuInstanceInfo[] | undefined> {
+    try {
+      return parseGpuInstances(await this.smi(['mig', '-lgi', '-i', checkPciAddress(pf)]));
+    } catch (err) {
+      return err instanceof SysfsError && NO_INSTANCES.test(err.detail ?? '') ? [] : undefined;
+    }
+  }
+
+  async createGpuInstance(pf: PciAddress, profile: string | number, start: number): Promise<void> {
+    const name = String(profile);
+    if (!/^([0-9]{1,3}|[0-9]g\.[0-9]{1,4}gb(\+[a-z.]{1,8})?)$/.test(name) || !Number.isInteger(start) || start < 0 || start > 63) {
+      throw new SysfsError('exec', 'nvidia-smi mig -cgi', 'EINVAL', `${JSON.stringify(name)}:${start} is not a GPU instance profile and placement`);
+    }
+    await this.smi(['mig', '-i', checkPciAddress(pf), '-cgi', `${name}:${start}`, '-C']);
+  }
+
+  async destroyGpuInstance(pf: PciAddress, id: number): Promise<void> {
+    if (!Number.isInteger(id) || id < 0 || id > 1000) throw new SysfsError('exec', 'nvidia-smi mig -dgi', 'EINVAL', `${id} is not a GPU instance ID`);
+    const gi = String(id);
+    // The compute instances first (an instance without any is fine); then the GPU instance, whose refusal counts.
+    await this.smi(['mig', '-i', checkPciAddress(pf), '-dci', '-gi', gi]).catch(() => undefined);
+    await this.smi(['mig', '-i', checkPciAddress(pf), '-dgi', '-gi', gi]);
+  }
+
+  /** nvidia-smi for MIG: it says why on stdout as often as on stderr, and "In use by another client" is the driver's EBUSY. */
+  private async smi(args: string[]): Promise<string> {
+    const cmd = this.opts.nvidiaSmi ?? 'nvidia-smi';
+    try {
+      const { stdout } = await run(cmd, args, { timeout: this.opts.timeoutMs ?? 30_000, maxBuffer: 4 << 20 });
+      return stdout;
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException & { stderr?: string; stdout?: string };
+      const said = `${e.stderr ?? ''}\n${e.stdout ?? ''}`.trim() || (e.message ?? '');
+      const code = IN_USE.test(said) ? 'EBUSY' : typeof e.code === 'string' ? e.code : 'EIO';
+      throw new SysfsError('exec', `${cmd} ${args.join(' ')}`, code, said.slice(0, 500));
+    }
   }
 
   private async exec(cmd: string, args: string[], timeout = this.opts.timeoutMs ?? 30_000): Promise<string> {

@@ -215,6 +215,11 @@ export class SysfsPort {
     };
   }
 
+  /** An mdev's `nvidia/gpu_instance_id` (the GPU instance a MIG-backed vGPU sits on), or undefined when absent. */
+  readMdevGpuInstanceId(uuid: MdevUuid): string | undefined {
+    return this.readOptional('sys', `bus/mdev/devices/${parseMdevUuid(uuid)}/nvidia/gpu_instance_id`);
+  }
+
   /** IOMMU present: `/sys/class/iommu/*` non-empty. */
   iommuEnabled(): boolean {
     if (!this.backend.exists('sys', 'class/iommu')) return false;

@@ -166,6 +166,24 @@ export function crashingAfter(node: SimulatedNode, k: number): Pick<ApplyOptions
       gate();
       await t.setHeterogeneousMode(pf, on);
     },
+    sriovManageDisable: async (pf) => {
+      gate();
+      await t.sriovManageDisable(pf);
+    },
+    migMode: (pf) => t.migMode(pf),
+    setMigMode: async (pf, on) => {
+      gate();
+      await t.setMigMode(pf, on);
+    },
+    gpuInstances: (pf) => t.gpuInstances(pf),
+    createGpuInstance: async (pf, profile, start) => {
+      gate();
+      await t.createGpuInstance(pf, profile, start);
+    },
+    destroyGpuInstance: async (pf, id) => {
+      gate();
+      await t.destroyGpuInstance(pf, id);
+    },
   };
   return { port: new SysfsPort(backend), tools };
 }

@@ -41,6 +41,7 @@ export function vf(address: string, index: number, currentTypeId: number, curren
     vfioDev: `vfio${index}`,
     numaNode: 0,
     driver: 'nvidia',
+    gpuInstanceId: null,
     ...over,
   };
 }
@@ -61,6 +62,7 @@ export function gpu(address: string, over: Partial<Gpu> & { pciOver?: Partial<Pc
     companions: [],
     catalog: [],
     heterogeneousMode: null,
+    mig: null,
     vfs: [],
     mdevParents: [],
     warnings: [],
@@ -72,7 +74,7 @@ export function mdevParent(address: string, instances: { uuid: string; typeDir: 
   return {
     address,
     types: types.map((t) => ({ ...t, description: '', availableInstances: 0, deviceApi: 'vfio-pci', framebufferMiB: null, maxInstances: null })),
-    instances: instances.map((i) => ({ uuid: i.uuid, typeDir: i.typeDir, typeName: i.typeName, parent: address, iommuGroup: i.group ?? null, vgpuParams: null })),
+    instances: instances.map((i) => ({ uuid: i.uuid, typeDir: i.typeDir, typeName: i.typeName, parent: address, iommuGroup: i.group ?? null, vgpuParams: null, gpuInstanceId: null })),
   };
 }
 

@@ -112,15 +112,35 @@ void test('Ampere (A10, A100, A16): the VFs are the mdev parents, one vGPU per V
   }
 });
 
-void test('A100: MIG-backed and time-sliced types do not mix', () => {
+void test('A100: MIG mode decides which kind the driver offers; MIG-backed ones need a GPU instance, which a vGPU then holds', async () => {
   const n = node({ gpus: [{ model: 'A100', mode: 'mdev-vgpu' }] });
-  const vfs = vfsOf(n);
-  const mig = n.gpus[0]!.types.find((t) => t.migBacked)!;
+  const pf = n.gpus[0]!.pf.addr;
+  const mig = n.gpus[0]!.types.find((t) => t.profile === 'A100D-1-10C')!;
   const ts = n.gpus[0]!.types.find((t) => !t.migBacked)!;
+  assert.equal(avail(n, vfsOf(n)[1]!, mig.id), 0, 'MIG mode is off');
+  assert.equal(avail(n, vfsOf(n)[1]!, ts.id), 1);
+  // Ampere: with VFs enabled the GPU is busy and the switch stays pending (a reset is needed).
+  n.setMigMode(pf, true);
+  assert.deepEqual(n.migMode(pf), { current: false, pending: true });
+  n.sriovManageDisable(pf);
+  n.setMigMode(pf, true);
+  assert.deepEqual(n.migMode(pf), { current: true, pending: true });
+  n.createGpuInstance(pf, '1g.10gb', 0);
+  n.sriovManageEnable(pf);
+  assert.deepEqual(n.gpuInstances(pf), [], 'enabling the VFs rebinds the driver: instances go');
+  n.createGpuInstance(pf, 19, 3);
+  const vfs = vfsOf(n);
+  assert.equal(avail(n, vfs[1]!, ts.id), 0, 'no time-sliced vGPU in MIG mode');
   assert.equal(avail(n, vfs[1]!, mig.id), 1);
-  n.port.createMdev(vfs[0]!, dirOf(ts.id), U(1));
-  assert.equal(avail(n, vfs[1]!, mig.id), 0);
-  throwsErrno(() => n.port.createMdev(vfs[1]!, dirOf(mig.id), U(2)), 'EDQUOT');
+  n.port.createMdev(vfs[0]!, dirOf(mig.id), U(1));
+  assert.equal(avail(n, vfs[1]!, mig.id), 0, 'one vGPU per instance');
+  const gi = n.gpuInstances(pf)![0]!.id;
+  assert.equal(n.gpuInstanceOf(U(1)), gi);
+  assert.equal(n.port.readMdevGpuInstanceId(U(1) as never), String(gi));
+  throwsErrno(() => n.destroyGpuInstance(pf, gi), 'EBUSY');
+  assert.throws(() => n.setMigMode(pf, false), /In use by another client/);
+  throwsErrno(() => n.createGpuInstance(pf, '3g.40gb', 2), 'EINVAL');
+  throwsErrno(() => n.createGpuInstance(pf, '4g.40gb', 0), 'ENOSPC');
 });
 
 void test('profiles given at creation become instances with stable UUIDs', () => {
