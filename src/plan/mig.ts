@@ -66,7 +66,10 @@ export function planMig(p: GpuPlan, wanted: Map<string, Wanted>): MigPlan | null
   const needs = wantMig ? instancesNeeded(p, geometry, list) : [];
   if (!needs) return null;
   if (list.length === 0) return none;
-  const state = p.gpu.mig;
+  // Off the vGPU manager (passed through, or on no driver) nvidia-smi cannot see the GPU, and no vGPU can
+  // sit on an instance of it: plan as on a fresh card. Every MIG step reads the mode and instances again first.
+  const offHost = p.gpu.framework === 'passthrough' || p.gpu.pci.driver === null;
+  const state = p.gpu.mig ?? (offHost ? { current: false, pending: false, instances: [] } : null);
   if (!state) {
     p.undetermine(p.address, `the MIG mode and GPU instances of ${p.address} cannot be read, and its profiles need MIG mode ${wantMig ? 'on' : 'off'}`, FIX_UNREAD);
     return null;

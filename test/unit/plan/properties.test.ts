@@ -18,6 +18,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ApplyError } from '../../../src/apply/apply.js';
 import { boardForDevice, type BoardFacts } from '../../../src/model/boards.js';
+import { instanceProfileFor, placeInstances, vgpusPerInstance } from '../../../src/model/mig.js';
 import { isConfigError } from '../../../src/spec/config.js';
 import { simModel, type SimGpuSpec, type SimulatedNode } from '../../../src/simulator/index.js';
 import { applyOn, configOf, deviceStates, layout, planOn, sim } from './helpers.js';
@@ -154,12 +155,18 @@ void test('random nodes, configs and in-use sets: capacity, idempotence, in-use 
           const f = b.profiles.find((x) => x.profile === p);
           assert.ok(f, `${p} is a profile of ${b.board}`);
           assert.ok(count <= f.maxInstances, `${count} x ${p} exceeds max instances ${f.maxInstances}`);
-          fb += f.framebufferMiB * count;
+          // A MIG-backed vGPU's memory is its GPU instance's share, which names round up (H200X-3-71C x 2 on
+          // 141 GB): the instances bound them, checked against the card's MIG placements below.
+          fb += f.migBacked ? 0 : f.framebufferMiB * count;
           n += count;
         }
         assert.ok(fb <= b.framebufferMiB, `${o.gpu}: ${fb} MiB wanted, board has ${b.framebufferMiB}`);
         if (g.pci.sriov && (b.framework === 'sriov' || b.mdevOnVfs)) assert.ok(n <= g.pci.sriov.totalVfs, `${n} vGPUs > ${g.pci.sriov.totalVfs} VFs`);
         if (new Set(Object.keys(o.want).map((p) => b.profiles.find((x) => x.profile === p)!.migBacked)).size > 1) assert.fail('time-sliced and MIG-backed mixed');
+        if (b.mig && Object.keys(o.want).some((p) => b.profiles.find((x) => x.profile === p)!.migBacked)) {
+          const needs = Object.entries(o.want).flatMap(([p, count]) => Array.from({ length: Math.ceil(count / vgpusPerInstance(b.mig!, b.profiles.find((x) => x.profile === p)!)) }, () => instanceProfileFor(b.mig!, p)!));
+          assert.notEqual(placeInstances(b.mig, [], needs), null, `${o.gpu}: the card cannot hold ${needs.map((x) => x.name).join(', ')}`);
+        }
       }
 
       const res = await applyOn(node, plan);
