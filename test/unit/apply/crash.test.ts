@@ -103,6 +103,24 @@ const transitions: Transition[] = [
     expect: { [PF]: [] },
     drivers: { [PF]: 'nvidia' },
   },
+  {
+    name: 'H100: time-sliced -> MIG-backed 3g + 2g + 2 x 1g (VFs off, MIG on, instances, types)',
+    spec: { gpus: [{ model: 'H100', mode: 'sriov-vgpu', profiles: rep('H100-20C', 2) }] },
+    after: configOf('- devices: all\n  vgpu-devices:\n    H100-3-40C: 1\n    H100-2-20C: 1\n    H100-1-10C: 2'),
+    expect: { [PF]: ['H100-1-10C', 'H100-1-10C', 'H100-2-20C', 'H100-3-40C'] },
+  },
+  {
+    name: 'A100 mdev: A100D-1-10C x7 -> A100D-3-40C x2 (instances destroyed and recreated)',
+    spec: { gpus: [{ model: 'A100', mode: 'mdev-vgpu', profiles: rep('A100D-1-10C', 7) }] },
+    after: configOf('- devices: all\n  vgpu-devices:\n    A100D-3-40C: 2'),
+    expect: { [PF]: rep('A100D-3-40C', 2) },
+  },
+  {
+    name: 'H100: MIG-backed -> time-sliced (instances go, MIG off)',
+    spec: { gpus: [{ model: 'H100', mode: 'sriov-vgpu', profiles: rep('H100-1-10C', 3) }] },
+    after: configOf('- devices: all\n  vgpu-devices:\n    H100-10C: 4'),
+    expect: { [PF]: rep('H100-10C', 4) },
+  },
 ];
 
 function start(t: Transition): SimulatedNode {

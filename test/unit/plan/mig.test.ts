@@ -104,3 +104,33 @@ void test('time-sliced after MIG-backed: GPU instances go, MIG mode goes off, an
   assert.equal(migState(node)!.current, false);
   assert.deepEqual(migState(node)!.instances, []);
 });
+
+void test('without nvidia-smi the MIG state cannot be read: a GPU whose profiles need MIG is left as it is (undetermined)', async () => {
+  const node = sim({ nvidiaSmi: false, gpus: [{ model: 'H100', mode: 'sriov-vgpu' }] });
+  const { inv, plan } = await planOn(node, configOf('- devices: all\n  vgpu-devices:\n    H100-1-10C: 2'));
+  assert.equal(inv.gpus[0]!.mig, null);
+  assert.deepEqual(plan.actions, []);
+  assert.equal(plan.undetermined.length, 1);
+  assert.match(plan.undetermined[0]!.reason, /MIG mode and GPU instances .* cannot be read/);
+});
+
+void test('A100: a MIG switch the driver leaves pending (the GPU was busy) fails the apply with what to do, and nothing after it runs', async () => {
+  const node = sim({ gpus: [{ model: 'A100-40GB', mode: 'mdev-vgpu' }] });
+  const { plan } = await planOn(node, configOf('- devices: all\n  vgpu-devices:\n    A100-1-5C: 2'));
+  // Something outside vmgpu brings the VFs back between plan and apply: the GPU is busy at the switch.
+  const disable = plan.actions.findIndex((a) => a.kind === 'disable-vfs');
+  const rest = { ...plan, actions: plan.actions.filter((_, i) => i !== disable) };
+  const result = await applyOn(node, rest);
+  assert.match(result.failure?.message ?? '', /pending on: .*reboot the node, then apply again/);
+  assert.deepEqual(migState(node), { current: false, pending: true, instances: [] });
+  assert.ok(!result.steps.some((s) => s.action.kind === 'create-gpu-instance'));
+});
+
+void test('validate-config refuses, without a node, a MIG geometry the card cannot hold', async () => {
+  const { validateOnPaper } = await import('../../../src/plan/validate.js');
+  const bad = configOf('- device-filter: "0x233110DE"\n  devices: all\n  vgpu-devices:\n    H100-4-40C: 1\n    H100-3-40C: 1\n    H100-1-10C: 1');
+  const res = validateOnPaper(bad);
+  assert.equal(res.errors.length, 1, JSON.stringify(res.errors));
+  assert.match(res.errors[0]!.message, /4g\.40gb \+ 3g\.40gb \+ 1g\.10gb.*cannot hold/);
+  assert.deepEqual(validateOnPaper(mixed).errors, []);
+});
