@@ -134,3 +134,16 @@ void test('validate-config refuses, without a node, a MIG geometry the card cann
   assert.match(res.errors[0]!.message, /4g\.40gb \+ 3g\.40gb \+ 1g\.10gb.*cannot hold/);
   assert.deepEqual(validateOnPaper(mixed).errors, []);
 });
+
+void test('after a reboot (instances gone; MIG mode kept on A100, lost on H100) the same config converges again', async () => {
+  for (const spec of [{ model: 'A100-40GB', mode: 'mdev-vgpu' as const }, { model: 'H100', mode: 'sriov-vgpu' as const }]) {
+    const node = sim({ gpus: [spec] });
+    await converge(node, mixed);
+    node.reboot();
+    assert.equal(migState(node)!.current, spec.model === 'A100-40GB', `${spec.model}: MIG mode after a reboot`);
+    assert.deepEqual(migState(node)!.instances, []);
+    await converge(node, mixed);
+    await assertMatches(node, mixed);
+    assert.equal(Object.values(layout(node))[0]!.length, 4, spec.model);
+  }
+});
