@@ -4,6 +4,7 @@
  * in load.ts turns text into these types, serializeConfig() in serialize.ts
  * turns them back into text.
  */
+import type { DraPolicySpec } from './dra-policy.js';
 import type { DeviceFilter } from './grammar.js';
 
 export type { DeviceFilter } from './grammar.js';
@@ -15,9 +16,11 @@ export type GpuMode =
   /** Whole-GPU passthrough: the GPU (and its IOMMU group) bound to vfio-pci or a vendor VFIO variant. */
   | 'passthrough'
   /** Leave to the host driver (containers, or unused): no vGPUs, no VFIO binding. */
-  | 'host';
+  | 'host'
+  /** Managed by the DRA driver: vGPUs and passthrough created per ResourceClaim (docs/dra.md); the static planner leaves the GPU alone. */
+  | 'dra';
 
-export const GPU_MODES: readonly GpuMode[] = ['vgpu', 'passthrough', 'host'];
+export const GPU_MODES: readonly GpuMode[] = ['vgpu', 'passthrough', 'host', 'dra'];
 
 /** One requested vGPU type and how many of it. */
 export interface VgpuDeviceRequest {
@@ -91,6 +94,8 @@ export interface ConfigFile {
   filename: string;
   /** In file order. */
   configs: NamedConfig[];
+  /** The `dra:` section (what the DRA driver offers); absent or null: the default policy. */
+  dra?: DraPolicySpec | null;
 }
 
 /** One thing wrong with a file, positioned. line/column are 1-based; 0 when the problem has no position (e.g. unreadable file). */

@@ -31,6 +31,7 @@ import {
   parseProfileKey,
   type DeviceFilter,
 } from './grammar.js';
+import { readDraPolicy } from './dra-policy.js';
 import { closestNames, didYouMean } from './suggest.js';
 import { MAX_ALIAS_EXPANSIONS, plainInteger, ReaderAbort, scalarText, YamlReader, type Field } from './yaml-reader.js';
 
@@ -39,7 +40,7 @@ export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 /** Upper bound for counts, GPU indices and VF indices: far above any real card, well inside safe integers. */
 export const MAX_COUNT = 65535;
 
-const ROOT_KEYS = ['version', 'vgpu-configs'] as const;
+const ROOT_KEYS = ['version', 'vgpu-configs', 'dra'] as const;
 /** NVIDIA's keys first, then vmgpu's extensions. */
 export const ENTRY_KEYS = [
   'device-filter',
@@ -156,8 +157,11 @@ function readFile(r: YamlReader, contents: unknown, filename: string): ConfigFil
     }
   }
 
+  const dra = f.get('dra');
+  const policy = dra ? readDraPolicy(r, dra) : null;
+
   if (r.problems.length > 0) throw new ConfigError(filename, r.problems);
-  return { version: 'v1', filename, configs };
+  return { version: 'v1', filename, configs, dra: policy };
 }
 
 /** Read a config file from disk (`-` reads standard input). Throws ConfigError. */
@@ -272,7 +276,7 @@ function readEntry(r: YamlReader, node: Node | null, offset: number, path: strin
   if (vd) {
     entry.vgpuDevices = readVgpuDevices(r, vd);
     for (const d of entry.vgpuDevices) profiles.set(d.profile, d);
-    if ((mode === 'passthrough' || mode === 'host') && entry.vgpuDevices.length > 0) {
+    if ((mode === 'passthrough' || mode === 'host' || mode === 'dra') && entry.vgpuDevices.length > 0) {
       r.report(vd.path, vd.valueOffset, `mode ${mode} takes no vGPUs; remove "vgpu-devices" or use "mode: vgpu"`);
     }
   } else if (mode === 'vgpu') {
