@@ -22,6 +22,10 @@ import { jsonLogger } from '../serve/kube/logger.js';
 import { DEFAULT_PLUGIN_DIR } from '../serve/kubelet/device-plugin-api.js';
 import { DEFAULT_POD_RESOURCES_SOCKET } from '../serve/kubelet/pod-resources.js';
 import { permittedHostDevices } from '../serve/kubevirt/permitted.js';
+import { DEFAULT_CDI_DIR } from '../serve/dra/cdi.js';
+import { DraDriver, type DraDriverOptions } from '../serve/dra/driver.js';
+import { KUBELET_PLUGINS_DIR, KUBELET_REGISTRY_DIR } from '../serve/kubelet/dra-api.js';
+import type { Logger } from '../serve/kube/logger.js';
 import { KubevirtSync } from '../serve/kubevirt/sync.js';
 import { write, type Command } from './command.js';
 import { openMachine, DEFAULT_STATE_DIR, GLOBAL_OPTIONS, type GlobalFlags } from './context.js';
@@ -47,6 +51,10 @@ const AGENT_OPTIONS = {
   'kubevirt-namespace': { type: 'string' },
   'kubevirt-name': { type: 'string' },
   'lease-namespace': { type: 'string' },
+  dra: { type: 'boolean' },
+  'kubelet-registry-dir': { type: 'string' },
+  'kubelet-plugins-dir': { type: 'string' },
+  'cdi-dir': { type: 'string' },
 } as const;
 
 const SYNC_OPTIONS = {
@@ -89,6 +97,19 @@ async function nodeAllocatable(v: Record<string, unknown>): Promise<Record<strin
   }
 }
 
+/** The in-process DRA driver (`--dra`), with the kubelet's directories from flags or env. */
+function draDriver(v: Record<string, unknown>, o: Pick<DraDriverOptions, 'machine' | 'kube' | 'nodeName' | 'stateDir' | 'iommufd'> & { logger: Logger }): DraDriver {
+  return new DraDriver({
+    ...o,
+    log: o.logger,
+    paths: {
+      registryDir: str(v, 'kubelet-registry-dir', 'VMGPU_KUBELET_REGISTRY_DIR') ?? KUBELET_REGISTRY_DIR,
+      pluginsDir: str(v, 'kubelet-plugins-dir', 'VMGPU_KUBELET_PLUGINS_DIR') ?? KUBELET_PLUGINS_DIR,
+    },
+    cdiDir: str(v, 'cdi-dir', 'VMGPU_CDI_DIR') ?? DEFAULT_CDI_DIR,
+  });
+}
+
 export const serveCommands: Record<string, Command> = {
   agent: {
     summary: 'run the node agent (DaemonSet): label-driven reconcile, device plugins, status, validator',
@@ -96,7 +117,8 @@ export const serveCommands: Record<string, Command> = {
       'vmgpu agent --node-name NAME [--kubeconfig FILE] [--config-file /etc/vmgpu/config/config.yaml | --config-map NS/NAME] [--default-config NAME]\n' +
       '       [--state-dir /var/lib/vmgpu] [--sysfs-root /sys] [--dev-root /dev] [--host-root /host] [--simulate DIR]\n' +
       '       [--device-plugin-dir DIR] [--pod-resources-socket PATH] [--iommufd] [--metrics-addr 0.0.0.0:9400] [--log-level info]\n' +
-      '       [--validate-interval 5m] [--kubevirt-sync --kubevirt-namespace kubevirt --kubevirt-name kubevirt --lease-namespace NS]',
+      '       [--validate-interval 5m] [--kubevirt-sync --kubevirt-namespace kubevirt --kubevirt-name kubevirt --lease-namespace NS]\n' +
+      '       [--dra [--kubelet-registry-dir /var/lib/kubelet/plugins_registry] [--kubelet-plugins-dir /var/lib/kubelet/plugins] [--cdi-dir /var/run/cdi]]',
     options: AGENT_OPTIONS,
     async run(v) {
       const nodeName = str(v, 'node-name', 'NODE_NAME');
@@ -122,17 +144,20 @@ export const serveCommands: Record<string, Command> = {
           throw new CliError((err as Error).message);
         }
       }
+      const iommufd = Boolean(v.iommufd) || process.env.VMGPU_IOMMUFD === 'true';
+      const dra = v.dra || process.env.VMGPU_DRA === 'true' ? draDriver(v, { machine, kube, nodeName, stateDir, iommufd, logger }) : null;
       const agent = new Agent({
         nodeName,
         machine,
         kube,
+        dra,
         configFile: str(v, 'config-file', 'VMGPU_CONFIG_FILE') ?? '/etc/vmgpu/config/config.yaml',
         configMap,
         defaultConfig: str(v, 'default-config', 'DEFAULT_VGPU_CONFIG'),
         stateDir,
         devicePluginDir: str(v, 'device-plugin-dir', 'VMGPU_DEVICE_PLUGIN_DIR') ?? DEFAULT_PLUGIN_DIR,
         podResourcesSocket: str(v, 'pod-resources-socket', 'VMGPU_POD_RESOURCES_SOCKET') ?? DEFAULT_POD_RESOURCES_SOCKET,
-        iommufd: Boolean(v.iommufd) || process.env.VMGPU_IOMMUFD === 'true',
+        iommufd,
         metricsAddr: str(v, 'metrics-addr', 'VMGPU_METRICS_ADDR') ?? '0.0.0.0:9400',
         logger,
         validateIntervalMs: duration(v, 'validate-interval', 'VMGPU_VALIDATE_INTERVAL', '5m'),

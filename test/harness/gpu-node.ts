@@ -31,6 +31,8 @@ export interface GpuNodeOptions extends NodeOptions {
   labels: Record<string, string>;
   /** `vmgpu sim create` arguments (default one L40S in SR-IOV vGPU mode). */
   sim?: string[];
+  /** More chart values (merged over the config and the metrics port), e.g. { dra: { enabled: true } }. */
+  values?: Record<string, unknown>;
 }
 
 export interface GpuNode {
@@ -59,11 +61,11 @@ function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv): { code: numb
 }
 
 /** Renders the chart with `helm template` and installs it with `helm install` (the built helm), with the test's config and a free metrics port. */
-async function installChart(node: TestNode, config: string): Promise<GpuNode['rendered']> {
+async function installChart(node: TestNode, config: string, extra: Record<string, unknown> = {}): Promise<GpuNode['rendered']> {
   const home = join(node.dir, 'helm');
   mkdirSync(home, { recursive: true });
   const values = join(home, 'values.yaml');
-  writeFileSync(values, stringify({ config: { content: config }, agent: { metricsPort: await freePort(), defaultConfig: '' } }));
+  writeFileSync(values, stringify({ ...extra, config: { content: config }, agent: { metricsPort: await freePort(), defaultConfig: '' } }));
   const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, HELM_CACHE_HOME: join(home, 'cache'), HELM_CONFIG_HOME: join(home, 'config'), HELM_DATA_HOME: join(home, 'data') };
   const helm = (args: string[]): string => {
     const r = run(node.tools.helm, [...args, '--namespace', NAMESPACE, '-f', values], env);
@@ -81,6 +83,8 @@ function standIns(node: TestNode, simDir: string): (path: string) => string {
     ['/var/lib/kubelet', node.kubeletRoot],
     ['/var/lib/vmgpu', join(node.dir, 'host', 'var', 'lib', 'vmgpu')],
     ['/dev/vfio', node.devVfioDir],
+    // The CDI specs DRA drivers write: the node's containerd reads them there (node.ts).
+    ['/var/run/cdi', join(node.dir, 'cdi')],
     ['/sys', join(simDir, 'sys')],
     ['/usr/lib/nvidia', join(simDir, 'host', 'usr', 'lib', 'nvidia')],
     ['/lib/modules', join(simDir, 'host', 'lib', 'modules')],
@@ -108,7 +112,7 @@ async function setUp(node: TestNode, o: GpuNodeOptions): Promise<GpuNode> {
   const sim = vmgpu(['sim', 'create', '--out', simDir, ...(o.sim ?? ['--model', 'L40S', '--gpus', '1', '--mode', 'sriov-vgpu'])]);
   if (sim.code !== 0) throw new Error(`vmgpu sim create failed (exit ${sim.code}; is the CLI built? npm run build): ${sim.stderr}`);
 
-  const rendered = await installChart(node, o.config);
+  const rendered = await installChart(node, o.config, o.values);
   const core = node.cp.kubeConfig.makeApiClient(CoreV1Api);
   const setLabels = async (labels: Record<string, string | null>): Promise<void> => {
     await core.patchNode({ name: node.name, body: { metadata: { labels } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));

@@ -20,6 +20,8 @@ import type { Inventory } from '../../inventory/types.js';
 import type { Machine } from '../../machine/machine.js';
 import type { InUse } from '../../plan/types.js';
 import type { DevicePluginManager, DevicePluginManagerOptions } from '../deviceplugin/manager.js';
+import { configureDra, exceptDra, type DraHooks } from '../dra/modes.js';
+import { mergeInUse } from '../../machine/in-use.js';
 import { messageOf } from '../errors.js';
 import type { Kube } from '../kube/kube.js';
 import { jsonLogger, type Logger } from '../kube/logger.js';
@@ -66,6 +68,8 @@ export interface AgentOptions {
   watchBackoffInitialMs?: number;
   watchBackoffMaxMs?: number;
   metrics?: AgentMetrics;
+  /** The DRA driver, in-process (`--dra`): told each desired state's DRA GPUs before the static plan. */
+  dra?: DraHooks | null;
 }
 
 /**
@@ -119,6 +123,7 @@ export class Agent {
 
   async start(): Promise<void> {
     if (this.opts.metricsAddr) await this.serveMetrics(this.opts.metricsAddr);
+    await this.opts.dra?.start();
     await this.boot();
     this.inputs.start((source) => this.onInputsChanged(source));
     const every = this.opts.validateIntervalMs ?? 5 * 60_000;
@@ -130,6 +135,7 @@ export class Agent {
     const last = this.applied.load();
     let planned: Planned | null = null;
     if (last) {
+      if (this.opts.dra) await configureDra(this.opts.dra, this.opts.machine, last);
       const outcome = await reconcileDesired(this.reconcileEnv(), { desired: last, mode: 'boot' });
       this.applied.update(outcome, last);
       planned = outcome.planned;
@@ -139,7 +145,7 @@ export class Agent {
       this.log.info('boot: no applied config recorded yet; waiting for the node labels', { stateFile: this.applied.store.file });
     }
     this.lastInventory = planned?.inventory ?? (await this.opts.machine.inventory());
-    await this.plugins.sync(this.lastInventory, planned?.resourceNames ?? {});
+    await this.syncPlugins(this.lastInventory, planned?.resourceNames ?? {});
     this.bootDone = true;
   }
 
@@ -167,6 +173,7 @@ export class Agent {
     await this.inputs.stop();
     await this.worker.idle();
     await this.plugins.stop();
+    await this.opts.dra?.stop();
     this.podResources.close();
     if (this.metricsServer) await new Promise<void>((r) => this.metricsServer!.close(() => r()));
   }
@@ -229,6 +236,7 @@ export class Agent {
       return;
     }
     const d = want.desired;
+    if (this.opts.dra) await configureDra(this.opts.dra, this.opts.machine, d);
     const outcome = await reconcileDesired(this.reconcileEnv(), { desired: d, mode: 'reconcile', skipIfMatches: this.applied.current()?.key === key });
     this.applied.update(outcome, d);
     this.handledKey = key;
@@ -238,11 +246,11 @@ export class Agent {
     if (outcome.kind === 'failed') {
       this.report(verdict, key, pass);
       this.worker.retry();
-      if (planned) await this.plugins.sync(planned.inventory, planned.resourceNames);
+      if (planned) await this.syncPlugins(planned.inventory, planned.resourceNames);
       return;
     }
     this.worker.resetBackoff();
-    await this.plugins.sync(outcome.planned.inventory, outcome.planned.resourceNames);
+    await this.syncPlugins(outcome.planned.inventory, outcome.planned.resourceNames);
     this.report(verdict, key, pass);
     if (verdict.state === 'pending') this.schedulePendingRecheck();
     // Give the kubelet a moment to register the plugins before checking them.
@@ -251,7 +259,15 @@ export class Agent {
 
   private reconcileEnv(): ReconcileEnv {
     const podsHeld = async () => (this.podsHeld = await podsHolding(this.podResources, this.lastInventory, this.plugins.everServed));
-    return { machine: this.opts.machine, nodeId: this.opts.nodeName, log: this.log, podsHolding: podsHeld };
+    // Devices the DRA driver prepared are in use for the static plan too (a GPU switched back to static mode).
+    const held = async () => mergeInUse(await podsHeld(), this.opts.dra?.held() ?? new Map());
+    return { machine: this.opts.machine, nodeId: this.opts.nodeName, log: this.log, podsHolding: held };
+  }
+
+  /** The device plugins serve everything but what the DRA driver has. */
+  private async syncPlugins(inv: Inventory, names: Record<string, string>): Promise<void> {
+    const dra = this.opts.dra;
+    await this.plugins.sync(dra ? exceptDra(inv, dra.gpus(), dra.held()) : inv, names);
   }
 
   private report(v: Verdict, key: string, pass: Pass): void {

@@ -9,13 +9,15 @@ import * as path from 'node:path';
 
 export const STATE_FILE = 'agent-state.json';
 
-export type WorkloadMode = 'container' | 'vm-passthrough' | 'vm-vgpu';
+/** NVIDIA's `nvidia.com/gpu.workload.config` values, and `vm-dra`: every GPU to the DRA driver (label vmgpu.io/mode=dra). */
+export type WorkloadMode = 'container' | 'vm-passthrough' | 'vm-vgpu' | 'vm-dra';
 export const WORKLOAD_MODES: readonly WorkloadMode[] = ['container', 'vm-passthrough', 'vm-vgpu'];
+const RECORDED_MODES: readonly WorkloadMode[] = [...WORKLOAD_MODES, 'vm-dra'];
 
 /** What to apply: the config file text, the name in it, the workload mode. */
 export interface Desired {
   workload: WorkloadMode;
-  /** Null for container / vm-passthrough (the file is not used). */
+  /** Null for container / vm-passthrough / vm-dra (the file is not used, or only its dra: policy). */
   configName: string | null;
   configText: string;
   /** The file's name, for messages. */
@@ -32,7 +34,7 @@ export interface AppliedState extends Desired {
 export function desiredKey(d: Desired): string {
   const h = createHash('sha256');
   h.update(`${d.workload}\0${d.configName ?? ''}\0`);
-  if (d.workload === 'vm-vgpu') h.update(d.configText);
+  if (d.workload === 'vm-vgpu' || d.workload === 'vm-dra') h.update(d.configText);
   return h.digest('hex').slice(0, 32);
 }
 
@@ -52,7 +54,7 @@ export class StateStore {
     }
     try {
       const s = JSON.parse(text) as AppliedState;
-      if (s?.version !== 1 || typeof s.key !== 'string' || typeof s.configText !== 'string' || !WORKLOAD_MODES.includes(s.workload)) throw new Error('unexpected content');
+      if (s?.version !== 1 || typeof s.key !== 'string' || typeof s.configText !== 'string' || !RECORDED_MODES.includes(s.workload)) throw new Error('unexpected content');
       return s;
     } catch (err) {
       throw new Error(`the agent state ${this.file} is corrupt (${(err as Error).message}); delete it and the agent re-applies from the node's label once the API server is reachable`, { cause: err });

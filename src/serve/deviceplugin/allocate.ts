@@ -46,7 +46,7 @@ export interface AllocationContext {
 const spec = (path: string): DeviceSpecOut => ({ container_path: path, host_path: path, permissions: 'rwm' });
 
 /** The device nodes a VM needs for these devices: VFIO container, groups, cdevs, iommufd. Deduplicated, in a stable order. */
-export function deviceSpecsFor(devices: readonly Pick<DeviceEntry, 'iommuGroup' | 'vfioDev'>[], iommufd: boolean): DeviceSpecOut[] {
+export function deviceSpecsFor(devices: readonly DeviceEntry[], iommufd: boolean): DeviceSpecOut[] {
   const paths = ['/dev/vfio/vfio'];
   const seen = new Set(paths);
   const push = (p: string) => {

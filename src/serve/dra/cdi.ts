@@ -14,6 +14,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { deviceSpecsFor } from '../deviceplugin/allocate.js';
+import type { DeviceEntry } from '../deviceplugin/resources.js';
 import { DRIVER_NAME } from './names.js';
 
 export const CDI_KIND = `${DRIVER_NAME}/vgpu`;
@@ -78,5 +79,7 @@ export class CdiWriter {
 
 /** Device nodes for VFIO devices: the same nodes the device plugin hands over (`/dev/vfio/vfio` first). */
 export function vfioNodes(devices: readonly { iommuGroup: number | null; vfioDev: string | null }[], iommufd: boolean): { path: string; permissions: string }[] {
-  return deviceSpecsFor(devices, iommufd).map((s) => ({ path: s.host_path, permissions: s.permissions }));
+  // The device plugin's rule reads only the IOMMU group and the cdev of each entry.
+  const entries = devices.map((d) => ({ iommuGroup: d.iommuGroup, vfioDev: d.vfioDev }) as DeviceEntry);
+  return deviceSpecsFor(entries, iommufd).map((s) => ({ path: s.host_path, permissions: s.permissions }));
 }

@@ -129,6 +129,11 @@ export class DraDriver {
     return out;
   }
 
+  /** GPUs in DRA mode now. */
+  gpus(): ReadonlySet<string> {
+    return this.draGpus;
+  }
+
   status(): DraStatus {
     return { model: this.model, registered: this.plugin.isRegistered(), gpus: this.gpuStatus, claims: this.checkpoint.all().length };
   }
