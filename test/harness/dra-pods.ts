@@ -66,7 +66,7 @@ export interface ClaimObject {
 }
 
 export interface SliceView {
-  metadata: { name: string };
+  metadata: { name: string; uid?: string };
   spec: { pool: { generation: number; resourceSliceCount: number }; devices?: { name: string; attributes: Record<string, { string?: string; int?: number; bool?: boolean }>; taints?: unknown[] }[]; sharedCounters?: unknown[] };
 }
 
