@@ -207,7 +207,7 @@ export class Agent {
     try {
       const pods = await podsHolding(this.podResources, this.lastInventory, this.plugins.everServed);
       const machineInUse = this.lastInventory ? this.opts.machine.inUse(this.lastInventory) : new Map<string, string>();
-      const held = new Set([...pods.keys(), ...machineInUse.keys()]);
+      const held = new Set([...pods.keys(), ...machineInUse.keys(), ...(this.opts.dra?.held().keys() ?? [])]);
       if (this.reporter.current()?.blocked.some((b) => !held.has(b.device.toLowerCase()))) {
         this.worker.kick('released', true);
         return;
