@@ -61,6 +61,7 @@ export class Preparer {
 
   private async prepareClaim(c: ClaimMsg): Promise<PrepareResultMsg> {
     const { env } = this;
+    const t0 = Date.now();
     const claim = await env.api.getClaim(c.namespace, c.name);
     if (claim.metadata.uid !== c.uid) throw new PrepareError(`ResourceClaim ${c.namespace}/${c.name} now has UID ${claim.metadata.uid}, not ${c.uid}: it was deleted and created again`);
     const view = viewClaim(claim, env.nodeName);
@@ -71,12 +72,14 @@ export class Preparer {
     const plans = this.planPrepare(inv, c, mine);
     const record: ClaimRecord = { uid: c.uid, namespace: c.namespace, name: c.name, state: 'preparing', devices: mine, cdi: previous?.cdi ?? {}, since: previous?.since ?? new Date().toISOString() };
     this.recordTargets(record, plans, inv);
+    const t1 = Date.now();
     const writes = await applyChanges(env.machine, plans.map((p) => p.plan), COMMAND, env.lockWaitMs ?? 30_000);
     await this.applyParams(record);
+    const applyMs = Date.now() - t1;
     const after = await this.verify(record, 'prepared');
     const prepared = await this.writeOutputs(after, record, view);
     env.checkpoint.put(prepared);
-    env.log.info('prepared', { claim: `${c.namespace}/${c.name}`, uid: c.uid, devices: mine.map((d) => `${d.device}=${targetId(d.target)}`), writes });
+    env.log.info('prepared', { claim: `${c.namespace}/${c.name}`, uid: c.uid, devices: mine.map((d) => `${d.device}=${targetId(d.target)}`), writes, ms: Date.now() - t0, applyMs });
     return { devices: prepared.devices.map((d, i) => ({ request_names: d.requests, pool_name: d.pool, device_name: d.device, cdi_device_ids: prepared.cdi[`${d.device}#${i}`] ?? [], ...(d.shareId ? { share_id: d.shareId } : {}) })), error: '' };
   }
 
