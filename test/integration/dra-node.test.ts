@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { startGpuNode, type GpuNode } from '../harness/gpu-node.js';
 import { draProbePod, draProbeResult, podProblem, publishedDevices, ResourceApi, type DraProbeResult } from '../harness/dra-pods.js';
 import { deletePodAndWait } from '../harness/node-pods.js';
-import { LABEL_MODE, LABEL_WORKLOAD } from '../../src/serve/agent/desired.js';
+import { ANNOTATION_PERMITTED, LABEL_MODE, LABEL_WORKLOAD } from '../../src/serve/agent/desired.js';
 import { eventually } from '../support/wait.js';
 
 const T = { timeout: 240_000 };
@@ -47,6 +47,15 @@ describe('the DRA driver on a real node with no vGPU config', { timeout: 1_200_0
     assert.equal(vgpu.attributes.profile?.string, 'L40S-12Q');
     assert.equal(vgpu.attributes.framebufferMiB?.int, 12288);
     assert.deepEqual(await profiles(), [], 'nothing is made before a claim');
+  });
+
+  test('the Node tells KubeVirt to permit the extended resources (vmgpu.io/permitted-host-devices)', T, async () => {
+    const permitted = await eventually('the annotation lists nvidia.com/L40S-12Q', async () => {
+      const a = (await g.core.readNode({ name: g.node.name })).metadata?.annotations?.[ANNOTATION_PERMITTED];
+      const p = a ? (JSON.parse(a) as { pciHostDevices: { resourceName: string }[] }) : null;
+      return p?.pciHostDevices.some((e) => e.resourceName === 'nvidia.com/L40S-12Q') ? p : null;
+    });
+    assert.deepEqual(permitted.pciHostDevices.find((e) => e.resourceName === 'nvidia.com/L40S-12Q'), { pciVendorSelector: '10DE:26B9', resourceName: 'nvidia.com/L40S-12Q', externalResourceProvider: true });
   });
 
   const results: Record<string, DraProbeResult> = {};

@@ -113,6 +113,26 @@ describe('the DRA driver when things go wrong, on a real node', { timeout: 1_800
     await eventually('cleared', async () => Object.keys(await typed()).length === 0);
   });
 
+  test('a GPU that falls off the bus: the kubelet shows the Pod\'s device Unhealthy (dra-health), and Healthy again when it is back', T, async () => {
+    await vm('e');
+    const health = async () => {
+      const pod = (await core.readNamespacedPod({ namespace: NS, name: 'e' })) as unknown as { status?: { containerStatuses?: { allocatedResourcesStatus?: { name: string; resources: { resourceID: string; health: string }[] }[] }[] } };
+      return pod.status?.containerStatuses?.[0]?.allocatedResourcesStatus?.find((r) => r.name === 'claim:gpu')?.resources[0];
+    };
+    await eventually('the kubelet reports the device Healthy', async () => (await health())?.health === 'Healthy', 120_000);
+    const gpu = sim.gpus[0]!.pf.addr;
+    sim.removeDevice(gpu);
+    await drv.driver.refresh();
+    const sick = await eventually('the device Unhealthy on the Pod', async () => ((await health())?.health === 'Unhealthy' ? await health() : null), 120_000);
+    assert.match(sick!.resourceID, /^gpu\.vmgpu\.io\/vgpu=.+-gpu-0000-18-00-0-l40s-12q-0$/, 'the kubelet names the device by its CDI ID');
+    sim.restoreDevice(gpu);
+    await drv.driver.refresh();
+    await eventually('Healthy again', async () => (await health())?.health === 'Healthy', 120_000);
+    await deletePodAndWait(core, NS, 'e');
+    await api.deleteClaim(NS, 'e');
+    await eventually('cleared', async () => Object.keys(await typed()).length === 0);
+  });
+
   test('a VF a VM holds is never cleared: Unprepare waits until the VM lets it go', T, async () => {
     const vf = await vm('d');
     sim.hold(vf); // a QEMU process with the VF's VFIO group open

@@ -21,6 +21,7 @@ import type { Machine } from '../../machine/machine.js';
 import type { InUse } from '../../plan/types.js';
 import type { DevicePluginManager, DevicePluginManagerOptions } from '../deviceplugin/manager.js';
 import { configureDra, exceptDra, type DraHooks } from '../dra/modes.js';
+import { withDraPermitted } from '../dra/permitted.js';
 import { mergeInUse } from '../../machine/in-use.js';
 import { messageOf } from '../errors.js';
 import type { Kube } from '../kube/kube.js';
@@ -111,7 +112,7 @@ export class Agent {
       nodeName: opts.nodeName,
       eventNamespace: opts.eventNamespace ?? 'default',
       node: () => this.inputs.node(),
-      wanted: () => nodeMetadataFor({ status: this.reporter.current(), permitted: this.lastInventory ? this.plugins.permittedAnnotation(this.lastInventory) : null, validation: this.reporter.lastValidation() }),
+      wanted: () => nodeMetadataFor({ status: this.reporter.current(), permitted: this.permittedAnnotation(), validation: this.reporter.lastValidation() }),
       published: () => this.events.emit('published', { state: this.reporter.current()?.state ?? null }),
       metrics,
       log,
@@ -262,6 +263,12 @@ export class Agent {
     // Devices the DRA driver prepared are in use for the static plan too (a GPU switched back to static mode).
     const held = async () => mergeInUse(await podsHeld(), this.opts.dra?.held() ?? new Map());
     return { machine: this.opts.machine, nodeId: this.opts.nodeName, log: this.log, podsHolding: held };
+  }
+
+  /** KubeVirt's entries for the device plugins' resources and the DRA driver's extended resources. */
+  private permittedAnnotation(): string | null {
+    const own = this.lastInventory ? this.plugins.permittedAnnotation(this.lastInventory) : null;
+    return this.opts.dra ? withDraPermitted(own, this.opts.dra.permitted()) : own;
   }
 
   /** The device plugins serve everything but what the DRA driver has. */

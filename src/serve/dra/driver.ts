@@ -19,6 +19,8 @@ import { CdiWriter, DEFAULT_CDI_DIR } from './cdi.js';
 import { Checkpoint, targetId } from './checkpoint.js';
 import type { AllocationModel, Pool } from './devices.js';
 import { MetadataWriter } from './metadata.js';
+import { draPermitted } from './permitted.js';
+import type { PermittedHostDevices } from '../kubevirt/permitted.js';
 import { nodePool, UNHEALTHY_TAINT, type GpuStatus } from './node-pool.js';
 import { DraPlugin, type PluginPaths } from './plugin.js';
 import { resolvePolicy, type DraPolicy } from './policy.js';
@@ -60,6 +62,7 @@ export class DraDriver {
   private model: AllocationModel | null = null;
   private pool: Pool = { counterSets: [], devices: [], info: new Map() };
   private gpuStatus: GpuStatus[] = [];
+  private lastInventory: Inventory | null = null;
   private pcieRoots = new Map<string, string | null>();
   private queue: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | null = null;
@@ -143,6 +146,11 @@ export class DraDriver {
     return this.pool;
   }
 
+  /** KubeVirt's permittedHostDevices entries for the extended resources of the pool (permitted.ts). */
+  permitted(): PermittedHostDevices {
+    return this.lastInventory ? draPermitted(this.pool, this.lastInventory) : { pciHostDevices: [], mediatedDevices: [] };
+  }
+
   private serialize<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.queue.then(fn, fn);
     this.queue = run.catch(() => {});
@@ -168,6 +176,7 @@ export class DraDriver {
     const inv = await this.serialize(() => this.o.machine.inventory({ mixedSizeMode: false }));
     const { pool, gpus } = nodePool({ inv, draGpus: this.draGpus, policy: this.policy, model: this.model ?? 'pinned', records: this.checkpoint.all(), pcieRoot: (g) => this.pcieRoot(g, inv) });
     this.pool = pool;
+    this.lastInventory = inv;
     this.gpuStatus = gpus;
     this.plugin.healthChanged();
     if (this.publisher && this.model) await this.publisher.publish(pool);

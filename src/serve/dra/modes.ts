@@ -13,6 +13,7 @@ import type { NamedConfig } from '../../spec/config.js';
 import { assignGpus, gpuIdentity } from '../../spec/match.js';
 import { resolveDesired } from '../agent/desired.js';
 import type { Desired } from '../agent/state.js';
+import type { PermittedHostDevices } from '../kubevirt/permitted.js';
 
 /** The GPUs a resolved config gives the DRA driver. */
 export function draGpusOf(config: NamedConfig, inv: Inventory): string[] {
@@ -42,6 +43,8 @@ export interface DraHooks {
   held(): InUse;
   /** GPUs in DRA mode now. */
   gpus(): ReadonlySet<string>;
+  /** KubeVirt's permittedHostDevices entries for the driver's extended resources. */
+  permitted(): PermittedHostDevices;
 }
 
 /** Tell the driver which GPUs a desired state gives it (before the static plan, so it never prepares on a GPU leaving DRA mode). */
