@@ -4,7 +4,6 @@
  * value: file (src/spec/load.ts) -> plan (src/plan/plan.ts, pure) -> apply
  * (src/apply/apply.ts) -> the one write method in src/sysfs/port.ts.
  */
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { applyPlan, type ApplyResult } from '../apply/apply.js';
 import type { Inventory } from '../inventory/types.js';
@@ -12,7 +11,8 @@ import { boardForProfile, profileFact, stripVendorPrefix } from '../inventory/pr
 import { planFor } from '../plan/for-node.js';
 import { describeAction, type Plan } from '../plan/types.js';
 import { defaultEntry, isConfigError, type ConfigEntry, type ConfigFile } from '../spec/config.js';
-import { cozystackToConfig, parseCozystackProfiles } from '../spec/cozystack.js';
+import { cozystackToConfig, loadCozystackFile } from '../spec/cozystack.js';
+import { checkConfigName } from '../spec/grammar.js';
 import { loadConfigFile, selectConfig } from '../spec/load.js';
 import { serializeConfig } from '../spec/serialize.js';
 import { didYouMean } from '../spec/suggest.js';
@@ -196,16 +196,20 @@ export const configCommands: Record<string, Command> = {
     async run(v, pos) {
       const path = pos[0];
       if (!path) throw new CliError('usage: vmgpu import cozystack FILE');
-      let text: string;
+      const configName = (v.name as string | undefined) ?? 'imported';
+      // Every name is checked before the node is read.
+      const badName = checkConfigName(configName);
+      if (badName) throw new CliError(`--name: ${badName}`);
+      let lines;
       try {
-        text = fs.readFileSync(path, 'utf8');
+        lines = loadCozystackFile(path);
       } catch (err) {
-        throw new CliError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        if (isConfigError(err)) throw new CliError(err.message, EXIT.BAD_INPUT);
+        throw err;
       }
       const ctx = buildContext(v as GlobalFlags);
       const inv = await ctx.inventory();
       try {
-        const lines = parseCozystackProfiles(text, path);
         const file = cozystackToConfig(
           lines,
           (busId, profileId) => {
@@ -221,7 +225,7 @@ export const configCommands: Record<string, Command> = {
             }
             return { pf: g.pci.address, vfIndex, profile: t.profile };
           },
-          (v.name as string | undefined) ?? 'imported',
+          configName,
         );
         write(serializeConfig(file, { header: [`Imported by vmgpu from ${path} (Cozystack vgpu-profiles format)`] }));
       } catch (err) {

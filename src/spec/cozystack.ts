@@ -13,7 +13,7 @@ import { isMap, isScalar, LineCounter, parseAllDocuments, type Node } from 'yaml
 import { parsePciAddress } from '../sysfs/names.js';
 import { ConfigError, type ConfigEntry, type ConfigFile, type ConfigProblem, type VgpuDeviceRequest } from './config.js';
 import { checkConfigName, parseProfileKey } from './grammar.js';
-import { parseConfig } from './load.js';
+import { parseConfig, readTextFile } from './load.js';
 import { serializeConfig } from './serialize.js';
 
 /** One `<bus-id>=<profile-id>` line. */
@@ -44,6 +44,15 @@ export interface CozystackVf {
  * "ID 999 is not a vGPU type of this GPU") to report it against the line.
  */
 export type CozystackResolver = (busId: string, profileId: number) => CozystackVf | { error: string };
+
+/** Profile files larger than this are refused while reading (a node with 16 GPUs x 32 VFs needs about 10 KB). */
+export const MAX_COZYSTACK_BYTES = 1024 * 1024;
+
+/** Read and parse a profiles file (`-` reads standard input), bounded by MAX_COZYSTACK_BYTES. Throws ConfigError. */
+export function loadCozystackFile(path: string): CozystackLine[] {
+  const text = readTextFile(path, MAX_COZYSTACK_BYTES, 'profiles', 'Cozystack profile files');
+  return parseCozystackProfiles(text, path === '-' ? '<stdin>' : path);
+}
 
 const YAML_START_RE = /^(---|%YAML|[A-Za-z_][A-Za-z0-9_.-]*\s*:(\s|$))/;
 

@@ -6,8 +6,8 @@
  *
  * The reference for the format is docs/config.md.
  */
-import { readFileSync } from 'node:fs';
 import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Node } from 'yaml';
+import { FileTooLargeError, formatBytes, readFileBounded } from '../io/files.js';
 import { parsePciAddress } from '../sysfs/names.js';
 import {
   ConfigError,
@@ -163,27 +163,44 @@ function readFile(r: YamlReader, contents: unknown, filename: string): ConfigFil
 /** Read a config file from disk (`-` reads standard input). Throws ConfigError. */
 export function loadConfigFile(path: string): ConfigFile {
   const name = path === '-' ? '<stdin>' : path;
+  const text = readTextFile(path, MAX_CONFIG_BYTES, 'config');
+  return parseConfig(text, name);
+}
+
+/**
+ * The UTF-8 text of a user's file (`-` reads standard input), at most `limit`
+ * bytes, checked while reading (so /dev/zero or an endless pipe stops at the
+ * limit). `what` names the file in messages ("config", "profiles"). Throws ConfigError.
+ */
+export function readTextFile(path: string, limit: number, what: string, kind = `${what} files`): string {
+  const name = path === '-' ? '<stdin>' : path;
+  const fail = (message: string): never => {
+    throw new ConfigError(name, [{ path: '', line: 0, column: 0, message }]);
+  };
   let buf: Buffer;
   try {
-    buf = readFileSync(path === '-' ? 0 : path);
+    buf = readFileBounded(path === '-' ? 0 : path, limit);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const why =
-      e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EISDIR' ? 'is a directory' : String(e.message);
-    throw new ConfigError(name, [{ path: '', line: 0, column: 0, message: `cannot read the config file: ${why}` }]);
-  }
-  if (buf.length > MAX_CONFIG_BYTES) {
-    throw new ConfigError(name, [
-      { path: '', line: 0, column: 0, message: `the file is ${buf.length} bytes; config files are limited to ${MAX_CONFIG_BYTES} bytes` },
-    ]);
+      err instanceof FileTooLargeError
+        ? `it holds more than ${formatBytes(limit)}; ${kind} are limited to ${limit} bytes`
+        : e.code === 'ENOENT'
+          ? 'no such file'
+          : e.code === 'EACCES'
+            ? 'permission denied'
+            : e.code === 'EISDIR'
+              ? 'is a directory'
+              : String(e.message);
+    return fail(`cannot read the ${what} file: ${why}`);
   }
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(buf);
   } catch {
-    throw new ConfigError(name, [{ path: '', line: 0, column: 0, message: 'the file is not valid UTF-8 text' }]);
+    return fail('the file is not valid UTF-8 text');
   }
-  return parseConfig(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text, name);
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
 
 /** The names of the configs in a file, in file order. */
