@@ -16,24 +16,9 @@ import { RealHostTools, type HostTools } from '../sysfs/host-tools.js';
 import { SysfsPort } from '../sysfs/port.js';
 import { extractCapture, readCaptureMeta } from '../sysfs/capture.js';
 import { CliError, EXIT } from './exit-codes.js';
+import type { GlobalFlags } from './flags.js';
 
-export interface GlobalFlags {
-  'sysfs-root'?: string;
-  'dev-root'?: string;
-  'host-root'?: string;
-  'pci-ids'?: string;
-  'state-dir'?: string;
-  simulate?: string;
-}
-
-export const GLOBAL_OPTIONS = {
-  'sysfs-root': { type: 'string' },
-  'dev-root': { type: 'string' },
-  'host-root': { type: 'string' },
-  'pci-ids': { type: 'string' },
-  'state-dir': { type: 'string' },
-  simulate: { type: 'string' },
-} as const;
+export { GLOBAL_OPTIONS, type GlobalFlags } from './flags.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/vmgpu';
 
