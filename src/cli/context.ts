@@ -12,11 +12,11 @@ import { readInventory, enrichWithHostTools } from '../inventory/read.js';
 import type { Inventory } from '../inventory/types.js';
 import { loadSimulation, saveSimulation, SimHostTools, type SimulatedNode } from '../simulator/index.js';
 import { DiskBackend } from '../sysfs/disk-backend.js';
-import { RealHostTools, type HostTools } from '../sysfs/host-tools.js';
+import { NoHostTools, RealHostTools, type HostTools } from '../sysfs/host-tools.js';
 import { SysfsPort } from '../sysfs/port.js';
 import { extractCapture, readCaptureMeta } from '../sysfs/capture.js';
 import { CliError, EXIT } from './exit-codes.js';
-import type { GlobalFlags } from './flags.js';
+import { archiveReadOnly, isCaptureArchive, type GlobalFlags } from './flags.js';
 
 export { GLOBAL_OPTIONS, type GlobalFlags } from './flags.js';
 
@@ -57,10 +57,12 @@ export function buildContext(flags: GlobalFlags): Context {
     return ctx;
   }
   const roots = resolveRoots(flags);
-  const port = new SysfsPort(new DiskBackend(roots.roots));
+  const backend = new DiskBackend(roots.roots, roots.archive ? { readOnly: archiveReadOnly(roots.archive) } : {});
+  const port = new SysfsPort(backend);
   const ctx: Context = {
     port,
-    tools: new RealHostTools({ sriovManage: port.sriovManagePath() }),
+    // Programs run only on a live host: never from an archive or a directory tree someone handed us.
+    tools: backend.live ? new RealHostTools({ sriovManage: port.sriovManagePath() }) : new NoHostTools(noToolsReason(roots)),
     pciIds,
     catalogCache,
     kernelRelease: roots.kernelRelease,
@@ -69,6 +71,11 @@ export function buildContext(flags: GlobalFlags): Context {
     inventory: (opts) => inventoryOf(ctx, opts),
   };
   return ctx;
+}
+
+function noToolsReason(r: ResolvedRoots): string {
+  if (r.archive) return archiveReadOnly(r.archive);
+  return `host tools run only on a live host (a mounted sysfs); ${r.roots.sys} is a directory tree, and vmgpu runs no program from one. To try this change, use --simulate on a node from \`vmgpu sim create\``;
 }
 
 async function inventoryOf(ctx: Context, enrich?: { mixedSizeMode?: boolean }): Promise<Inventory> {
@@ -102,6 +109,8 @@ function defaultCache(): CatalogCache | undefined {
 interface ResolvedRoots {
   roots: { sys: string; dev: string; host: string };
   kernelRelease: string | null;
+  /** The capture archive the tree was extracted from, if it was. */
+  archive: string | null;
 }
 
 /**
@@ -112,7 +121,8 @@ interface ResolvedRoots {
 export function resolveRoots(flags: GlobalFlags): ResolvedRoots {
   let sys = flags['sysfs-root'] ?? '/sys';
   let base: string | null = null;
-  if (/\.(tar\.gz|tgz)$/.test(sys)) {
+  const archive = isCaptureArchive(flags['sysfs-root']) ? flags['sysfs-root'] : null;
+  if (archive) {
     if (!fs.existsSync(sys)) throw new CliError(`--sysfs-root ${sys}: no such capture archive`, EXIT.NO_SYSFS);
     base = extractCapture(sys);
     sys = path.join(base, 'sys');
@@ -126,5 +136,5 @@ export function resolveRoots(flags: GlobalFlags): ResolvedRoots {
   let kernelRelease: string | null = null;
   if (base) kernelRelease = readCaptureMeta(base)?.kernelRelease ?? null;
   else if (sys === '/sys') kernelRelease = os.release();
-  return { roots: { sys, dev, host }, kernelRelease };
+  return { roots: { sys, dev, host }, kernelRelease, archive };
 }

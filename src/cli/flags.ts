@@ -20,3 +20,13 @@ export const GLOBAL_OPTIONS = {
   'state-dir': { type: 'string' },
   simulate: { type: 'string' },
 } as const;
+
+/** `--sysfs-root FILE.tar.gz`: a capture archive, replayed read-only. */
+export function isCaptureArchive(sysfsRoot: unknown): sysfsRoot is string {
+  return typeof sysfsRoot === 'string' && /\.(tar\.gz|tgz)$/.test(sysfsRoot);
+}
+
+/** Why nothing may change a replayed capture. */
+export function archiveReadOnly(archive: string): string {
+  return `${archive} is a capture archive: evidence of a node, never a node to change, and vmgpu runs nothing from it`;
+}

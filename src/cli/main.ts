@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { InvalidNameError, SysfsError } from '../sysfs/errors.js';
 import { write, type Command } from './command.js';
 import { CliError, EXIT } from './exit-codes.js';
+import { isCaptureArchive } from './flags.js';
 
 type Group = () => Promise<Record<string, Command>>;
 const read: Group = async () => (await import('./read-commands.js')).readCommands;
@@ -43,6 +44,9 @@ export const COMMANDS: Readonly<Record<string, Group>> = {
   'kubevirt sync': serve,
   'guest cloud-init': serve,
 };
+
+/** Commands that change the node: never run on a capture archive. */
+const CHANGES_THE_NODE = new Set(['apply', 'agent']);
 
 async function loadCommand(name: string): Promise<Command> {
   const cmd = (await COMMANDS[name]!())[name];
@@ -92,6 +96,13 @@ export async function main(argv: string[]): Promise<number> {
     parsed = parseArgs({ args: rest, options: cmd.options, allowPositionals: true, strict: true });
   } catch (err) {
     throw new CliError(`${(err as Error).message}\nusage: ${cmd.usage}`);
+  }
+  const archive = parsed.values['sysfs-root'];
+  if (CHANGES_THE_NODE.has(name) && isCaptureArchive(archive)) {
+    throw new CliError(
+      `${name} cannot change a capture archive (${archive}): a capture is evidence of a node, never a node to change, and vmgpu runs nothing from it. ` +
+        `To see what the config would do there: vmgpu plan --sysfs-root ${archive} -f FILE -c NAME; to try it, load a simulated node (vmgpu sim create) and use --simulate DIR.`,
+    );
   }
   return cmd.run(parsed.values as Record<string, unknown>, parsed.positionals);
 }
