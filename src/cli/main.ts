@@ -12,10 +12,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { cutLines, cutQuoted, quoteCut } from '../io/cut.js';
 import { InvalidNameError, SysfsError } from '../sysfs/errors.js';
 import { write, type Command } from './command.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { isCaptureArchive } from './flags.js';
+import { flushAndExit } from './output.js';
 
 type Group = () => Promise<Record<string, Command>>;
 const read: Group = async () => (await import('./read-commands.js')).readCommands;
@@ -84,7 +86,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (!COMMANDS[name]) {
     const groups = Object.keys(COMMANDS).filter((k) => k.startsWith(`${name} `));
-    throw new CliError(groups.length ? `usage: vmgpu ${name} ${groups.map((g) => g.split(' ')[1]).join('|')} ...` : `unknown command ${JSON.stringify(name)}; run \`vmgpu --help\``);
+    throw new CliError(groups.length ? `usage: vmgpu ${name} ${groups.map((g) => g.split(' ')[1]).join('|')} ...` : `unknown command ${quoteCut(name)}; run \`vmgpu --help\``);
   }
   const cmd = await loadCommand(name);
   if (rest.includes('--help') || rest.includes('-h')) {
@@ -126,15 +128,13 @@ export function report(err: unknown): number {
   // By name: importing the inventory here would load it for every command.
   else if (err instanceof Error && err.name === 'InventoryError') code = EXIT.NO_SYSFS;
   else if (err instanceof SysfsError) msg = `${err.message}`;
-  process.stderr.write(`vmgpu: ${msg}\n`);
+  // Cut as a last resort: no message should be megabytes, but its values come from users.
+  process.stderr.write(`vmgpu: ${cutLines(cutQuoted(msg), 200)}\n`);
   if (process.env.VMGPU_DEBUG) process.stderr.write(`${e?.stack ?? ''}\n`);
   return code;
 }
 
 const isMain = process.argv[1] && fs.realpathSync(process.argv[1]) === fs.realpathSync(new URL(import.meta.url).pathname);
 if (isMain) {
-  // Exit once stdout has been flushed: on a pipe, process.exit() right after a large
-  // write (discover/plan --json, export) cut the output at 64 KiB.
-  const exit = (code: number) => process.stdout.write('', () => process.exit(code));
-  main(process.argv.slice(2)).then(exit, (err: unknown) => exit(report(err)));
+  main(process.argv.slice(2)).then(flushAndExit, (err: unknown) => flushAndExit(report(err)));
 }

@@ -6,7 +6,7 @@
  *
  * The reference for the format is docs/config.md.
  */
-import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Node } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, type Node } from 'yaml';
 import { FileTooLargeError, formatBytes, readFileBounded } from '../io/files.js';
 import { parsePciAddress } from '../sysfs/names.js';
 import {
@@ -32,7 +32,7 @@ import {
   type ProfileName,
 } from './grammar.js';
 import { closestNames, didYouMean } from './suggest.js';
-import { MAX_ALIAS_EXPANSIONS, plainInteger, ReaderAbort, scalarText, YamlReader, type Field } from './yaml-reader.js';
+import { MAX_ALIAS_EXPANSIONS, parseYamlDocuments, plainInteger, ReaderAbort, scalarText, TOO_DEEP_MESSAGE, YamlReader, type Field } from './yaml-reader.js';
 
 /** Files larger than this are refused before parsing (NVIDIA's full example is ~54 KB). */
 export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
@@ -71,7 +71,7 @@ export function parseConfig(text: string, filename: string): ConfigFile {
     ]);
   }
   const lc = new LineCounter();
-  const docs = parseAllDocuments(text, {
+  const docs = parseYamlDocuments(text, {
     lineCounter: lc,
     prettyErrors: false,
     uniqueKeys: false, // duplicates are reported by the reader, with their key path
@@ -82,6 +82,7 @@ export function parseConfig(text: string, filename: string): ConfigFile {
     const p = lc.linePos(Math.max(0, offset));
     return { line: p.line, column: p.col };
   };
+  if ('tooDeepAt' in docs) throw new ConfigError(filename, [{ path: '', ...at(docs.tooDeepAt), message: TOO_DEEP_MESSAGE }]);
 
   if (!Array.isArray(docs) || docs.length === 0) {
     throw new ConfigError(filename, [

@@ -5,6 +5,7 @@
  * accepts a narrow grammar, normalises it, and throws InvalidNameError for
  * anything else (so `/`, `..`, NUL, whitespace and friends never get through).
  */
+import { quoteCut } from '../io/cut.js';
 import { InvalidNameError } from './errors.js';
 
 declare const brand: unique symbol;
@@ -30,7 +31,7 @@ const DECIMAL_RE = /^[0-9]{1,9}$/;
 const VFIO_DEV_RE = /^vfio[0-9]{1,6}$/;
 
 function describe(input: unknown): string {
-  return typeof input === 'string' ? JSON.stringify(input) : String(input);
+  return typeof input === 'string' ? quoteCut(input) : String(input).slice(0, 80);
 }
 
 /**
