@@ -181,9 +181,11 @@ export const configCommands: Record<string, Command> = {
     usage: 'vmgpu export [--name NAME] [--sysfs-root DIR | --simulate DIR]',
     options: { ...GLOBAL_OPTIONS, name: { type: 'string' } },
     async run(v) {
+      const name = (v.name as string | undefined) ?? 'current';
+      const badName = checkConfigName(name);
+      if (badName) throw new CliError(`--name: ${badName}`);
       const ctx = buildContext(v as GlobalFlags);
       const inv = await ctx.inventory();
-      const name = (v.name as string | undefined) ?? 'current';
       const { file, notes } = exportConfig(inv, name);
       write(serializeConfig(file, { header: [`Exported by vmgpu from ${inv.source} on ${new Date().toISOString()}`, ...notes] }));
       return EXIT.OK;

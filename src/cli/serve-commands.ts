@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { stringify as toYaml } from 'yaml';
+import { FileTooLargeError, formatBytes, readFileBounded } from '../io/files.js';
 import { jsonLogger, type LogLevel } from '../serve/deviceplugin/logger.js';
 import { runDevicePlugins } from '../serve/deviceplugin/manager.js';
 import { DEFAULT_PLUGIN_DIR } from '../serve/deviceplugin/proto.js';
@@ -34,6 +35,8 @@ import { buildContext, DEFAULT_STATE_DIR, GLOBAL_OPTIONS, type GlobalFlags } fro
 import { CliError, EXIT } from './exit-codes.js';
 
 const LOG_LEVELS: LogLevel[] = ['debug', 'info', 'warn', 'error'];
+/** A client configuration token is a few KiB. */
+const MAX_TOKEN_BYTES = 64 * 1024;
 const USER_AGENT = 'vmgpu-agent';
 
 const str = (v: Record<string, unknown>, k: string, env?: string): string | undefined => (v[k] as string | undefined) ?? (env ? process.env[env] || undefined : undefined);
@@ -328,14 +331,21 @@ export const serveCommands: Record<string, Command> = {
     async run(v) {
       const file = v.token as string | undefined;
       if (!file) throw new CliError('give the client configuration token with --token FILE (download it from your NVIDIA License Server instance)');
+      let featureType;
+      try {
+        featureType = parseFeatureType(v['feature-type'] as string | undefined);
+      } catch (err) {
+        throw new CliError((err as Error).message);
+      }
       let token: Buffer;
       try {
-        token = fs.readFileSync(file);
+        token = readFileBounded(file, MAX_TOKEN_BYTES);
       } catch (err) {
-        throw new CliError(`cannot read the token ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+        const why = err instanceof FileTooLargeError ? `it holds more than ${formatBytes(MAX_TOKEN_BYTES)}, and a client configuration token is a few KiB` : (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
+        throw new CliError(`cannot read the token ${file}: ${why}`);
       }
       try {
-        write(guestCloudInit(token, parseFeatureType(v['feature-type'] as string | undefined), file));
+        write(guestCloudInit(token, featureType, file));
       } catch (err) {
         throw new CliError((err as Error).message);
       }

@@ -2,8 +2,7 @@
  * `vmgpu sim ...`: create a simulated GPU node on disk, list what the
  * simulator knows, and mark its devices as held by a (simulated) VM.
  */
-import { createSimulatedNode, materialize, simModels, SIM_DRIVERS, loadSimulation, saveSimulation, type SimMode } from '../simulator/index.js';
-import { parsePciAddress } from '../sysfs/names.js';
+import { createSimulatedNode, materialize, parseHeldDevice, simModels, SIM_DRIVERS, loadSimulation, saveSimulation, type SimMode } from '../simulator/index.js';
 import { write, type Command } from './command.js';
 import { CliError, EXIT } from './exit-codes.js';
 
@@ -96,8 +95,9 @@ export const simCommands: Record<string, Command> = {
 async function simHold(pos: string[], hold: boolean): Promise<number> {
   const [dir, id] = pos;
   if (!dir || !id) throw new CliError(`usage: vmgpu sim ${hold ? 'hold' : 'release'} DIR ADDRESS|UUID`);
+  // The name first: nothing is read for a name that could never be held.
+  const key = parseHeldDevice(id);
   const node = loadSimulation(dir);
-  const key = /^[0-9a-fA-F]{8}-/.test(id) ? id.toLowerCase() : parsePciAddress(id);
   if (hold) node.hold(key);
   else node.release(key);
   saveSimulation(node, dir);

@@ -9,7 +9,7 @@ import { SimulatedNode, restoreNode, type SimNodeSpec, type SimState } from './n
 import { SimHostTools } from './tools.js';
 import { SIM_STATE_FILE, materialize } from './materialize.js';
 
-export { SimulatedNode, snapshotNode, restoreNode } from './node.js';
+export { SimulatedNode, snapshotNode, restoreNode, parseHeldDevice } from './node.js';
 export type { SimNodeSpec, SimGpuSpec, SimMode, SimState, WriteRecord } from './node.js';
 export { simModels, simModel, SIM_DRIVERS } from './hardware.js';
 export { SimHostTools } from './tools.js';

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { SysfsError } from '../sysfs/errors.js';
-import { vfAddress } from '../sysfs/names.js';
+import { parseMdevUuid, parsePciAddress, vfAddress } from '../sysfs/names.js';
 import { SysfsPort } from '../sysfs/port.js';
 import { simDriver, simModel, simTypes, boardOf, type SimDriver, type SimModel, type SimType } from './hardware.js';
 import { VirtualBackend, chardev, dir, file, link, mkdirp, put, text, unput, type Trees, type VDir } from './vfs.js';
@@ -99,6 +99,14 @@ interface SimGpu {
   mdevs: Map<string, SimMdev>;
 }
 
+/**
+ * What `hold` takes: an mdev UUID (anything that starts like one is checked as
+ * one) or a PCI address, canonical. Throws InvalidNameError for anything else.
+ */
+export function parseHeldDevice(id: string): string {
+  return /^[0-9a-fA-F]{8}-/.test(id) ? parseMdevUuid(id) : parsePciAddress(id);
+}
+
 const BUSES = ['18', '2a', '3b', '5d', '9a', 'ab', 'ba', 'db', '1c', '4e', '6f', '8c', 'c1', 'c9', 'e1', 'f1'];
 const VGPU_MODULES = ['nvidia_vgpu_vfio'];
 
@@ -143,10 +151,10 @@ export class SimulatedNode {
 
   /** Mark a VF, passthrough GPU (PCI address) or mdev (UUID) as held by a running VM. */
   hold(id: string): void {
-    this.held.add(id.toLowerCase());
+    this.held.add(parseHeldDevice(id));
   }
   release(id: string): void {
-    this.held.delete(id.toLowerCase());
+    this.held.delete(parseHeldDevice(id));
   }
   heldDevices(): string[] {
     return [...this.held].sort();
