@@ -10,7 +10,7 @@ import { CatalogCache } from '../inventory/catalog-cache.js';
 import { PciIds, loadFirstPciIds, DEFAULT_PCI_IDS_PATHS } from '../inventory/pciids.js';
 import { readInventory, enrichWithHostTools } from '../inventory/read.js';
 import type { Inventory } from '../inventory/types.js';
-import { loadSimulation, saveSimulation, SimHostTools, type SimulatedNode } from '../simulator/index.js';
+import { loadSimulation, markSimTreeEdited, saveSimulation, SimHostTools, simTreeProblem, SIM_STATE_FILE, type SimulatedNode } from '../simulator/index.js';
 import { DiskBackend } from '../sysfs/disk-backend.js';
 import { NoHostTools, RealHostTools, type HostTools } from '../sysfs/host-tools.js';
 import { SysfsPort } from '../sysfs/port.js';
@@ -57,7 +57,12 @@ export function buildContext(flags: GlobalFlags): Context {
     return ctx;
   }
   const roots = resolveRoots(flags);
-  const backend = new DiskBackend(roots.roots, roots.archive ? { readOnly: archiveReadOnly(roots.archive) } : {});
+  const { simTree } = roots;
+  const backend = new DiskBackend(roots.roots, {
+    ...(roots.archive ? { readOnly: archiveReadOnly(roots.archive) } : {}),
+    // A write through --sysfs-root into a simulator's tree: its next --simulate save rewrites the tree.
+    ...(simTree ? { beforeFirstWrite: () => markSimTreeEdited(simTree.dir) } : {}),
+  });
   const port = new SysfsPort(backend);
   const ctx: Context = {
     port,
@@ -68,9 +73,31 @@ export function buildContext(flags: GlobalFlags): Context {
     kernelRelease: roots.kernelRelease,
     sim: undefined,
     done: () => {},
-    inventory: (opts) => inventoryOf(ctx, opts),
+    inventory: async (opts) => {
+      const inv = await inventoryOf(ctx, opts);
+      // A simulator's tree saved while we read it may have been half old, half new.
+      if (simTree) checkSimTree(simTree);
+      return inv;
+    },
   };
   return ctx;
+}
+
+/** A simulator's directory read through --sysfs-root, and its state file as it was when resolved. */
+interface SimTree {
+  dir: string;
+  state: string;
+}
+
+function stateStamp(dir: string): string {
+  const st = fs.statSync(path.join(dir, SIM_STATE_FILE), { throwIfNoEntry: false });
+  return st ? `${st.ino}/${st.mtimeMs}/${st.size}` : 'none';
+}
+
+/** Refuse a simulator tree that is half saved, or was saved while we read it. */
+function checkSimTree(t: SimTree): void {
+  const problem = simTreeProblem(t.dir) ?? (stateStamp(t.dir) !== t.state ? `the simulated node in ${t.dir} was saved while it was being read; read it again` : null);
+  if (problem) throw new CliError(problem, EXIT.NO_SYSFS);
 }
 
 function noToolsReason(r: ResolvedRoots): string {
@@ -111,6 +138,8 @@ interface ResolvedRoots {
   kernelRelease: string | null;
   /** The capture archive the tree was extracted from, if it was. */
   archive: string | null;
+  /** Set when the root is a simulated node's directory (it holds a state file). */
+  simTree: SimTree | null;
 }
 
 /**
@@ -133,8 +162,15 @@ export function resolveRoots(flags: GlobalFlags): ResolvedRoots {
   if (!fs.existsSync(sys)) throw new CliError(`--sysfs-root ${sys}: no such directory`, EXIT.NO_SYSFS);
   const dev = flags['dev-root'] ?? (base ? path.join(base, 'dev') : '/dev');
   const host = flags['host-root'] ?? (base ? path.join(base, 'host') : '/');
+  let simTree: SimTree | null = null;
+  // A simulated node's directory, given as DIR or as DIR/sys.
+  const simDir = base ?? path.dirname(path.resolve(sys));
+  if (!archive && fs.existsSync(path.join(simDir, SIM_STATE_FILE))) {
+    simTree = { dir: simDir, state: stateStamp(simDir) };
+    checkSimTree(simTree);
+  }
   let kernelRelease: string | null = null;
   if (base) kernelRelease = readCaptureMeta(base)?.kernelRelease ?? null;
   else if (sys === '/sys') kernelRelease = os.release();
-  return { roots: { sys, dev, host }, kernelRelease, archive };
+  return { roots: { sys, dev, host }, kernelRelease, archive, simTree };
 }

@@ -872,7 +872,8 @@ export function restoreNode(state: SimState): SimulatedNode {
       g.mdevs.set(m.uuid, { uuid: m.uuid, gpu: g, parent, type, group: m.group, params: m.params });
     }
   }
-  n.held = new Set(state.held);
+  // Names from a file: checked like any other (a state file can be handed to us).
+  n.held = new Set(state.held.map(parseHeldDevice));
   n.removedDevNodes = new Set(state.removedDevNodes);
   n.nextGroup = state.nextGroup;
   n.nextVfio = state.nextVfio;
