@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import * as tar from 'tar';
 import { quoteCut } from '../io/cut.js';
-import { FileTooLargeError, formatBytes, readFileBounded, readTextBounded } from '../io/files.js';
+import { FileTooLargeError, formatBytes, readFileBounded, readTextBounded, tempPathFor } from '../io/files.js';
 
 export const CAPTURE_META_FILE = 'vmgpu-capture.json';
 const MAX_FILE = 64 * 1024;
@@ -226,8 +226,15 @@ export async function capture(opts: CaptureOptions): Promise<CaptureMeta> {
       skipped: [...sys.skipped, ...dev.skipped],
     };
     fs.writeFileSync(path.join(stage, CAPTURE_META_FILE), JSON.stringify(meta, null, 1) + '\n');
-    await tar.c({ gzip: true, file: opts.outFile, cwd: stage, portable: true }, fs.readdirSync(stage));
-    fs.chmodSync(opts.outFile, 0o644);
+    // Written beside the output and renamed: a capture stopped half-way leaves no half archive.
+    const tmp = tempPathFor(opts.outFile);
+    try {
+      await tar.c({ gzip: true, file: tmp, cwd: stage, portable: true }, fs.readdirSync(stage));
+      fs.chmodSync(tmp, 0o644);
+      fs.renameSync(tmp, opts.outFile);
+    } finally {
+      fs.rmSync(tmp, { force: true });
+    }
     return meta;
   } finally {
     fs.rmSync(stage, { recursive: true, force: true });
