@@ -22,20 +22,12 @@ import {
   simTreeProblem,
 } from '../../../src/simulator/index.js';
 import type { MdevTypeName, MdevUuid } from '../../../src/sysfs/names.js';
-import { DiskBackend } from '../../../src/sysfs/disk-backend.js';
 import type { SimulatedNode } from '../../../src/simulator/index.js';
 import { runCrashingAfter } from '../support/crash-fs.js';
 import { withScratch } from '../support/scratch.js';
-import { dumpTree, pfOf, typeId, vfsOf } from './helpers.js';
+import { assertDiskTreeIs, pfOf, typeId, vfsOf } from './helpers.js';
 
 const withDir = <T>(f: (dir: string) => T | Promise<T>): Promise<T> => withScratch('vmgpu-persist-', f);
-
-/** The tree on disk, as DiskBackend reads it, against the node's in-memory tree. */
-function assertTreeIs(dir: string, n: SimulatedNode, label: string): void {
-  const disk = new DiskBackend({ sys: path.join(dir, 'sys'), dev: path.join(dir, 'dev'), host: path.join(dir, 'host') });
-  for (const root of ['sys', 'host'] as const) assert.deepEqual([...dumpTree(disk, root)], [...dumpTree(n.backend, root)], `${label}: ${root}`);
-  assert.deepEqual([...dumpTree(disk, 'dev', true)], [...dumpTree(n.backend, 'dev')], `${label}: dev`);
-}
 
 const L40S = { gpus: [{ model: 'L40S', mode: 'sriov-vgpu' as const }] };
 
@@ -62,17 +54,17 @@ void test('a change rewrites only the entries that differ, and the tree then mat
     assert.ok(changed > 0 && changed <= 40, `changed ${changed} entries`);
     assert.ok(run.steps <= changed * 4 + 10, `${run.steps} file-system changes for ${changed} entries`);
     assert.equal(fs.statSync(path.join(dir, 'sys/bus/pci/devices/0000:18:00.0/vendor')).mtimeMs, before, 'an unchanged file is not rewritten');
-    assertTreeIs(dir, n, 'after the patch');
+    assertDiskTreeIs(dir, n, 'after the patch');
     assert.deepEqual(snapshotNode(loadSimulation(dir)), snapshotNode(n));
     assert.equal(fs.existsSync(path.join(dir, SIM_SAVING_MARKER)), false);
     // Disabling the VFs removes 32 device directories and their links; enabling them brings them back.
     n.port.writeCurrentVgpuType(vf, 0);
     n.port.writeSriovNumVfs('0000:18:00.0' as never, 0);
     saveSimulation(n, dir);
-    assertTreeIs(dir, n, 'after removing the VFs');
+    assertDiskTreeIs(dir, n, 'after removing the VFs');
     n.port.writeSriovNumVfs('0000:18:00.0' as never, 32);
     saveSimulation(n, dir);
-    assertTreeIs(dir, n, 'after adding them again');
+    assertDiskTreeIs(dir, n, 'after adding them again');
   });
 });
 
@@ -109,12 +101,12 @@ void test('killed at every point of a save: the state is old or new, and the tre
         if (told++ === 0) assert.throws(() => buildContext({ 'sysfs-root': d }), (e: unknown) => e instanceof CliError && e.exitCode === 5 && /is half saved/.test(e.message), `k=${k}`);
         assert.match(simTreeProblem(d) ?? '', /is half saved/);
       } else {
-        assertTreeIs(d, back, `k=${k}`);
+        assertDiskTreeIs(d, back, `k=${k}`);
       }
       // The next --simulate save repairs the tree from the state, even if nothing changes.
       saveSimulation(back, d);
       assert.equal(fs.existsSync(path.join(d, SIM_SAVING_MARKER)), false);
-      assertTreeIs(d, back, `k=${k} after the repair`);
+      assertDiskTreeIs(d, back, `k=${k} after the repair`);
       fs.rmSync(d, { recursive: true });
     }
     assert.ok(told > count / 2, `the marker told ${told} of ${count} readers`);
@@ -131,7 +123,7 @@ void test('a write through --sysfs-root marks the tree edited; the next --simula
     const n = loadSimulation(dir);
     assert.ok(saveSimulation(n, dir).full, 'the save rewrote the tree whole');
     assert.equal(fs.existsSync(path.join(dir, SIM_EDITED_MARKER)), false);
-    assertTreeIs(dir, n, 'after the rewrite');
+    assertDiskTreeIs(dir, n, 'after the rewrite');
     assert.equal(fs.readFileSync(path.join(dir, 'sys/bus/pci/devices', vf, 'nvidia/current_vgpu_type'), 'utf8'), '0\n');
     assert.ok(fs.existsSync(path.join(dir, SIM_STATE_FILE)));
   });

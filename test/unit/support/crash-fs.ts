@@ -54,6 +54,31 @@ export interface CrashCounter {
  * is caught, any other error propagates.
  */
 export function runCrashingAfter(k: number, f: () => void): CrashCounter {
+  const { state, restore } = patch(k);
+  try {
+    f();
+  } catch (err) {
+    if (!(err instanceof Crash) && !(state.crashed && isWrappedCrash(err))) throw err;
+  } finally {
+    restore();
+  }
+  return state;
+}
+
+/** As runCrashingAfter, for async work (nothing else may run meanwhile: the patch is process-wide). */
+export async function runCrashingAfterAsync(k: number, f: () => Promise<unknown>): Promise<CrashCounter> {
+  const { state, restore } = patch(k);
+  try {
+    await f();
+  } catch (err) {
+    if (!(err instanceof Crash) && !(state.crashed && isWrappedCrash(err))) throw err;
+  } finally {
+    restore();
+  }
+  return state;
+}
+
+function patch(k: number): { state: { steps: number; crashed: boolean }; restore: () => void } {
   const state = { steps: 0, crashed: false };
   const originals = new Map<string, unknown>();
   const fsAny = fs as unknown as Record<string, (...args: unknown[]) => unknown>;
@@ -79,15 +104,13 @@ export function runCrashingAfter(k: number, f: () => void): CrashCounter {
     return openOrig.apply(fs, args);
   };
   syncBuiltinESMExports();
-  try {
-    f();
-  } catch (err) {
-    if (!(err instanceof Crash) && !(state.crashed && isWrappedCrash(err))) throw err;
-  } finally {
-    for (const [name, orig] of originals) fsAny[name] = orig as (...args: unknown[]) => unknown;
-    syncBuiltinESMExports();
-  }
-  return state;
+  return {
+    state,
+    restore: () => {
+      for (const [name, orig] of originals) fsAny[name] = orig as (...args: unknown[]) => unknown;
+      syncBuiltinESMExports();
+    },
+  };
 }
 
 /** Code under test may wrap the Crash in its own error (SysfsError, ...): that still is the crash. */
