@@ -397,9 +397,8 @@ export class SimulatedNode {
     return out;
   }
 
-  /** Whether one more instance of `t` fits next to what the GPU already has. */
-  private fits(gpu: SimGpu, t: SimType): boolean {
-    const used = this.configured(gpu);
+  /** Whether one more instance of `t` fits next to what the GPU already has (`used`: its configured types, when known). */
+  private fits(gpu: SimGpu, t: SimType, used = this.configured(gpu)): boolean {
     if (used.some((u) => u.migBacked !== t.migBacked)) return false;
     if (!gpu.heterogeneous && used.some((u) => u.id !== t.id)) return false;
     if (gpu.heterogeneous && used.some((u) => u.series !== t.series)) return false;
@@ -410,7 +409,8 @@ export class SimulatedNode {
 
   private creatable(gpu: SimGpu, vf: SimVf): SimType[] {
     if (vf.typeId !== 0) return [];
-    return gpu.types.filter((t) => this.fits(gpu, t));
+    const used = this.configured(gpu);
+    return gpu.types.filter((t) => this.fits(gpu, t, used));
   }
 
   private availableInstances(gpu: SimGpu, t: SimType, parent: SimFn): number {
@@ -774,6 +774,7 @@ export class SimulatedNode {
     this.addMdev(g, parent, t, uuid);
     // Patch the current tree instead of rebuilding it: a rebuild per create made filling 8 x A100 take seconds.
     if (this.tree) this.buildMdevInstance(this.tree.sys, this.tree.dev, g.mdevs.get(uuid)!);
+    this.backend.forget();
   }
 
   private mdevRemove(g: SimGpu, m: SimMdev, data: string): void {
@@ -790,6 +791,7 @@ export class SimulatedNode {
       unput(sys, `kernel/iommu_groups/${m.group}`);
       unput(dev, `vfio/${m.group}`);
     }
+    this.backend.forget();
   }
 }
 
