@@ -18,6 +18,7 @@
 // vmgpu process running from dist/bundle while it is rebuilt never reads half
 // a chunk. The bundle reads proto/ and package.json from the package root (two
 // directories up), like dist/cli/main.js does.
+import { Buffer } from 'node:buffer';
 import { build } from 'esbuild';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
