@@ -4,6 +4,28 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+const ALL_ROOMS = ['model', 'spec', 'sysfs', 'inventory', 'plan', 'apply', 'simulator', 'machine', 'serve', 'cli'];
+
+/** One no-restricted-imports block per room: the rooms it must not import, and Node modules it must not use. */
+function rooms(table) {
+  return Object.entries(table).map(([files, { rooms: allowed, node = [], why }]) => {
+    const self = files.split('/')[1];
+    const banned = ALL_ROOMS.filter((r) => r !== self && !allowed.includes(r));
+    return {
+      files: [files],
+      rules: {
+        'no-restricted-imports': [
+          'error',
+          {
+            patterns: banned.map((r) => ({ regex: `^(\\.\\./)+${r}/`, message: `${self}/ must not import ${r}/: ${why} (DEVELOPERS.md, "Rules of the house").` })),
+            paths: node.map((m) => ({ name: `node:${m}`, message: `${self}/ must not use node:${m}: ${why}.` })),
+          },
+        ],
+      },
+    };
+  });
+}
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'test/tools/**', 'test/peers/**', 'coverage/**', '**/*.tmp.ts'] },
   js.configs.recommended,
@@ -31,6 +53,20 @@ export default tseslint.config(
       ],
     },
   },
+  // The rooms (DEVELOPERS.md): each may import only the rooms below it. A
+  // deliberate violation fails `npm test`.
+  ...rooms({
+    'src/model/**': { rooms: [], why: 'the vocabulary every room shares imports nothing' },
+    'src/io/**': { rooms: [], why: 'reading and writing plain files safely is below every room' },
+    'src/spec/**': { rooms: ['model'], why: 'the file format knows only the vocabulary' },
+    'src/sysfs/**': { rooms: ['model'], why: 'the port knows only names' },
+    'src/inventory/**': { rooms: ['model', 'sysfs'], why: 'the inventory reads through the port' },
+    'src/plan/**': { rooms: ['model', 'spec', 'inventory'], node: ['fs', 'child_process', 'net', 'http', 'https'], why: 'the planner is pure: no I/O, no port' },
+    'src/apply/**': { rooms: ['model', 'sysfs', 'inventory', 'plan'], why: 'the applier acts through the port' },
+    'src/simulator/**': { rooms: ['model', 'sysfs', 'inventory'], why: 'the simulator stands behind the port' },
+    'src/machine/**': { rooms: ['model', 'sysfs', 'inventory', 'spec', 'plan', 'apply', 'simulator'], why: 'the machine wires the rooms below' },
+    'src/serve/**': { rooms: ['model', 'sysfs', 'inventory', 'spec', 'plan', 'apply', 'machine', 'serve'], why: 'servers never reach into the command line or the simulator' },
+  }),
   {
     files: ['**/*.js', '**/*.mjs'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },

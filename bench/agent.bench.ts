@@ -19,6 +19,7 @@
  *    agent `vmgpu-agent/*`) -- apiserver_request_total has no per-client label.
  * Goals (issue 6): p99 <= 200 ms; idle RSS <= 64 MiB; no polling requests.
  */
+import { openSimulated } from '../src/machine/simulated.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -29,10 +30,11 @@ import { startFakeKubelet } from '../test/harness/peers.js';
 import { buildBundle, imageEnv } from '../test/harness/image.js';
 import { createSimulatedNode, materialize } from '../src/simulator/index.js';
 import { Agent } from '../src/serve/agent/agent.js';
-import { Kube, loadKubeConfig } from '../src/serve/agent/kube.js';
-import { silentLogger } from '../src/serve/deviceplugin/logger.js';
+import { Kube, loadKubeConfig } from '../src/serve/kube/kube.js';
+import { silentLogger } from '../src/serve/kube/logger.js';
 import { LABEL_CONFIG, LABEL_STATE } from '../src/serve/agent/desired.js';
-import { adminClient, ConfigMount, eventually, getNode, setLabels, simContext, sleep, TWO_CONFIGS, vfProfiles } from '../test/integration/agent-helpers.js';
+import { adminClient, ConfigMount, getNode, setLabels, TWO_CONFIGS, vfProfiles } from '../test/integration/agent-helpers.js';
+import { eventually, sleep } from '../test/support/wait.js';
 
 const { values } = parseArgs({ options: { flips: { type: 'string', default: '20' }, 'idle-seconds': { type: 'string', default: '60' }, 'try-node-options': { type: 'string', multiple: true, default: [] } } });
 const FLIPS = Number(values.flips);
@@ -72,11 +74,11 @@ try {
   fs.mkdirSync(path.join(dir, 'dp'));
   const kubelet = await startFakeKubelet(path.join(dir, 'dp'));
   const sim = createSimulatedNode({ gpus: [{ model: 'L40S', count: 8, mode: 'sriov-vgpu' }] });
-  const ctx = simContext(sim);
+  const machine = openSimulated(sim);
   const mount = new ConfigMount(path.join(dir, 'config'), TWO_CONFIGS);
   const agent = new Agent({
     nodeName: NODE,
-    ctx,
+    machine,
     kube: new Kube(loadKubeConfig(cp.kubeconfigPath), { userAgent: 'vmgpu-bench/inproc' }),
     configFile: mount.file,
     stateDir: path.join(dir, 'state'),
@@ -109,7 +111,7 @@ try {
     await setLabels(admin, NODE, { [LABEL_CONFIG]: config });
     await done;
     const ms = performance.now() - t0;
-    const prof = await vfProfiles(ctx);
+    const prof = await vfProfiles(machine);
     if (prof[want[config].profile] !== want[config].n) throw new Error(`after ${config}: VFs are ${JSON.stringify(prof)}`);
     const dp = agent.devicePluginManager()?.status().find((r) => r.resourceName === `nvidia.com/${want[config].profile}`);
     if (dp?.devices.length !== want[config].n) throw new Error(`after ${config}: the device plugin serves ${dp?.devices.length ?? 0} devices`);

@@ -36,7 +36,7 @@ import { createSimulatedNode, materialize, SimHostTools, type SimulatedNode } fr
 import type { Root, SysfsBackend } from '../src/sysfs/backend.js';
 import { DiskBackend } from '../src/sysfs/disk-backend.js';
 import type { HostTools } from '../src/sysfs/host-tools.js';
-import type { PciAddress } from '../src/sysfs/names.js';
+import type { PciAddress } from '../src/model/pci.js';
 import { SysfsPort } from '../src/sysfs/port.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '15' }, warmup: { type: 'string', default: '3' } } });

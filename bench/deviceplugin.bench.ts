@@ -19,13 +19,14 @@ import { PciIds } from '../src/inventory/pciids.js';
 import { createSimulatedNode, materialize } from '../src/simulator/index.js';
 import { DiskBackend } from '../src/sysfs/disk-backend.js';
 import { SysfsPort } from '../src/sysfs/port.js';
-import { checkPciAddress } from '../src/sysfs/names.js';
+import { checkPciAddress } from '../src/model/pci.js';
 import { runDevicePlugins } from '../src/serve/deviceplugin/manager.js';
-import { silentLogger } from '../src/serve/deviceplugin/logger.js';
+import { silentLogger } from '../src/serve/kube/logger.js';
 import { passthroughNamer } from '../src/serve/deviceplugin/passthrough-name.js';
-import { findProtoFile, loadDevicePluginApi } from '../src/serve/deviceplugin/proto.js';
+import { DEVICE_PLUGIN_PROTO, loadDevicePluginApi } from '../src/serve/kubelet/device-plugin-api.js';
+import { findProtoFile } from '../src/serve/kubelet/proto-file.js';
 import { collectResources } from '../src/serve/deviceplugin/resources.js';
-import { TsKubelet } from '../test/unit/serve/ts-kubelet.js';
+import { TsKubelet } from '../test/unit/serve/kubelet/ts-kubelet.js';
 
 const argCalls = process.argv.indexOf('--calls');
 const CALLS = argCalls > 0 ? Number(process.argv[argCalls + 1]) : 10_000;
@@ -90,7 +91,7 @@ await Promise.all(resources.map((r) => kubelet.waitFor('devices', (n: string) =>
       parentPort.postMessage({ base, a1, a4 });
     })().catch((e) => { parentPort.postMessage({ error: String(e) }); });
   `,
-    { eval: true, workerData: { proto: findProtoFile(), socket: manager.plugin(vfRes.resourceName)!.socketPath, ids, calls: CALLS } },
+    { eval: true, workerData: { proto: findProtoFile(DEVICE_PLUGIN_PROTO), socket: manager.plugin(vfRes.resourceName)!.socketPath, ids, calls: CALLS } },
   );
   const out = await new Promise<{ base: number[]; a1: number[]; a4: number[]; error?: string }>((res, rej) => {
     worker.once('message', res);

@@ -11,10 +11,11 @@
  *   failure stops the run with the GPU, the step and the kernel's answer.
  */
 import { parseCreatableVgpuTypes } from '../inventory/catalog.js';
-import { stripVendorPrefix } from '../inventory/profiles.js';
+import { stripVendorPrefix } from '../model/profile.js';
 import { SysfsError, isSysfsError } from '../sysfs/errors.js';
 import type { HostTools } from '../sysfs/host-tools.js';
-import { checkPciAddress, parseDriverName, parseMdevUuid, type PciAddress } from '../sysfs/names.js';
+import { parseDriverName, parseMdevUuid } from '../sysfs/names.js';
+import { checkPciAddress, type PciAddress } from '../model/pci.js';
 import type { SysfsPort } from '../sysfs/port.js';
 import { describeAction, type Action, type Blocked, type Plan } from '../plan/types.js';
 
@@ -64,14 +65,14 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
       const message = err instanceof Error ? err.message : String(err);
       if (isSysfsError(err, 'EBUSY') && isDeviceStep(action)) {
         step = { action, outcome: 'blocked', detail: `the kernel refused with EBUSY: in use by a VM (${(err as SysfsError).path})` };
-        result.blocked.push({ gpu: action.gpu, device: deviceOf(action), change: describeAction(action), reason: step.detail! });
+        result.blocked.push({ gpu: action.gpu, device: deviceOf(action), change: describeAction(action), reason: step.detail!, waitsFor: [deviceOf(action)] });
         if (!takenSincePlan.has(action.gpu)) takenSincePlan.set(action.gpu, deviceOf(action));
       } else if (takenSincePlan.has(action.gpu) && dependsOnCapacity(action)) {
         // A later step on a GPU whose vGPU a VM took meanwhile: it fails because that vGPU still holds its
         // capacity. Blocked, not failed: it is done by the next apply once the VM lets go.
         const held = takenSincePlan.get(action.gpu)!;
         step = { action, outcome: 'blocked', detail: `waits for ${held}, in use by a VM: ${message}` };
-        result.blocked.push({ gpu: action.gpu, device: deviceOf(action), change: describeAction(action), reason: step.detail! });
+        result.blocked.push({ gpu: action.gpu, device: deviceOf(action), change: describeAction(action), reason: step.detail!, waitsFor: [held] });
       } else {
         step = { action, outcome: 'failed', detail: message };
         result.steps.push(step);

@@ -6,9 +6,12 @@
  */
 import * as os from 'node:os';
 import { applyPlan, type ApplyResult } from '../apply/apply.js';
+import { parseDuration } from '../serve/kube/backoff.js';
 import type { Inventory } from '../inventory/types.js';
-import { boardForProfile, profileFact, stripVendorPrefix } from '../inventory/profiles.js';
-import { planFor } from '../plan/for-node.js';
+import { boardForProfile, profileFact } from '../model/boards.js';
+import { stripVendorPrefix } from '../model/profile.js';
+import type { Machine } from '../machine/machine.js';
+import { planOn } from '../machine/plan-on.js';
 import { describeAction, type Plan } from '../plan/types.js';
 import { defaultEntry, isConfigError, type ConfigEntry, type ConfigFile } from '../spec/config.js';
 import { cozystackToConfig, loadCozystackFile } from '../spec/cozystack.js';
@@ -17,7 +20,7 @@ import { loadConfigFile, selectConfig } from '../spec/load.js';
 import { serializeConfig } from '../spec/serialize.js';
 import { didYouMean } from '../spec/suggest.js';
 import { write, type Command } from './command.js';
-import { buildContext, GLOBAL_OPTIONS, type Context, type GlobalFlags } from './context.js';
+import { lockNode, openMachine, GLOBAL_OPTIONS, type GlobalFlags } from './context.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { table } from './table.js';
 
@@ -66,7 +69,7 @@ export function formatPlan(plan: Plan): string {
   const rows = plan.gpus.map((g) => [g.gpu, g.model, g.mode, Object.entries(g.want).map(([p, n]) => `${p} x${n}`).join(', ') || '-', String(g.kept), String(plan.actions.filter((a) => a.gpu === g.gpu).length)]);
   out.push(table(['GPU', 'MODEL', 'MODE', 'WANT', 'KEPT', 'CHANGES'], rows));
   out.push('');
-  if (plan.actions.length === 0) out.push('No changes: the node already matches.');
+  if (plan.actions.length === 0) out.push(plan.undetermined.length ? 'No changes.' : 'No changes: the node already matches.');
   else {
     out.push(`${plan.actions.length} change(s):`);
     for (const a of plan.actions) out.push(`  ${describeAction(a)}`);
@@ -75,19 +78,40 @@ export function formatPlan(plan: Plan): string {
     out.push('', `${plan.blocked.length} change(s) blocked by devices in use (applied once they are released):`);
     for (const b of plan.blocked) out.push(`  ${b.change}: ${b.reason}`);
   }
+  out.push(...formatUndetermined(plan));
   return out.join('\n');
 }
 
-/** Load -f, build the context, select -c and plan: the start of plan, apply and assert. */
-async function planFromFlags(v: Record<string, unknown>): Promise<{ ctx: Context; plan: Plan }> {
+/** The vGPUs vmgpu cannot name, grouped by the fix, with what it means: their GPUs are left as they are. */
+export function formatUndetermined(plan: Plan): string[] {
+  if (plan.undetermined.length === 0) return [];
+  const gpus = [...new Set(plan.undetermined.map((u) => u.gpu))];
+  const out = ['', `vmgpu cannot tell what is on ${gpus.length} GPU(s) (${gpus.join(', ')}), so nothing on them changes:`];
+  for (const u of plan.undetermined) out.push(`  ${u.reason}`);
+  for (const fix of new Set(plan.undetermined.map((u) => u.fix))) out.push(`  To fix: ${fix}.`);
+  return out;
+}
+
+/** Load -f, open the machine, select -c and plan: the start of plan, apply and assert. */
+async function planFromFlags(v: Record<string, unknown>): Promise<{ machine: Machine; plan: Plan }> {
   const file = loadConfig(v);
-  const ctx = buildContext(v as GlobalFlags);
+  const machine = openMachine(v as GlobalFlags);
   try {
-    const { plan } = await planFor(ctx, file, configName(v), nodeIdentity(v));
-    return { ctx, plan };
+    const { plan } = await planOn(machine, { file, name: configName(v), nodeId: nodeIdentity(v) });
+    return { machine, plan };
   } catch (err) {
     if (isConfigError(err)) throw new CliError(err.message, EXIT.BAD_INPUT);
     throw err;
+  }
+}
+
+/** `--wait DURATION` (default 1m): how long apply waits for another writer of the node. */
+function waitMs(v: Record<string, unknown>): number {
+  const text = (v.wait as string | undefined) ?? '1m';
+  try {
+    return parseDuration(text, '--wait');
+  } catch (err) {
+    throw new CliError((err as Error).message);
   }
 }
 
@@ -142,19 +166,29 @@ export const configCommands: Record<string, Command> = {
   },
   apply: {
     summary: 'make this node match a config (safe: validates everything first, never touches devices in use)',
-    usage: 'vmgpu apply -f FILE -c NAME [--json] [--sysfs-root DIR | --simulate DIR]',
-    options: CONFIG_OPTIONS,
+    usage: 'vmgpu apply -f FILE -c NAME [--json] [--wait 1m] [--sysfs-root DIR | --simulate DIR]',
+    options: { ...CONFIG_OPTIONS, wait: { type: 'string' } },
     async run(v) {
-      const { ctx, plan } = await planFromFlags(v);
-      planErrorsExit(plan);
+      const lock = await lockNode(v as GlobalFlags, 'vmgpu apply', waitMs(v));
       let res: ApplyResult;
+      let plan: Plan;
       try {
-        res = await applyPlan(plan, { port: ctx.port, tools: ctx.tools });
+        const planned = await planFromFlags(v);
+        plan = planned.plan;
+        planErrorsExit(plan);
+        try {
+          res = await applyPlan(plan, { port: planned.machine.port, tools: planned.machine.tools });
+        } finally {
+          planned.machine.commit();
+        }
       } finally {
-        ctx.done();
+        lock.release();
       }
-      write(v.json ? JSON.stringify(res, null, 2) : formatApply(res) || 'No changes: the node already matches.');
+      const undetermined = formatUndetermined(plan);
+      if (v.json) write(JSON.stringify({ ...res, undetermined: plan.undetermined }, null, 2));
+      else write([formatApply(res) || (undetermined.length ? '' : 'No changes: the node already matches.'), ...undetermined].join('\n').trim());
       if (res.failure) return EXIT.FAILURE;
+      if (plan.undetermined.length) return EXIT.UNDETERMINED;
       if (res.blocked.length) return EXIT.BLOCKED;
       return EXIT.OK;
     },
@@ -166,6 +200,11 @@ export const configCommands: Record<string, Command> = {
     async run(v) {
       const { plan } = await planFromFlags(v);
       planErrorsExit(plan);
+      if (plan.undetermined.length) {
+        // Never claim a mismatch (or a match) vmgpu cannot know.
+        write([`cannot tell whether the node matches config ${plan.configName}:`, ...formatUndetermined(plan).slice(1)].join('\n'));
+        return EXIT.UNDETERMINED;
+      }
       if (plan.actions.length === 0 && plan.blocked.length === 0) {
         write(`node matches config ${plan.configName}`);
         return EXIT.OK;
@@ -184,8 +223,7 @@ export const configCommands: Record<string, Command> = {
       const name = (v.name as string | undefined) ?? 'current';
       const badName = checkConfigName(name);
       if (badName) throw new CliError(`--name: ${badName}`);
-      const ctx = buildContext(v as GlobalFlags);
-      const inv = await ctx.inventory();
+      const inv = await openMachine(v as GlobalFlags).inventory();
       const { file, notes } = exportConfig(inv, name);
       write(serializeConfig(file, { header: [`Exported by vmgpu from ${inv.source} on ${new Date().toISOString()}`, ...notes] }));
       return EXIT.OK;
@@ -209,8 +247,8 @@ export const configCommands: Record<string, Command> = {
         if (isConfigError(err)) throw new CliError(err.message, EXIT.BAD_INPUT);
         throw err;
       }
-      const ctx = buildContext(v as GlobalFlags);
-      const inv = await ctx.inventory();
+      const inv = await openMachine(v as GlobalFlags).inventory({ fullCatalog: true });
+      const cannotName: string[] = [];
       try {
         const file = cozystackToConfig(
           lines,
@@ -220,17 +258,22 @@ export const configCommands: Record<string, Command> = {
             const vfIndex = g.pci.sriov!.vfs.indexOf(busId);
             if (profileId === 0) return { pf: g.pci.address, vfIndex, profile: null };
             const t = g.catalog.find((c) => c.id === profileId);
-            if (!t) {
-              return {
-                error: `profile ID ${profileId} is not a vGPU type of ${g.model.name} ${g.pci.address} with driver ${inv.node.nvidiaDriverVersion ?? '?'} (known: ${g.catalog.map((c) => `${c.id}=${c.profile}`).join(', ') || 'none; free a VF or install nvidia-smi so the catalog can be read'})`,
-              };
+            if (t) return { pf: g.pci.address, vfIndex, profile: t.profile };
+            const where = `${g.model.name} ${g.pci.address} with driver ${inv.node.nvidiaDriverVersion ?? '?'}`;
+            if (!catalogIsComplete(g)) {
+              // The card lists only what still fits: an ID missing from a partial catalog may well be one of its types.
+              cannotName.push(`${busId}: vmgpu cannot name profile ID ${profileId} on ${where}: no free VF lists it, the catalog has not seen it and nvidia-smi did not answer`);
+              return { error: `profile ID ${profileId} cannot be named on ${where}` };
             }
-            return { pf: g.pci.address, vfIndex, profile: t.profile };
+            return { error: `profile ID ${profileId} is not a vGPU type of ${where} (known: ${g.catalog.map((c) => `${c.id}=${c.profile}`).join(', ')})` };
           },
           configName,
         );
         write(serializeConfig(file, { header: [`Imported by vmgpu from ${path} (Cozystack vgpu-profiles format)`] }));
       } catch (err) {
+        if (isConfigError(err) && cannotName.length > 0 && cannotName.length === err.problems.length) {
+          throw new CliError([...cannotName, `To fix: run the import where nvidia-smi works (the host), or once a VF of a GPU of this model and driver is free so vmgpu's catalog learns the names.`].join('\n'), EXIT.UNDETERMINED);
+        }
         if (isConfigError(err)) throw new CliError(err.message, EXIT.BAD_INPUT);
         throw err;
       }
@@ -238,6 +281,16 @@ export const configCommands: Record<string, Command> = {
     },
   },
 };
+
+/**
+ * Whether the GPU's catalog lists every type it supports: nvidia-smi and mdev
+ * type directories do, and so do the creatable lists of a GPU with no vGPU yet;
+ * a fuller card's lists and the cache may not.
+ */
+function catalogIsComplete(g: Inventory['gpus'][number]): boolean {
+  if (g.catalog.some((t) => t.source === 'nvidia-smi' || t.source === 'mdev')) return true;
+  return g.vfs.length > 0 && g.vfs.every((v) => v.currentTypeId === 0);
+}
 
 /**
  * Profile names checked without hardware: a name whose board vmgpu knows

@@ -1,86 +1,72 @@
 /**
- * What every command needs: the sysfs port over the right backend (a host, a
- * tree, a capture archive or a persisted simulator), the host tools, the PCI
- * IDs database and the catalog cache, built from the global flags.
+ * From the global flags to the machine a command works on: the host's sysfs,
+ * a directory tree or capture archive (`--sysfs-root`), or a persisted
+ * simulated node (`--simulate DIR`). Everything else is src/machine's job.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CatalogCache } from '../inventory/catalog-cache.js';
 import { PciIds, loadFirstPciIds, DEFAULT_PCI_IDS_PATHS } from '../inventory/pciids.js';
-import { readInventory, enrichWithHostTools } from '../inventory/read.js';
-import type { Inventory } from '../inventory/types.js';
-import { loadSimulation, markSimTreeEdited, saveSimulation, SimHostTools, simTreeProblem, SIM_STATE_FILE, type SimulatedNode } from '../simulator/index.js';
-import { DiskBackend } from '../sysfs/disk-backend.js';
-import { NoHostTools, RealHostTools, type HostTools } from '../sysfs/host-tools.js';
-import { SysfsPort } from '../sysfs/port.js';
+import { DEFAULT_STATE_DIR, openHost } from '../machine/host.js';
+import { acquireNodeLock, nodeLockPath, NodeLockBusyError, type NodeLock } from '../machine/lock.js';
+import type { Machine } from '../machine/machine.js';
+import { openSimulatedDir } from '../machine/simulated.js';
+import { markSimTreeEdited, simTreeProblem, SIM_STATE_FILE } from '../simulator/index.js';
 import { extractCapture, readCaptureMeta } from '../sysfs/capture.js';
 import { CliError, EXIT } from './exit-codes.js';
-import { archiveReadOnly, isCaptureArchive, type GlobalFlags } from './flags.js';
+import { isCaptureArchive, type GlobalFlags } from './flags.js';
+
+export { DEFAULT_STATE_DIR } from '../machine/host.js';
 
 export { GLOBAL_OPTIONS, type GlobalFlags } from './flags.js';
 
-export const DEFAULT_STATE_DIR = '/var/lib/vmgpu';
-
-export interface Context {
-  port: SysfsPort;
-  tools: HostTools;
-  pciIds: PciIds;
-  catalogCache: CatalogCache | undefined;
-  kernelRelease: string | null;
-  /** Set with --simulate: the node, saved back to its directory by `done()`. */
-  sim: SimulatedNode | undefined;
-  /** Persist simulator state (no-op otherwise). */
-  done(): void;
-  /** Read the inventory; `mixedSizeMode: false` skips asking nvidia-smi for each GPU's mixed-size mode. */
-  inventory(opts?: { mixedSizeMode?: boolean }): Promise<Inventory>;
+/**
+ * Take the writer lock of the node the flags name, before anything is read
+ * from it, so plan and apply see no other writer's half-done work.
+ */
+export async function lockNode(flags: GlobalFlags, command: string, waitMs: number): Promise<NodeLock> {
+  const where = flags.simulate
+    ? { simulateDir: flags.simulate }
+    : { sysRoot: resolveRoots(flags).roots.sys, stateDir: flags['state-dir'] ?? (process.env.VMGPU_STATE_DIR || DEFAULT_STATE_DIR) };
+  try {
+    return await acquireNodeLock(nodeLockPath(where), {
+      command,
+      waitMs,
+      onWait: (h) => process.stderr.write(`waiting for the node lock: ${h ? `${h.command} (PID ${h.pid})` : 'another vmgpu process'} is changing this node…\n`),
+    });
+  } catch (err) {
+    if (err instanceof NodeLockBusyError) throw new CliError(err.message, EXIT.FAILURE);
+    throw err;
+  }
 }
 
-export function buildContext(flags: GlobalFlags): Context {
+export function openMachine(flags: GlobalFlags): Machine {
   const pciIds = loadPciIds(flags['pci-ids']);
   const stateDir = flags['state-dir'] ?? (process.env.VMGPU_STATE_DIR || undefined);
-  const catalogCache = stateDir ? new CatalogCache(stateDir) : defaultCache();
   if (flags.simulate) {
     if (flags['sysfs-root']) throw new CliError('--simulate and --sysfs-root are mutually exclusive: --simulate DIR reads and changes the simulated node in DIR');
-    const dir = flags.simulate;
-    const sim = loadSimulation(dir);
-    const ctx: Context = {
-      port: sim.port,
-      tools: new SimHostTools(sim),
-      pciIds,
-      catalogCache,
-      kernelRelease: sim.kernelRelease,
-      sim,
-      done: () => saveSimulation(sim, dir),
-      inventory: (opts) => inventoryOf(ctx, opts),
-    };
-    return ctx;
+    return openSimulatedDir(flags.simulate, { pciIds, stateDir });
   }
-  const roots = resolveRoots(flags);
-  const { simTree } = roots;
-  const backend = new DiskBackend(roots.roots, {
-    ...(roots.archive ? { readOnly: archiveReadOnly(roots.archive) } : {}),
+  const { roots, kernelRelease, archive, simTree } = resolveRoots(flags);
+  const machine = openHost({
+    roots,
+    pciIds,
+    kernelRelease,
+    stateDir,
+    archive,
     // A write through --sysfs-root into a simulator's tree: its next --simulate save rewrites the tree.
     ...(simTree ? { beforeFirstWrite: () => markSimTreeEdited(simTree.dir) } : {}),
   });
-  const port = new SysfsPort(backend);
-  const ctx: Context = {
-    port,
-    // Programs run only on a live host: never from an archive or a directory tree someone handed us.
-    tools: backend.live ? new RealHostTools({ sriovManage: port.sriovManagePath() }) : new NoHostTools(noToolsReason(roots)),
-    pciIds,
-    catalogCache,
-    kernelRelease: roots.kernelRelease,
-    sim: undefined,
-    done: () => {},
-    inventory: async (opts) => {
-      const inv = await inventoryOf(ctx, opts);
+  if (!simTree) return machine;
+  return {
+    ...machine,
+    async inventory(req) {
+      const inv = await machine.inventory(req);
       // A simulator's tree saved while we read it may have been half old, half new.
-      if (simTree) checkSimTree(simTree);
+      checkSimTree(simTree);
       return inv;
     },
   };
-  return ctx;
 }
 
 /** A simulator's directory read through --sysfs-root, and its state file as it was when resolved. */
@@ -100,18 +86,6 @@ function checkSimTree(t: SimTree): void {
   if (problem) throw new CliError(problem, EXIT.NO_SYSFS);
 }
 
-function noToolsReason(r: ResolvedRoots): string {
-  if (r.archive) return archiveReadOnly(r.archive);
-  return `host tools run only on a live host (a mounted sysfs); ${r.roots.sys} is a directory tree, and vmgpu runs no program from one. To try this change, use --simulate on a node from \`vmgpu sim create\``;
-}
-
-async function inventoryOf(ctx: Context, enrich?: { mixedSizeMode?: boolean }): Promise<Inventory> {
-  const opts = { pciIds: ctx.pciIds, kernelRelease: ctx.kernelRelease, ...(ctx.catalogCache ? { catalogCache: ctx.catalogCache } : {}) };
-  const inv = readInventory(ctx.port, opts);
-  await enrichWithHostTools(inv, ctx.tools, enrich);
-  return inv;
-}
-
 function loadPciIds(explicit: string | undefined): PciIds {
   if (explicit) {
     try {
@@ -121,16 +95,6 @@ function loadPciIds(explicit: string | undefined): PciIds {
     }
   }
   return loadFirstPciIds(DEFAULT_PCI_IDS_PATHS);
-}
-
-/** The default cache lives in the state dir when it is writable, else nowhere (read-only use still works). */
-function defaultCache(): CatalogCache | undefined {
-  try {
-    fs.accessSync(DEFAULT_STATE_DIR, fs.constants.W_OK);
-    return new CatalogCache(DEFAULT_STATE_DIR);
-  } catch {
-    return undefined;
-  }
 }
 
 interface ResolvedRoots {

@@ -15,6 +15,12 @@ export const EXIT = {
   BLOCKED: 4,
   /** The sysfs root cannot be read (missing, not a sysfs tree). */
   NO_SYSFS: 5,
+  /**
+   * vmgpu cannot tell what is on a GPU (a vGPU type ID no source names): it changed nothing
+   * on that GPU (`apply`), or cannot say whether the node matches (`assert`). The message
+   * says how to let it name the type.
+   */
+  UNDETERMINED: 6,
 } as const;
 
 /** An error the CLI prints as one clear message (no stack) with its exit code. */

@@ -25,8 +25,3 @@ export const GLOBAL_OPTIONS = {
 export function isCaptureArchive(sysfsRoot: unknown): sysfsRoot is string {
   return typeof sysfsRoot === 'string' && /\.(tar\.gz|tgz)$/.test(sysfsRoot);
 }
-
-/** Why nothing may change a replayed capture. */
-export function archiveReadOnly(archive: string): string {
-  return `${archive} is a capture archive: evidence of a node, never a node to change, and vmgpu runs nothing from it`;
-}

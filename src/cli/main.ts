@@ -24,6 +24,7 @@ const read: Group = async () => (await import('./read-commands.js')).readCommand
 const sim: Group = async () => (await import('./sim-commands.js')).simCommands;
 const config: Group = async () => (await import('./config-commands.js')).configCommands;
 const serve: Group = async () => (await import('./serve-commands.js')).serveCommands;
+const guest: Group = async () => ({ 'guest cloud-init': (await import('./guest.js')).guestCloudInitCommand });
 
 /** Every command, in the order `vmgpu --help` lists them, and the module that holds it. */
 export const COMMANDS: Readonly<Record<string, Group>> = {
@@ -44,7 +45,7 @@ export const COMMANDS: Readonly<Record<string, Group>> = {
   validate: serve,
   'kubevirt permitted-host-devices': serve,
   'kubevirt sync': serve,
-  'guest cloud-init': serve,
+  'guest cloud-init': guest,
 };
 
 /** Commands that change the node: never run on a capture archive. */

@@ -4,7 +4,7 @@
  */
 import { capture } from '../sysfs/capture.js';
 import { write, type Command } from './command.js';
-import { buildContext, resolveRoots } from './context.js';
+import { openMachine, resolveRoots } from './context.js';
 import { formatDiscover } from './discover.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { GLOBAL_OPTIONS, type GlobalFlags } from './flags.js';
@@ -15,10 +15,10 @@ export const readCommands: Record<string, Command> = {
     usage: 'vmgpu discover [--json] [--sysfs-root DIR|FILE.tar.gz] [--simulate DIR]',
     options: { ...GLOBAL_OPTIONS, json: { type: 'boolean' } },
     async run(v) {
-      const ctx = buildContext(v as GlobalFlags);
-      const inv = await ctx.inventory();
+      const machine = openMachine(v as GlobalFlags);
+      const inv = await machine.inventory();
       write(v.json ? JSON.stringify(inv, null, 2) : formatDiscover(inv));
-      ctx.done();
+      machine.commit();
       return EXIT.OK;
     },
   },

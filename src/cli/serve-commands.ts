@@ -1,84 +1,33 @@
 /**
  * Long-running and cluster-facing commands: `vmgpu agent`, `device-plugin`,
- * `validate`, `kubevirt permitted-host-devices`, `kubevirt sync` and the
- * guest licensing helper `guest cloud-init`. Flags of `agent` are the
- * contract with the Helm chart (docs/agent.md); each has an env fallback.
+ * `validate`, `kubevirt permitted-host-devices`, `kubevirt sync`, and the
+ * guest licensing helper `guest cloud-init` (guest.ts). Flags of `agent` are
+ * the contract with the Helm chart (docs/agent.md); each has an env fallback
+ * (serve-flags.ts).
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { FileTooLargeError, formatBytes, readFileBounded } from '../io/files.js';
-import { jsonLogger, type LogLevel } from '../serve/deviceplugin/logger.js';
-import { runDevicePlugins } from '../serve/deviceplugin/manager.js';
-import { DEFAULT_PLUGIN_DIR } from '../serve/deviceplugin/proto.js';
-import { passthroughNamer } from '../serve/deviceplugin/passthrough-name.js';
-import { permittedHostDevices } from '../serve/kubevirt/permitted.js';
-import { Agent } from '../serve/agent/agent.js';
-import { parseDuration } from '../serve/agent/backoff.js';
-import { guestCloudInit, parseFeatureType } from '../serve/agent/cloud-init.js';
-import { parseConfigMapRef } from '../serve/agent/config-source.js';
-import { resolveDesired, resourceNamesOf } from '../serve/agent/desired.js';
-import { checkNamespace, checkObjectName, describeApiError, Kube, loadKubeConfig } from '../serve/agent/kube.js';
-import { DEFAULT_POD_RESOURCES_SOCKET } from '../serve/agent/podresources.js';
-import { StateStore } from '../serve/agent/state.js';
-import { formatReport, validateNode } from '../serve/agent/validator.js';
-import { KubevirtSync } from '../serve/agent/kubevirt-sync.js';
-import { pluginSocketName } from '../serve/deviceplugin/naming.js';
-import { collectResources } from '../serve/deviceplugin/resources.js';
-import { selectConfig } from '../spec/load.js';
 import type { Inventory } from '../inventory/types.js';
+import { Agent } from '../serve/agent/agent.js';
+import { parseConfigMapRef } from '../serve/agent/config-source.js';
+import { resourceNamesOf, type ResourceNames } from '../serve/agent/desired.js';
+import { StateStore } from '../serve/agent/state.js';
+import { pluginsOnDisk, validateMachine, type ValidationTarget } from '../serve/agent/validation.js';
+import { formatReport } from '../serve/agent/validator.js';
+import { runDevicePlugins } from '../serve/deviceplugin/manager.js';
+import { passthroughNamer } from '../serve/deviceplugin/passthrough-name.js';
+import { messageOf } from '../serve/errors.js';
+import { checkObjectName, describeApiError } from '../serve/kube/kube.js';
+import { jsonLogger } from '../serve/kube/logger.js';
+import { DEFAULT_PLUGIN_DIR } from '../serve/kubelet/device-plugin-api.js';
+import { DEFAULT_POD_RESOURCES_SOCKET } from '../serve/kubelet/pod-resources.js';
+import { permittedHostDevices } from '../serve/kubevirt/permitted.js';
+import { KubevirtSync } from '../serve/kubevirt/sync.js';
 import { write, type Command } from './command.js';
-import { planFor } from '../plan/for-node.js';
-import { isConfigError } from '../spec/config.js';
-import { loadConfigOrNull } from './config-commands.js';
-import { buildContext, DEFAULT_STATE_DIR, GLOBAL_OPTIONS, type GlobalFlags } from './context.js';
+import { openMachine, DEFAULT_STATE_DIR, GLOBAL_OPTIONS, type GlobalFlags } from './context.js';
 import { CliError, EXIT } from './exit-codes.js';
-
-const LOG_LEVELS: LogLevel[] = ['debug', 'info', 'warn', 'error'];
-/** A client configuration token is a few KiB. */
-const MAX_TOKEN_BYTES = 64 * 1024;
-const USER_AGENT = 'vmgpu-agent';
-
-const str = (v: Record<string, unknown>, k: string, env?: string): string | undefined => (v[k] as string | undefined) ?? (env ? process.env[env] || undefined : undefined);
-
-function logLevel(v: Record<string, unknown>): LogLevel {
-  const l = (str(v, 'log-level', 'LOG_LEVEL') ?? 'info') as LogLevel;
-  if (!LOG_LEVELS.includes(l)) throw new CliError(`--log-level ${l}: use one of ${LOG_LEVELS.join(', ')}`);
-  return l;
-}
-
-function duration(v: Record<string, unknown>, k: string, env: string, def: string): number {
-  try {
-    return parseDuration(str(v, k, env) ?? def, `--${k}`);
-  } catch (err) {
-    throw new CliError((err as Error).message);
-  }
-}
-
-function kubeClient(v: Record<string, unknown>, component: string): Kube {
-  try {
-    return new Kube(loadKubeConfig(str(v, 'kubeconfig', 'KUBECONFIG')), { userAgent: `${USER_AGENT}/${component}` });
-  } catch (err) {
-    throw new CliError((err as Error).message);
-  }
-}
-
-/** Resolve once, then wait for SIGTERM/SIGINT and run `stop`. */
-function untilSignal(stop: () => Promise<void>): Promise<number> {
-  return new Promise((resolve) => {
-    const onSig = (sig: NodeJS.Signals) => {
-      process.off('SIGTERM', onSig);
-      process.off('SIGINT', onSig);
-      process.stdout.write(`${JSON.stringify({ ts: new Date().toISOString(), level: 'info', msg: 'shutting down', signal: sig })}\n`);
-      stop().then(
-        () => resolve(EXIT.OK),
-        () => resolve(EXIT.FAILURE),
-      );
-    };
-    process.on('SIGTERM', onSig);
-    process.on('SIGINT', onSig);
-  });
-}
+import { guestCloudInitCommand } from './guest.js';
+import { configFromFlags, duration, kubeClient, logLevel, str, syncTarget, untilSignal } from './serve-flags.js';
 
 const AGENT_OPTIONS = {
   ...GLOBAL_OPTIONS,
@@ -109,27 +58,34 @@ const SYNC_OPTIONS = {
   'log-level': { type: 'string' },
 } as const;
 
-function syncTarget(v: Record<string, unknown>): { namespace: string; name: string; leaseNamespace: string | undefined } {
+/** The config `validate` checks: -f FILE -c NAME, else what the agent last applied on this node. */
+function validationTarget(v: Record<string, unknown>): ValidationTarget {
+  const selected = configFromFlags(v);
+  if (selected) return { file: selected.file, name: selected.config.name };
   try {
-    const namespace = checkNamespace(str(v, 'kubevirt-namespace', 'KUBEVIRT_NAMESPACE') ?? 'kubevirt', '--kubevirt-namespace');
-    const name = checkObjectName(str(v, 'kubevirt-name', 'KUBEVIRT_NAME') ?? 'kubevirt', '--kubevirt-name');
-    const ln = str(v, 'lease-namespace', 'POD_NAMESPACE');
-    return { namespace, name, leaseNamespace: ln ? checkNamespace(ln, '--lease-namespace') : undefined };
+    const recorded = new StateStore(str(v, 'state-dir', 'VMGPU_STATE_DIR') ?? DEFAULT_STATE_DIR).load();
+    return recorded ? { desired: recorded } : { unavailable: 'no config: pass -f FILE -c NAME (no agent state found in the state dir)' };
   } catch (err) {
-    throw new CliError((err as Error).message);
+    return { unavailable: `the config cannot be planned: ${messageOf(err)}` };
   }
 }
 
 /** Resource-name overrides from `-f FILE -c NAME` (none without -f). */
-function resourceNamesFromFlags(v: Record<string, unknown>, inv: Inventory): Record<string, string> {
-  const file = loadConfigOrNull(v.file as string | undefined);
-  if (!file) return {};
-  const name = (v.config as string | undefined) ?? process.env.DEFAULT_VGPU_CONFIG;
-  if (!name) throw new CliError('-f FILE needs -c NAME: the config whose resource-names apply');
+function resourceNamesFromFlags(v: Record<string, unknown>, inv: Inventory): ResourceNames {
+  const selected = configFromFlags(v, 'the config whose resource-names apply');
+  return selected ? resourceNamesOf(selected.config, inv) : {};
+}
+
+/** The Node's allocatable, with API access and a node name; null (the check is skipped) without. */
+async function nodeAllocatable(v: Record<string, unknown>): Promise<Record<string, string> | null> {
+  const nodeName = str(v, 'node-name', 'NODE_NAME');
+  if (!(v.kubeconfig || process.env.KUBERNETES_SERVICE_HOST) || !nodeName) return null;
+  const kube = kubeClient(v, 'validate');
   try {
-    return resourceNamesOf({ name, entries: selectConfig(file, name), line: 0 }, inv);
+    const node = await kube.core.readNode({ name: checkObjectName(nodeName, '--node-name') });
+    return node.status?.allocatable ?? {};
   } catch (err) {
-    throw new CliError((err as Error).message, EXIT.BAD_INPUT);
+    throw new CliError(`cannot read Node ${nodeName} for the allocatable check: ${describeApiError(err)}`);
   }
 }
 
@@ -155,7 +111,7 @@ export const serveCommands: Record<string, Command> = {
       const stateDir = str(v, 'state-dir', 'VMGPU_STATE_DIR') ?? DEFAULT_STATE_DIR;
       const flags: GlobalFlags = { ...(v as GlobalFlags), 'state-dir': stateDir };
       if (!flags['host-root'] && !flags.simulate && fs.existsSync('/host/proc')) flags['host-root'] = '/host';
-      const ctx = buildContext(flags);
+      const machine = openMachine(flags);
       const kube = kubeClient(v, 'agent');
       const cmRef = str(v, 'config-map', 'VMGPU_CONFIG_MAP');
       let configMap: { namespace: string; name: string } | null = null;
@@ -168,7 +124,7 @@ export const serveCommands: Record<string, Command> = {
       }
       const agent = new Agent({
         nodeName,
-        ctx,
+        machine,
         kube,
         configFile: str(v, 'config-file', 'VMGPU_CONFIG_FILE') ?? '/etc/vmgpu/config/config.yaml',
         configMap,
@@ -203,17 +159,17 @@ export const serveCommands: Record<string, Command> = {
     options: { ...GLOBAL_OPTIONS, 'device-plugin-dir': { type: 'string' }, iommufd: { type: 'boolean' }, file: { type: 'string', short: 'f' }, config: { type: 'string', short: 'c' }, 'log-level': { type: 'string' } },
     async run(v) {
       const logger = jsonLogger({ level: logLevel(v), base: { component: 'device-plugin' }, write: (l) => process.stdout.write(l) });
-      const ctx = buildContext(v as GlobalFlags);
-      const inv = await ctx.inventory();
+      const machine = openMachine(v as GlobalFlags);
+      const inv = await machine.inventory();
       const resourceNames = resourceNamesFromFlags(v, inv);
       const m = await runDevicePlugins({
         inventory: inv,
-        port: ctx.port,
+        port: machine.port,
         pluginDir: (v['device-plugin-dir'] as string | undefined) ?? process.env.VMGPU_DEVICE_PLUGIN_DIR ?? DEFAULT_PLUGIN_DIR,
         resourceNames,
         iommufd: Boolean(v.iommufd),
-        passthroughName: passthroughNamer(ctx.pciIds),
-        reread: () => ctx.inventory({ mixedSizeMode: false }),
+        passthroughName: passthroughNamer(machine.pciIds),
+        reread: () => machine.inventory({ mixedSizeMode: false }),
         logger,
       });
       return untilSignal(() => m.stop());
@@ -233,50 +189,12 @@ export const serveCommands: Record<string, Command> = {
       'node-name': { type: 'string' },
     },
     async run(v) {
-      const ctx = buildContext(v as GlobalFlags);
-      const inv = await ctx.inventory();
-      // The config: -f/-c, else what the agent last applied on this node.
-      let plan = null;
-      let planUnavailable: string | undefined;
-      let resourceNames: Record<string, string> = {};
-      const file = loadConfigOrNull(v.file as string | undefined);
-      try {
-        if (file) {
-          const name = (v.config as string | undefined) ?? process.env.DEFAULT_VGPU_CONFIG;
-          if (!name) throw new CliError('-f FILE needs -c NAME');
-          plan = (await planFor(ctx, file, name, (v['node-name'] as string | undefined) ?? process.env.NODE_NAME ?? 'node')).plan;
-          resourceNames = resourceNamesOf({ name, entries: selectConfig(file, name), line: 0 }, inv);
-        } else {
-          const st = new StateStore(str(v, 'state-dir', 'VMGPU_STATE_DIR') ?? DEFAULT_STATE_DIR).load();
-          if (st) {
-            const r = resolveDesired(st);
-            plan = (await planFor(ctx, r.file, r.config.name, (v['node-name'] as string | undefined) ?? process.env.NODE_NAME ?? 'node')).plan;
-            resourceNames = resourceNamesOf(r.config, inv);
-          } else planUnavailable = 'no config: pass -f FILE -c NAME (no agent state found in the state dir)';
-        }
-      } catch (err) {
-        if (err instanceof CliError) throw err;
-        if (isConfigError(err) && file) throw new CliError(err.message, EXIT.BAD_INPUT);
-        planUnavailable = `the config cannot be planned: ${(err as Error).message}`;
-      }
-      // Device plugins: the sockets the agent would serve, in the plugin directory.
+      const target = validationTarget(v);
+      const allocatable = await nodeAllocatable(v);
+      const machine = openMachine(v as GlobalFlags);
       const dir = (v['device-plugin-dir'] as string | undefined) ?? process.env.VMGPU_DEVICE_PLUGIN_DIR ?? DEFAULT_PLUGIN_DIR;
-      const { resources } = collectResources(inv, { resourceNames, passthroughName: passthroughNamer(ctx.pciIds) });
-      const plugins = fs.existsSync(dir)
-        ? resources.map((r) => ({ resourceName: r.resourceName, registered: fs.existsSync(path.join(dir, pluginSocketName(r.resourceName))), devices: r.devices.length, healthy: r.devices.length }))
-        : null;
-      let allocatable: Record<string, string> | null = null;
-      const nodeName = str(v, 'node-name', 'NODE_NAME');
-      if ((v.kubeconfig || process.env.KUBERNETES_SERVICE_HOST) && nodeName) {
-        const kube = kubeClient(v, 'validate');
-        try {
-          const node = await kube.core.readNode({ name: checkObjectName(nodeName, '--node-name') });
-          allocatable = node.status?.allocatable ?? {};
-        } catch (err) {
-          throw new CliError(`cannot read Node ${nodeName} for the allocatable check: ${describeApiError(err)}`);
-        }
-      }
-      const report = validateNode({ inventory: inv, plan, ...(planUnavailable ? { planUnavailable } : {}), plugins, allocatable });
+      const nodeId = (v['node-name'] as string | undefined) ?? process.env.NODE_NAME ?? 'node';
+      const report = await validateMachine(machine, target, nodeId, { plugins: (inv, names) => pluginsOnDisk(inv, names, machine.pciIds, dir), allocatable });
       write(v.json ? JSON.stringify(report, null, 2) : formatReport(report));
       return report.passed ? EXIT.OK : EXIT.FAILURE;
     },
@@ -287,10 +205,10 @@ export const serveCommands: Record<string, Command> = {
     usage: 'vmgpu kubevirt permitted-host-devices [-f FILE -c NAME] [--json] [--sysfs-root DIR | --simulate DIR]',
     options: { ...GLOBAL_OPTIONS, file: { type: 'string', short: 'f' }, config: { type: 'string', short: 'c' }, json: { type: 'boolean' } },
     async run(v) {
-      const ctx = buildContext(v as GlobalFlags);
-      const inv = await ctx.inventory();
+      const machine = openMachine(v as GlobalFlags);
+      const inv = await machine.inventory();
       const resourceNames = resourceNamesFromFlags(v, inv);
-      const p = permittedHostDevices(inv, { resourceNames, pciIds: ctx.pciIds });
+      const p = permittedHostDevices(inv, { resourceNames, pciIds: machine.pciIds });
       const doc = { spec: { configuration: { permittedHostDevices: p } } };
       write(v.json ? JSON.stringify(doc, null, 2) : `# merge into the KubeVirt CR (kubectl edit kubevirt -n kubevirt kubevirt), or run \`vmgpu kubevirt sync\`\n${toYaml(doc)}`);
       return EXIT.OK;
@@ -324,32 +242,5 @@ export const serveCommands: Record<string, Command> = {
     },
   },
 
-  'guest cloud-init': {
-    summary: 'print the cloud-init write_files block that licenses a vGPU guest (ClientConfigToken + gridd.conf)',
-    usage: 'vmgpu guest cloud-init --token FILE [--feature-type 0|1|2|4]',
-    options: { token: { type: 'string' }, 'feature-type': { type: 'string' } },
-    async run(v) {
-      const file = v.token as string | undefined;
-      if (!file) throw new CliError('give the client configuration token with --token FILE (download it from your NVIDIA License Server instance)');
-      let featureType;
-      try {
-        featureType = parseFeatureType(v['feature-type'] as string | undefined);
-      } catch (err) {
-        throw new CliError((err as Error).message);
-      }
-      let token: Buffer;
-      try {
-        token = readFileBounded(file, MAX_TOKEN_BYTES);
-      } catch (err) {
-        const why = err instanceof FileTooLargeError ? `it holds more than ${formatBytes(MAX_TOKEN_BYTES)}, and a client configuration token is a few KiB` : (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
-        throw new CliError(`cannot read the token ${file}: ${why}`);
-      }
-      try {
-        write(guestCloudInit(token, featureType, file));
-      } catch (err) {
-        throw new CliError((err as Error).message);
-      }
-      return EXIT.OK;
-    },
-  },
+  'guest cloud-init': guestCloudInitCommand,
 };

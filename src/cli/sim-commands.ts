@@ -12,7 +12,7 @@ export const simCommands: Record<string, Command> = {
   'sim create': {
     summary: 'materialise a simulated GPU node as a directory tree (usable with --sysfs-root and --simulate)',
     usage:
-      'vmgpu sim create --out DIR [--model L40S] [--gpus 4] [--mode sriov-vgpu|mdev-vgpu|passthrough|host] [--profiles L40S-12Q,L40S-12Q] [--driver-version V] [--no-iommu] [--no-vfs] [--heterogeneous]\n' +
+      'vmgpu sim create --out DIR [--model L40S] [--gpus 4] [--mode sriov-vgpu|mdev-vgpu|passthrough|host] [--profiles L40S-12Q,L40S-12Q] [--driver-version V] [--no-iommu] [--no-vfs] [--heterogeneous] [--no-nvidia-smi]\n' +
       '       (repeat --model/--gpus/--mode groups by giving comma-separated lists of equal length, e.g. --model L40S,A100 --gpus 2,1 --mode sriov-vgpu,mdev-vgpu)',
     options: {
       out: { type: 'string' },
@@ -24,6 +24,7 @@ export const simCommands: Record<string, Command> = {
       'no-iommu': { type: 'boolean' },
       'no-vfs': { type: 'boolean' },
       heterogeneous: { type: 'boolean' },
+      'no-nvidia-smi': { type: 'boolean' },
     },
     async run(v) {
       const out = v.out as string | undefined;
@@ -53,6 +54,7 @@ export const simCommands: Record<string, Command> = {
           gpus,
           ...(v['driver-version'] ? { driverVersion: String(v['driver-version']) } : {}),
           ...(v['no-iommu'] ? { iommu: false } : {}),
+          ...(v['no-nvidia-smi'] ? { nvidiaSmi: false } : {}),
         });
       } catch (err) {
         throw new CliError((err as Error).message);

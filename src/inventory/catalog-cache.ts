@@ -11,7 +11,8 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { readTextBounded, writeFileAtomic } from '../io/files.js';
-import { cleanTypeName, MAX_TYPE_ID, type CatalogEntry } from './catalog.js';
+import { cleanTypeName } from '../model/profile.js';
+import { MAX_TYPE_ID, type CatalogEntry } from './catalog.js';
 
 const DEVICE_ID_RE = /^[0-9a-f]{4}$/;
 /** Driver versions look like `550.90.07`, `595.58.02`, `17.4`: digits, letters, `.`, `_`, `-`, `+`. */

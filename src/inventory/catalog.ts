@@ -8,8 +8,9 @@
  * Names that come out are single-line printable ASCII without `/` or `..`, so
  * callers can put them in logs, resource names and cache files.
  */
-import type { VgpuSeries, VgpuType } from './types.js';
-import { profileFact, stripVendorPrefix } from './profiles.js';
+import type { VgpuType } from './types.js';
+import { profileFact } from '../model/boards.js';
+import { cleanTypeName, isMigBacked, nominalFramebufferMiB, parseProfile, stripVendorPrefix } from '../model/profile.js';
 
 export interface CatalogEntry {
   id: number;
@@ -24,20 +25,6 @@ export interface CatalogParseResult {
 
 /** Largest type ID accepted: the IDs the driver prints are small, this rejects overflow garbage. */
 export const MAX_TYPE_ID = 0x7fffffff;
-/** Longest name accepted (the driver's names are well under 64 characters). */
-export const MAX_NAME_LENGTH = 128;
-
-const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9 ._+()-]*$/;
-
-/** Canonical form of a type name, or undefined when it is not an acceptable name. */
-export function cleanTypeName(raw: string): string | undefined {
-  if (typeof raw !== 'string') return undefined;
-  const name = raw.replace(/[ \t]+/g, ' ').trim();
-  if (name.length === 0 || name.length > MAX_NAME_LENGTH) return undefined;
-  if (!NAME_RE.test(name) || name.includes('..')) return undefined;
-  return name;
-}
-
 function parseId(digits: string, radix: 10 | 16): number | undefined {
   if (digits.length === 0 || digits.length > 10) return undefined;
   const id = Number.parseInt(digits, radix);
@@ -259,56 +246,6 @@ export function parseMdevDescription(text: string): MdevDescription {
   return out;
 }
 
-export interface ParsedProfileName {
-  /** Board prefix: `L40S`, `RTX6000-Ada`, `A100D`, `RTX Pro 6000 Blackwell DC`. */
-  board: string;
-  /** The name without `NVIDIA ` / `GRID `: `L40S-12Q`. */
-  profile: string;
-  /** GB in the name (0 stands for 512 MB on old boards, e.g. `M60-0Q`). */
-  framebufferGB: number;
-  series: VgpuSeries;
-  migBacked: boolean;
-  /** GPU instance slices of a MIG-backed profile (`A100-2-10C` -> 2). */
-  gpuInstanceSlices?: number;
-  /** `ME` (media extensions) on MIG-backed profiles. */
-  mediaExtensions?: boolean;
-}
-
-const MIG_NAME_RE = /^(.+?)-([1-8])-([0-9]{1,4})C(ME)?$/i;
-const TIME_SLICED_RE = /^(.+)-([0-9]{1,4})([QABC])([0-9]?)$/i;
-const BOARD_RE = /^[A-Za-z0-9][A-Za-z0-9 ._+()-]{0,63}$/;
-
-/** `NVIDIA L40S-12Q`, `GRID T4-1Q`, `A100-1-5C`, `H200X-1-18C`, `A100D-4-20C`, `A100-1-5CME`. */
-export function parseProfileName(name: string): ParsedProfileName | undefined {
-  const cleaned = cleanTypeName(typeof name === 'string' ? name : '');
-  if (cleaned === undefined) return undefined;
-  const profile = stripVendorPrefix(cleaned);
-  const mig = MIG_NAME_RE.exec(profile);
-  if (mig && BOARD_RE.test(mig[1]!)) {
-    const parsed: ParsedProfileName = {
-      board: mig[1]!,
-      profile,
-      framebufferGB: Number(mig[3]),
-      series: 'C',
-      migBacked: true,
-      gpuInstanceSlices: Number(mig[2]),
-    };
-    if (mig[4]) parsed.mediaExtensions = true;
-    return parsed;
-  }
-  const ts = TIME_SLICED_RE.exec(profile);
-  if (ts && BOARD_RE.test(ts[1]!) && !ts[1]!.endsWith('-')) {
-    return {
-      board: ts[1]!,
-      profile,
-      framebufferGB: Number(ts[2]),
-      series: ts[3]!.toUpperCase() as VgpuSeries,
-      migBacked: false,
-    };
-  }
-  return undefined;
-}
-
 /**
  * A catalog entry as a VgpuType: series, framebuffer and max instances from
  * NVIDIA's documented facts (profiles.ts) when the profile is known, else what
@@ -318,16 +255,15 @@ export function toVgpuType(entry: CatalogEntry, source: VgpuType['source']): Vgp
   const name = cleanTypeName(entry.name) ?? entry.name;
   const profile = stripVendorPrefix(name);
   const fact = profileFact(profile);
-  const parsed = fact ? undefined : parseProfileName(name);
-  const parsedMiB = parsed ? (parsed.framebufferGB === 0 ? 512 : parsed.framebufferGB * 1024) : null;
+  const parsed = fact ? undefined : parseProfile(name);
   return {
     id: entry.id,
     name,
     profile,
     series: fact?.series ?? parsed?.series ?? 'unknown',
-    framebufferMiB: fact?.framebufferMiB ?? parsedMiB,
+    framebufferMiB: fact?.framebufferMiB ?? (parsed ? nominalFramebufferMiB(parsed) : null),
     maxInstances: fact?.maxInstances ?? null,
-    migBacked: fact?.migBacked ?? parsed?.migBacked ?? false,
+    migBacked: fact?.migBacked ?? (parsed ? isMigBacked(parsed) : false),
     source,
   };
 }

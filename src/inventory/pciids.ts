@@ -12,22 +12,16 @@
  *     # comment
  *     C cc  Class name        (the class section, after all vendors)
  */
+import { toPciId } from '../model/pci.js';
 import { readFileSync, statSync } from 'node:fs';
-import { knownModel } from './models.js';
+import { knownModel } from '../model/models.js';
 
 export const DEFAULT_PCI_IDS_PATHS = ['/usr/share/misc/pci.ids', '/usr/share/hwdata/pci.ids', '/usr/share/pci.ids'] as const;
 
 /** Refuse files larger than this: pci.ids is ~1.5 MB. */
 const MAX_FILE_BYTES = 32 * 1024 * 1024;
 
-const HEX4 = /^[0-9a-f]{4}$/;
 
-/** `0x10DE`, ` 10de\n` -> `10de`; anything that is not 4 hex digits -> undefined. */
-export function normalizePciId(id: string): string | undefined {
-  if (typeof id !== 'string') return undefined;
-  const v = id.trim().toLowerCase().replace(/^0x/, '');
-  return HEX4.test(v) ? v : undefined;
-}
 
 interface VendorBlock {
   name: string;
@@ -103,21 +97,21 @@ export class PciIds {
   }
 
   deviceName(vendorId: string, deviceId: string): string | undefined {
-    const d = normalizePciId(deviceId);
+    const d = toPciId(deviceId);
     if (!d) return undefined;
     return this.vendor(vendorId)?.devices.get(d)?.name;
   }
 
   subsystemName(vendorId: string, deviceId: string, subVendorId: string, subDeviceId: string): string | undefined {
-    const d = normalizePciId(deviceId);
-    const sv = normalizePciId(subVendorId);
-    const sd = normalizePciId(subDeviceId);
+    const d = toPciId(deviceId);
+    const sv = toPciId(subVendorId);
+    const sd = toPciId(subDeviceId);
     if (!d || !sv || !sd) return undefined;
     return this.vendor(vendorId)?.devices.get(d)?.subsystems.get(`${sv} ${sd}`);
   }
 
   private vendor(vendorId: string): VendorBlock | undefined {
-    const v = normalizePciId(vendorId);
+    const v = toPciId(vendorId);
     if (!v) return undefined;
     const cached = this.parsed.get(v);
     if (cached !== undefined) return cached ?? undefined;
@@ -192,7 +186,7 @@ function idsOrRaw(vendorId: string, deviceId: string): [string, string] {
     const hex = typeof s === 'string' ? s.trim().toLowerCase().replace(/^0x/, '') : '';
     return /^[0-9a-f]{1,8}$/.test(hex) ? hex : 'unknown';
   };
-  return [normalizePciId(vendorId) ?? clean(vendorId), normalizePciId(deviceId) ?? clean(deviceId)];
+  return [toPciId(vendorId) ?? clean(vendorId), toPciId(deviceId) ?? clean(deviceId)];
 }
 
 /**

@@ -8,13 +8,13 @@
  */
 import { SysfsError } from '../sysfs/errors.js';
 import type { HostTools } from '../sysfs/host-tools.js';
-import { checkPciAddress, type PciAddress } from '../sysfs/names.js';
+import { checkPciAddress, type PciAddress } from '../model/pci.js';
 import type { SkippedEntry, SysfsPort } from '../sysfs/port.js';
 import { parseCreatableVgpuTypes, parseMdevDescription, parseNvidiaSmiSupportedTypes, toVgpuType, type CatalogEntry } from './catalog.js';
 import type { CatalogCache } from './catalog-cache.js';
-import { knownModel } from './models.js';
+import { knownModel } from '../model/models.js';
 import { PciIds, deviceDisplayName } from './pciids.js';
-import { boardForDevice } from './profiles.js';
+import { boardForDevice } from '../model/boards.js';
 import {
   INVENTORY_SCHEMA_VERSION,
   type Capabilities,
@@ -47,7 +47,7 @@ export class InventoryError extends Error {
 
 export interface InventoryOptions {
   pciIds?: PciIds;
-  /** On-disk ID→name cache; read to name configured VFs, updated with what free VFs show. */
+  /** On-disk ID→name cache, read to name configured VFs (the machine records what free VFs show; a read never writes). */
   catalogCache?: CatalogCache;
   kernelRelease?: string | null;
 }
@@ -128,7 +128,7 @@ class Reader {
       if (!cls || !GPU_CLASSES.has(cls.slice(0, 4))) continue;
       pfs.push(addr);
     }
-    const gpus = pfs.map((pf, index) => this.readGpu(pf, index, node));
+    const gpus = pfs.map((pf, index) => this.readGpu(pf, index));
     if (!node.vgpuHostDriver && gpus.some((g) => g.framework === 'sriov-vgpu' || g.framework === 'mdev-vgpu')) node.vgpuHostDriver = true;
     for (const g of gpus) g.capabilities = this.capabilities(g, node);
     const inGpus = new Set<string>();
@@ -169,7 +169,7 @@ class Reader {
 
   // ---------------------------------------------------------------- one GPU
 
-  private readGpu(pf: PciAddress, index: number, node: NodeInfo): Gpu {
+  private readGpu(pf: PciAddress, index: number): Gpu {
     const warnings: Warning[] = [];
     const pci = this.readFunction(pf);
     const model = this.model(pci);
@@ -179,7 +179,6 @@ class Reader {
     const catalog = new Map<number, VgpuType>();
     const cached = this.cachedCatalog(pci);
     for (const e of cached) catalog.set(e.id, toVgpuType(e, 'cache'));
-    const seen: CatalogEntry[] = [];
     let i = -1;
     for (const f of vfFns) {
       const a = checkPciAddress(f.address);
@@ -193,7 +192,6 @@ class Reader {
       const creatable = parseCreatableVgpuTypes(creatableText);
       for (const e of creatable) {
         if (!catalog.has(e.id) || catalog.get(e.id)!.source === 'cache') catalog.set(e.id, toVgpuType(e, 'creatable'));
-        seen.push(e);
       }
       const params = this.safe(() => this.port.readNvidiaAttr(a, 'vgpu_params'), warnings);
       vfs.push({
@@ -218,13 +216,6 @@ class Reader {
         message: `${unnamed.length} VF(s) (${unnamed.map((v) => v.address).join(', ')}) have vGPU type ID ${ids}, which no free VF lists and the catalog cache does not know: the name shows once a VF of this GPU is free, the catalog cache has seen it, or nvidia-smi is available`,
         path: this.port.display('sys', `bus/pci/devices/${unnamed[0]!.address}/nvidia/current_vgpu_type`),
       });
-    }
-    if (seen.length && this.opts.catalogCache && node.nvidiaDriverVersion) {
-      try {
-        this.opts.catalogCache.merge(pci.deviceId, node.nvidiaDriverVersion, seen);
-      } catch (err) {
-        warnings.push({ code: 'catalog-cache', message: `could not update the catalog cache: ${(err as Error).message}` });
-      }
     }
 
     // mdev parents: the PF, or its VFs (Ampere). Every parent is listed in /sys/class/mdev_bus;
@@ -537,9 +528,10 @@ class Reader {
 /**
  * The parts of an inventory that need NVIDIA's tools: mixed-size mode per
  * GPU, and type names for configured VFs that no free VF lists and the cache
- * does not know (from `nvidia-smi vgpu -s`). Changes the inventory in place.
+ * does not know (from `nvidia-smi vgpu -s`); with `fullCatalog`, every type
+ * the GPU supports even when all are named. Changes the inventory in place.
  */
-export async function enrichWithHostTools(inv: Inventory, tools: HostTools, opts: { mixedSizeMode?: boolean } = {}): Promise<void> {
+export async function enrichWithHostTools(inv: Inventory, tools: HostTools, opts: { mixedSizeMode?: boolean; fullCatalog?: boolean } = {}): Promise<void> {
   for (const g of inv.gpus) {
     if (g.framework !== 'sriov-vgpu') continue;
     const pf = checkPciAddress(g.pci.address);
@@ -551,7 +543,7 @@ export async function enrichWithHostTools(inv: Inventory, tools: HostTools, opts
       }
     }
     const unknown = g.vfs.filter((v) => v.currentTypeId && !v.currentProfile);
-    if (unknown.length === 0 && g.catalog.length > 0) continue;
+    if (unknown.length === 0 && g.catalog.length > 0 && !opts.fullCatalog) continue;
     let out: string | undefined;
     try {
       out = await tools.nvidiaSmiSupportedTypes(pf);
@@ -559,8 +551,12 @@ export async function enrichWithHostTools(inv: Inventory, tools: HostTools, opts
       out = undefined;
     }
     if (!out) continue;
-    const have = new Set(g.catalog.map((t) => t.id));
-    for (const e of parseNvidiaSmiSupportedTypes(out)) if (!have.has(e.id)) g.catalog.push(toVgpuType(e, 'nvidia-smi'));
+    for (const e of parseNvidiaSmiSupportedTypes(out)) {
+      const have = g.catalog.findIndex((t) => t.id === e.id);
+      // The driver's own tool outranks a remembered name; a free VF's list stays the first source.
+      if (have < 0) g.catalog.push(toVgpuType(e, 'nvidia-smi'));
+      else if (g.catalog[have]!.source === 'cache') g.catalog[have] = toVgpuType(e, 'nvidia-smi');
+    }
     g.catalog.sort((a, b) => a.id - b.id);
     for (const v of g.vfs) {
       if (v.currentTypeId && !v.currentProfile) v.currentProfile = g.catalog.find((t) => t.id === v.currentTypeId)?.profile ?? null;

@@ -32,7 +32,7 @@ export type Action =
 
 export type ActionKind = Action['kind'];
 
-/** A change the plan wants but cannot make now: the device is in use by a VM. */
+/** A change the plan wants but cannot make now: a device is in use by a VM. */
 export interface Blocked {
   gpu: string;
   /** The VF or GPU address, or mdev UUID, that is in use. */
@@ -41,6 +41,22 @@ export interface Blocked {
   change: string;
   /** Why it is blocked (who holds it, or the capacity it is waiting for). */
   reason: string;
+  /** The devices in use whose release unblocks it (VF or GPU addresses, mdev UUIDs). */
+  waitsFor: string[];
+}
+
+/**
+ * A device whose state vmgpu cannot tell (a vGPU type ID no source names).
+ * The GPU it is on is left exactly as it is: vmgpu never clears, replaces or
+ * re-types what it cannot name.
+ */
+export interface Undetermined {
+  gpu: string;
+  /** The VF address or mdev UUID. */
+  device: string;
+  reason: string;
+  /** How to let vmgpu name it. */
+  fix: string;
 }
 
 /** Why a config cannot be met on this node. Any error means nothing is applied. */
@@ -67,6 +83,8 @@ export interface Plan {
   configName: string;
   actions: Action[];
   blocked: Blocked[];
+  /** GPUs left untouched because vmgpu cannot tell what is on them. */
+  undetermined: Undetermined[];
   errors: PlanError[];
   gpus: GpuOutcome[];
 }

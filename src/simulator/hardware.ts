@@ -7,7 +7,7 @@
  * simulated driver version, as real ones do: this file is the only place in
  * vmgpu where type IDs are made up, and nothing outside the simulator may use them.
  */
-import { boardForDevice, type BoardFacts, type ProfileFact } from '../inventory/profiles.js';
+import { boardForDevice, type BoardFacts, type ProfileFact } from '../model/boards.js';
 
 export interface SimModel {
   /** Short key used on the command line: `L40S`, `H200`, `A100`... */

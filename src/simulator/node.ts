@@ -5,8 +5,10 @@
  */
 import { createHash } from 'node:crypto';
 import { SysfsError } from '../sysfs/errors.js';
-import { parseMdevUuid, parsePciAddress, vfAddress } from '../sysfs/names.js';
+import { parsePciAddress, vfAddress } from '../model/pci.js';
+import { parseMdevUuid } from '../sysfs/names.js';
 import { SysfsPort } from '../sysfs/port.js';
+import type { VfioUser } from '../sysfs/vfio-users.js';
 import { simDriver, simModel, simTypes, boardOf, type SimDriver, type SimModel, type SimType } from './hardware.js';
 import { VirtualBackend, chardev, dir, file, link, mkdirp, put, text, unput, type Trees, type VDir } from './vfs.js';
 
@@ -44,6 +46,12 @@ export interface SimNodeSpec {
   transientUnbindLockFailures?: number;
   /** iommufd enabled (`/dev/iommu`). Default true when the IOMMU is on. */
   iommufd?: boolean;
+  /**
+   * NVIDIA's nvidia-smi (and NVML) reachable by vmgpu (default true). False
+   * models a container without the host driver's tools: type IDs on a full
+   * card cannot be named from it, and mixed-size mode can be neither read nor set.
+   */
+  nvidiaSmi?: boolean;
 }
 
 export interface WriteRecord {
@@ -126,6 +134,7 @@ export class SimulatedNode {
   private nextVfio = 0;
   private unbindLockFailures: number;
   private readonly sriovManage: boolean;
+  private readonly nvidiaSmi: boolean;
   private readonly variantModels: Set<string>;
   private tree: Trees | null = null;
 
@@ -136,6 +145,7 @@ export class SimulatedNode {
     this.iommu = spec.iommu ?? true;
     this.iommufd = spec.iommufd ?? this.iommu;
     this.sriovManage = spec.sriovManage ?? this.vgpuHostDriver;
+    this.nvidiaSmi = spec.nvidiaSmi ?? true;
     this.unbindLockFailures = spec.transientUnbindLockFailures ?? 0;
     this.variantModels = new Set((spec.vfioVariantFor ?? []).map((k) => simModel(k).key));
     this.backend = new VirtualBackend(
@@ -158,6 +168,23 @@ export class SimulatedNode {
   }
   heldDevices(): string[] {
     return [...this.held].sort();
+  }
+  /**
+   * The simulated VMs as a host sees them: one QEMU process per held device,
+   * with the device's VFIO group open (and its cdev, when it has one).
+   */
+  vfioUsers(): VfioUser[] {
+    const out: VfioUser[] = [];
+    for (const [i, id] of this.heldDevices().entries()) {
+      const pid = 40000 + i;
+      const command = 'qemu-system-x86_64';
+      const fn = this.fnByAddr(id);
+      const mdev = fn ? undefined : this.gpus.flatMap((g) => [...g.mdevs.values()]).find((m) => m.uuid === id);
+      const group = fn?.group ?? mdev?.group ?? null;
+      if (group !== null) out.push({ pid, command, kind: 'group', id: String(group) });
+      if (fn?.vfio !== null && fn?.vfio !== undefined) out.push({ pid, command, kind: 'cdev', id: `vfio${fn.vfio}` });
+    }
+    return out;
   }
   /** Number of write attempts (successful or not) made through the backend or host tools. */
   writes(): number {
@@ -214,7 +241,9 @@ export class SimulatedNode {
     this.invalidate();
   }
 
-  heterogeneousMode(pf: string): boolean {
+  /** Mixed-size mode as `nvidia-smi -q` reports it; undefined without nvidia-smi. */
+  heterogeneousMode(pf: string): boolean | undefined {
+    if (!this.nvidiaSmi) return undefined;
     return this.gpuByPf(pf).heterogeneous;
   }
 
@@ -222,14 +251,16 @@ export class SimulatedNode {
   setHeterogeneousMode(pf: string, enabled: boolean): void {
     const g = this.gpuByPf(pf);
     this.log.push({ path: `exec nvidia-smi vgpu -shm ${enabled ? 1 : 0} -i ${pf}`, data: '', error: null });
+    if (!this.nvidiaSmi) throw new SysfsError('exec', 'nvidia-smi', 'ENOENT', 'nvidia-smi is not installed or not reachable');
     if (g.vfs.some((v) => v.typeId !== 0)) {
       throw new SysfsError('exec', `nvidia-smi vgpu -shm ${enabled ? 1 : 0} -i ${pf}`, 'EBUSY', 'vGPUs are configured on this GPU; clear them first');
     }
     g.heterogeneous = enabled;
   }
 
-  /** `nvidia-smi vgpu -s -i <pf>`-style listing: supported types with hex IDs. */
-  nvidiaSmiSupportedTypes(pf: string): string {
+  /** `nvidia-smi vgpu -s -i <pf>`-style listing: supported types with hex IDs; undefined without nvidia-smi. */
+  nvidiaSmiSupportedTypes(pf: string): string | undefined {
+    if (!this.nvidiaSmi) return undefined;
     const g = this.gpuByPf(pf);
     const lines = [`GPU ${pf.replace(/^([0-9a-f]{4})/, '0000$1').toUpperCase()}`];
     for (const t of g.types) {
@@ -433,8 +464,12 @@ export class SimulatedNode {
     return n;
   }
 
+  /** A VM holds the device, or another function of its IOMMU group (the group is the unit a VM opens). */
   private isHeld(id: string): boolean {
-    return this.held.has(id.toLowerCase());
+    if (this.held.has(id.toLowerCase())) return true;
+    const fn = this.fnByAddr(id.toLowerCase());
+    if (!fn || fn.group === null) return false;
+    return [...this.held].some((h) => h !== fn.addr && this.fnByAddr(h)?.group === fn.group);
   }
 
   private writeVgpuType(gpu: SimGpu, vf: SimVf, data: string): void {

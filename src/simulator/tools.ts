@@ -1,5 +1,5 @@
 import type { HostTools } from '../sysfs/host-tools.js';
-import { checkPciAddress, type PciAddress } from '../sysfs/names.js';
+import { checkPciAddress, type PciAddress } from '../model/pci.js';
 import type { SimulatedNode } from './node.js';
 
 /** NVIDIA's host tools as the simulated node answers them. */

@@ -10,7 +10,7 @@
  * or more documents; the one with `data.profiles` is used).
  */
 import { isMap, isScalar, LineCounter, type Node } from 'yaml';
-import { parsePciAddress } from '../sysfs/names.js';
+import { parsePciAddress } from '../model/pci.js';
 import { ConfigError, type ConfigEntry, type ConfigFile, type ConfigProblem, type VgpuDeviceRequest } from './config.js';
 import { checkConfigName, parseProfileKey } from './grammar.js';
 import { parseConfig, readTextFile } from './load.js';
@@ -250,7 +250,7 @@ export function cozystackToConfig(lines: readonly CozystackLine[], resolve: Cozy
         report(`profile ID ${l.profileId} resolves to ${parsed.error}`);
         continue;
       }
-      profile = parsed.profile;
+      profile = parsed.name;
     }
     const key = `${pf}/${res.vfIndex}`;
     const prevLine = taken.get(key);

@@ -1,105 +1,37 @@
 /**
- * Small grammars used by the config file: vGPU profile names, PCI ID filters,
+ * Small grammars used by the config file: profile keys, PCI ID filters,
  * Kubernetes extended resource names, config names and vgpu_params.
  *
  * Each function either returns a normalised value or a human-readable reason
  * (a string the caller turns into a positioned problem); none of them throws.
  */
 
-import { parseProfileName } from '../inventory/catalog.js';
-import { stripVendorPrefix } from '../inventory/profiles.js';
-import type { VgpuSeries } from '../inventory/types.js';
-
-/** A parsed vGPU profile (type) name such as `L40S-12Q` or `A100-1-5CME`. */
-export interface ProfileName {
-  /** The bare profile, without `NVIDIA ` / `GRID `: `L40S-12Q`. */
-  profile: string;
-  /** Board part: `L40S`, `A100D`, `DC`. */
-  board: string;
-  /** GPU instance slices for MIG-backed types (`A100-2-10C` -> 2), else null. */
-  gpuInstances: number | null;
-  /** Framebuffer in GB as written in the name (`0` on M60-0Q means 512 MB). */
-  framebufferGB: number;
-  series: VgpuSeries;
-  /** `ME` suffix (media extensions) on MIG-backed types. */
-  mediaExtensions: boolean;
-  migBacked: boolean;
-}
-
-// The grammar NVIDIA's vgpu-device-manager accepts (time-sliced and MIG-backed types).
-const TIME_SLICED_RE = /^([A-Z0-9]+)-(0|[1-9][0-9]{0,3})([ABCQ])$/;
-const MIG_BACKED_RE = /^([A-Z0-9]+)-([1-9])-(0|[1-9][0-9]{0,3})([ABCQ])(ME)?$/;
-
-/**
- * Parse a bare profile name with NVIDIA vgpu-device-manager's own grammar
- * (`<BOARD>-<GB><series>` or `<BOARD>-<slices>-<GB><series>[ME]`, upper-case).
- * Returns null when it does not fit. vmgpu accepts a wider set (see parseProfileKey);
- * this one is used for hints and by tests.
- */
-export function parseBareProfile(name: string): ProfileName | null {
-  const ts = TIME_SLICED_RE.exec(name);
-  if (ts) {
-    return {
-      profile: name,
-      board: ts[1]!,
-      gpuInstances: null,
-      framebufferGB: Number(ts[2]),
-      series: ts[3] as VgpuSeries,
-      mediaExtensions: false,
-      migBacked: false,
-    };
-  }
-  const mig = MIG_BACKED_RE.exec(name);
-  if (mig) {
-    return {
-      profile: name,
-      board: mig[1]!,
-      gpuInstances: Number(mig[2]),
-      framebufferGB: Number(mig[3]),
-      series: mig[4] as VgpuSeries,
-      mediaExtensions: mig[5] === 'ME',
-      migBacked: true,
-    };
-  }
-  return null;
-}
+import { isNvidiaProfileShape, parseProfile, stripVendorPrefix, type Profile } from '../model/profile.js';
 
 export const NUMERIC_PROFILE_MESSAGE =
   'profile IDs change between driver versions; use the name, e.g. L40S-12Q';
 
 /**
  * Parse a profile name as written in a config: bare (`L40S-12Q`) or with the
- * driver's `NVIDIA ` / `GRID ` prefix. The grammar is the inventory's
- * (parseProfileName in src/inventory/catalog.ts), so every name the driver
- * prints can be written, including boards such as `RTX6000-Ada` or
- * `RTX Pro 6000 Blackwell DC`. A name that is an upper-case NVIDIA name
- * typed in lower case is refused with the correct spelling.
+ * driver's `NVIDIA ` / `GRID ` prefix, in the one profile grammar
+ * (src/model/profile.ts), so every name the driver prints can be written. A
+ * name NVIDIA writes in upper case, typed in lower case, is refused with the
+ * correct spelling.
  */
-export function parseProfileKey(written: string): ProfileName | { error: string } {
+export function parseProfileKey(written: string): Profile | { error: string } {
   if (/^\s*[0-9]+\s*$/.test(written)) {
     return { error: `"${written}" is a number: ${NUMERIC_PROFILE_MESSAGE}` };
   }
   const bare = stripVendorPrefix(written);
-  const upper = parseBareProfile(bare.toUpperCase());
-  if (upper && upper.profile !== bare) {
-    return { error: `"${written}" is not a vGPU profile name: names are upper-case; did you mean "${upper.profile}"?` };
+  if (!isNvidiaProfileShape(bare) && isNvidiaProfileShape(bare.toUpperCase())) {
+    return { error: `"${written}" is not a vGPU profile name: names are upper-case; did you mean "${bare.toUpperCase()}"?` };
   }
-  const parsed = parseProfileName(written);
-  if (parsed) {
-    return {
-      profile: parsed.profile,
-      board: parsed.board,
-      gpuInstances: parsed.gpuInstanceSlices ?? null,
-      framebufferGB: parsed.framebufferGB,
-      series: parsed.series,
-      mediaExtensions: parsed.mediaExtensions === true,
-      migBacked: parsed.migBacked,
-    };
-  }
+  const parsed = parseProfile(written);
+  if (parsed) return parsed;
   return {
     error:
       `"${written}" is not a vGPU profile name: expected <board>-<GB><series> or, MIG-backed, ` +
-      '<board>-<slices>-<GB>C[ME], e.g. L40S-12Q or A100-1-5C (an "NVIDIA " or "GRID " prefix is allowed)',
+      '<board>-<slices>-<GB><series>[ME|NOME|MEALL|GFX], e.g. L40S-12Q, A100-1-5C or DC-1-24CGFX (an "NVIDIA " or "GRID " prefix is allowed)',
   };
 }
 

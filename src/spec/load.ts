@@ -6,9 +6,10 @@
  *
  * The reference for the format is docs/config.md.
  */
+import { isMigBacked, type Profile } from '../model/profile.js';
 import { isMap, isScalar, isSeq, LineCounter, type Node } from 'yaml';
 import { FileTooLargeError, formatBytes, readFileBounded } from '../io/files.js';
-import { parsePciAddress } from '../sysfs/names.js';
+import { parsePciAddress } from '../model/pci.js';
 import {
   ConfigError,
   defaultEntry,
@@ -29,7 +30,6 @@ import {
   parseDeviceFilter,
   parseProfileKey,
   type DeviceFilter,
-  type ProfileName,
 } from './grammar.js';
 import { closestNames, didYouMean } from './suggest.js';
 import { MAX_ALIAS_EXPANSIONS, parseYamlDocuments, plainInteger, ReaderAbort, scalarText, TOO_DEEP_MESSAGE, YamlReader, type Field } from './yaml-reader.js';
@@ -413,7 +413,7 @@ function readPciAddresses(r: YamlReader, f: Field): string[] {
 }
 
 /** A profile-name key (in vgpu-devices, vf-placement, ...); reports and returns null when it is not a name. */
-function readProfileKey(r: YamlReader, path: string, field: Field): ProfileName | null {
+function readProfileKey(r: YamlReader, path: string, field: Field): Profile | null {
   const kn = field.keyNode;
   if (isScalar(kn) && typeof kn.value === 'number') {
     r.report(path, field.keyOffset, `${JSON.stringify(field.key)} is a number: ${NUMERIC_PROFILE_MESSAGE}`);
@@ -445,14 +445,14 @@ function readVgpuDevices(r: YamlReader, f: Field): VgpuDeviceRequest[] {
       else r.wrongType(t.path, t.value, t.valueOffset, `a count from 1 to ${MAX_COUNT}`);
     }
     if (!p) continue;
-    const prev = byProfile.get(p.profile);
+    const prev = byProfile.get(p.name);
     if (prev !== undefined) {
       r.report(f.path, t.keyOffset, `${JSON.stringify(t.key)} names the same type as ${JSON.stringify(prev)}; merge them into one count`);
       continue;
     }
-    byProfile.set(p.profile, t.key);
-    migBacked.set(p.profile, p.migBacked);
-    if (count !== null && count >= 1 && count <= MAX_COUNT) out.push({ profile: p.profile, original: t.key, count });
+    byProfile.set(p.name, t.key);
+    migBacked.set(p.name, isMigBacked(p));
+    if (count !== null && count >= 1 && count <= MAX_COUNT) out.push({ profile: p.name, original: t.key, count });
   }
   // Like NVIDIA: time-sliced and MIG-backed types cannot share a GPU.
   const parsed = out.map((d) => ({ d, mig: migBacked.get(d.profile) === true }));
@@ -484,19 +484,19 @@ function profileFields(
   for (const t of r.fields(v, f.path)) {
     const p = readProfileKey(r, f.path, t);
     if (!p) continue;
-    if (seen.has(p.profile)) {
-      r.report(f.path, t.keyOffset, `${JSON.stringify(t.key)} names the same type as ${JSON.stringify(seen.get(p.profile))}; keep one`);
+    if (seen.has(p.name)) {
+      r.report(f.path, t.keyOffset, `${JSON.stringify(t.key)} names the same type as ${JSON.stringify(seen.get(p.name))}; keep one`);
       continue;
     }
-    seen.set(p.profile, t.key);
-    if (!profiles.has(p.profile)) {
+    seen.set(p.name, t.key);
+    if (!profiles.has(p.name)) {
       const requested = [...profiles.keys()];
-      const close = closestNames(p.profile, requested, 1);
+      const close = closestNames(p.name, requested, 1);
       const hint = close.length > 0 ? `; did you mean ${JSON.stringify(close[0])}?` : requested.length > 0 ? ` (requested: ${requested.join(', ')})` : '';
       r.report(f.path, t.keyOffset, `${JSON.stringify(t.key)} is not requested in vgpu-devices of this entry${hint}`);
       continue;
     }
-    out.push({ field: t, profile: p.profile });
+    out.push({ field: t, profile: p.name });
   }
   return out;
 }

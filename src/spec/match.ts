@@ -3,7 +3,7 @@
  * `devices` indices and its `pci-addresses`, exactly as docs/config.md states.
  * Pure functions over the inventory's plain data, for the planner and the CLI.
  */
-import type { Gpu } from '../inventory/types.js';
+import { toPciId } from '../model/pci.js';
 import type { ConfigEntry, ConfigProblem, DeviceFilter } from './config.js';
 
 /** The PCI identity of a GPU as the inventory reports it (hex IDs with or without `0x`, any case). */
@@ -18,9 +18,7 @@ export interface GpuIdentity {
 }
 
 function normId(id: string | null | undefined): string | null {
-  if (id === null || id === undefined) return null;
-  const hex = id.trim().toLowerCase().replace(/^0x/, '');
-  return /^[0-9a-f]{1,4}$/.test(hex) ? hex.padStart(4, '0') : null;
+  return id === null || id === undefined ? null : (toPciId(id) ?? null);
 }
 
 /** Whether one filter matches a GPU's IDs (the subsystem part only when the filter has one). */
@@ -46,7 +44,8 @@ export function selectGpus<G extends GpuIdentity>(entry: ConfigEntry, gpus: read
 }
 
 /** The identity of an inventory GPU (`Gpu` from src/inventory/types.ts). */
-export function gpuIdentity(gpu: Pick<Gpu, 'index' | 'pci'>): GpuIdentity {
+/** A GPU of the inventory (or anything shaped like one) as the matching rules see it. */
+export function gpuIdentity(gpu: { index: number; pci: Omit<GpuIdentity, 'index'> }): GpuIdentity {
   const p = gpu.pci;
   return {
     index: gpu.index,

@@ -1,16 +1,7 @@
 /** Typed errors of the sysfs port. Every error names the file and what went wrong. */
 
 /** An input was rejected by its grammar before any file was opened. */
-export class InvalidNameError extends Error {
-  override readonly name = 'InvalidNameError';
-  constructor(
-    readonly kind: string,
-    readonly value: string,
-    readonly expected: string,
-  ) {
-    super(`invalid ${kind} ${value}: expected ${expected}`);
-  }
-}
+export { InvalidNameError } from '../model/invalid-name.js';
 
 export type SysfsOp = 'read' | 'write' | 'readlink' | 'list' | 'stat' | 'exec';
 

@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { SysfsError } from './errors.js';
-import { checkPciAddress, type PciAddress } from './names.js';
+import { checkPciAddress, type PciAddress } from '../model/pci.js';
 
 const run = promisify(execFile);
 

@@ -9,20 +9,8 @@
  */
 import type { Root, SysfsBackend } from './backend.js';
 import { SysfsError, isSysfsError } from './errors.js';
-import {
-  checkPciAddress,
-  parseDecimal,
-  parseDriverName,
-  parseKernelRelease,
-  parseMdevTypeName,
-  parseMdevUuid,
-  parseVfioDevName,
-  isPciAddress,
-  type DriverName,
-  type MdevTypeName,
-  type MdevUuid,
-  type PciAddress,
-} from './names.js';
+import { parseDecimal, parseDriverName, parseKernelRelease, parseMdevTypeName, parseMdevUuid, parseVfioDevName, type DriverName, type MdevTypeName, type MdevUuid } from './names.js';
+import { checkPciAddress, isPciAddress, type PciAddress } from '../model/pci.js';
 
 /** PCI attribute files the inventory reads. Nothing outside this list can be read. */
 export const PCI_ATTRS = [

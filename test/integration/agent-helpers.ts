@@ -1,36 +1,9 @@
-// Shared pieces of the agent's end-to-end tests and benchmark: a Context over an
-// in-memory simulated node, a kubelet-style ConfigMap mount (..data symlink swap),
-// an admin client on @kubernetes/client-node, and polling helpers.
+// Shared pieces of the agent's end-to-end tests and benchmark: a kubelet-style ConfigMap mount (..data symlink swap),
+// an admin client on @kubernetes/client-node, and Node/Event helpers (polling: test/support/wait.ts).
 import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Context } from '../../src/cli/context.js';
-import { enrichWithHostTools, readInventory } from '../../src/inventory/read.js';
-import { DEFAULT_PCI_IDS_PATHS, loadFirstPciIds } from '../../src/inventory/pciids.js';
-import { SimHostTools, type SimulatedNode } from '../../src/simulator/index.js';
+import type { Machine } from '../../src/machine/machine.js';
 import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions, type CoreV1Event, type KubeConfig, type V1Node } from '@kubernetes/client-node';
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** A Context whose port and tools are the simulated node (no disk round trip). */
-export function simContext(sim: SimulatedNode): Context {
-  const pciIds = loadFirstPciIds(DEFAULT_PCI_IDS_PATHS);
-  const tools = new SimHostTools(sim);
-  const ctx: Context = {
-    port: sim.port,
-    tools,
-    pciIds,
-    catalogCache: undefined,
-    kernelRelease: sim.kernelRelease,
-    sim,
-    done: () => {},
-    inventory: async () => {
-      const inv = readInventory(sim.port, { pciIds, kernelRelease: sim.kernelRelease });
-      await enrichWithHostTools(inv, tools);
-      return inv;
-    },
-  };
-  return ctx;
-}
 
 /** A directory laid out like a kubelet ConfigMap volume: config.yaml -> ..data/config.yaml, ..data -> ..<version>. */
 export class ConfigMount {
@@ -78,30 +51,13 @@ export async function setLabels(c: Admin, name: string, labels: Record<string, s
   await c.core.patchNode({ name, body: { metadata: { labels } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
 }
 
-/** Poll until `fn` returns a truthy value; fail with `what` and the last value seen. */
-export async function eventually<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 60_000, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-      last = v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)?.slice(0, 2000)}`);
-    await sleep(everyMs);
-  }
-}
-
 export async function nodeEvents(c: Admin, node: string): Promise<CoreV1Event[]> {
   return (await c.core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.name=${node}` })).items;
 }
 
 /** Profiles by VF across the simulated node: profile -> count. */
-export async function vfProfiles(ctx: Context): Promise<Record<string, number>> {
-  const inv = await ctx.inventory();
+export async function vfProfiles(machine: Machine): Promise<Record<string, number>> {
+  const inv = await machine.inventory();
   const out: Record<string, number> = {};
   for (const g of inv.gpus) for (const v of g.vfs) if (v.currentProfile) out[v.currentProfile] = (out[v.currentProfile] ?? 0) + 1;
   return out;

@@ -1,5 +1,6 @@
 // The agent and the KubeVirt sync under the least-privilege RBAC of the agent contract
 // (docs/agent.md), with tokens bound to a Pod on the node, against a real API server.
+import { openSimulated } from '../../src/machine/simulated.js';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -10,11 +11,12 @@ import { startFakeKubelet, type FakeKubelet } from '../harness/peers.js';
 import { createSimulatedNode } from '../../src/simulator/index.js';
 import { Agent } from '../../src/serve/agent/agent.js';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { apiStatus, Kube, loadKubeConfig } from '../../src/serve/agent/kube.js';
-import { KubevirtSync, ANNOTATION_MANAGED } from '../../src/serve/agent/kubevirt-sync.js';
-import { jsonLogger, memoryLogger } from '../../src/serve/deviceplugin/logger.js';
+import { apiStatus, Kube, loadKubeConfig } from '../../src/serve/kube/kube.js';
+import { KubevirtSync, ANNOTATION_MANAGED } from '../../src/serve/kubevirt/sync.js';
+import { jsonLogger, memoryLogger } from '../../src/serve/kube/logger.js';
 import { ANNOTATION_PERMITTED, ANNOTATION_STATUS, LABEL_CONFIG, LABEL_STATE } from '../../src/serve/agent/desired.js';
-import { adminClient, type Admin, ConfigMount, eventually, getNode, nodeEvents, setLabels, simContext, TWO_CONFIGS, vfProfiles } from './agent-helpers.js';
+import { adminClient, type Admin, ConfigMount, getNode, nodeEvents, setLabels, TWO_CONFIGS, vfProfiles } from './agent-helpers.js';
+import { eventually } from '../support/wait.js';
 
 const NS = 'vmgpu-system';
 const NODE = 'gpu-node-rbac';
@@ -103,11 +105,11 @@ describe('least privilege: agent and KubeVirt sync with the contract RBAC', { ti
     await assert.rejects(kube.core.listNamespacedConfigMap({ namespace: NS }), (e: unknown) => apiStatus(e) === 403);
     await assert.rejects(kube.core.listNamespacedPod({ namespace: NS }), (e: unknown) => apiStatus(e) === 403);
     const sim = createSimulatedNode({ gpus: [{ model: 'L40S', count: 1, mode: 'sriov-vgpu' }] });
-    const ctx = simContext(sim);
+    const machine = openSimulated(sim);
     const mount = new ConfigMount(join(dir, 'config'), TWO_CONFIGS);
     agent = new Agent({
       nodeName: NODE,
-      ctx,
+      machine,
       kube,
       configFile: mount.file,
       stateDir: join(dir, 'state'),
@@ -121,7 +123,7 @@ describe('least privilege: agent and KubeVirt sync with the contract RBAC', { ti
     await agent.start();
     await setLabels(admin, NODE, { [LABEL_CONFIG]: 'small' });
     await eventually('state success under least privilege', async () => (await getNode(admin, NODE)).metadata?.labels?.[LABEL_STATE] === 'success');
-    assert.deepEqual(await vfProfiles(ctx), { 'L40S-1Q': 32 });
+    assert.deepEqual(await vfProfiles(machine), { 'L40S-1Q': 32 });
     assert.ok((await nodeEvents(admin, NODE)).some((e) => e.reason === 'VgpuConfigApplied'), 'the agent could post its Event');
     const permitted = JSON.parse((await getNode(admin, NODE)).metadata?.annotations?.[ANNOTATION_PERMITTED] ?? '{}') as { pciHostDevices: { resourceName: string }[] };
     assert.deepEqual(
@@ -186,11 +188,11 @@ describe('least privilege: agent and KubeVirt sync with the contract RBAC', { ti
     await assert.rejects(kube.core.listNamespacedConfigMap({ namespace: NS }), (e: unknown) => apiStatus(e) === 403, 'a list without the name selector is refused');
 
     const sim = createSimulatedNode({ gpus: [{ model: 'L40S', count: 1, mode: 'sriov-vgpu' }] });
-    const ctx = simContext(sim);
+    const machine = openSimulated(sim);
     await setLabels(admin, NODE, { [LABEL_CONFIG]: 'large' });
     agent = new Agent({
       nodeName: NODE,
-      ctx,
+      machine,
       kube,
       configMap: { namespace: NS, name: CM },
       stateDir: join(dir, 'state-config-map'),
@@ -204,13 +206,13 @@ describe('least privilege: agent and KubeVirt sync with the contract RBAC', { ti
       devicePluginOptions: { healthIntervalMs: 1000, watchIntervalMs: 1000 },
     });
     await agent.start();
-    await eventually('config large from the ConfigMap applied', async () => JSON.stringify(await vfProfiles(ctx)) === JSON.stringify({ 'L40S-2Q': 24 }));
+    await eventually('config large from the ConfigMap applied', async () => JSON.stringify(await vfProfiles(machine)) === JSON.stringify({ 'L40S-2Q': 24 }));
     assert.equal(agent.currentConfig()?.fileName, `ConfigMap ${NS}/${CM} key config.yaml`);
 
     // An edit through the API reaches the agent through its watch (no kubelet volume sync involved).
     const edited = TWO_CONFIGS.replace('L40S-2Q: 24', 'L40S-4Q: 12');
     await admin.core.patchNamespacedConfigMap({ namespace: NS, name: CM, body: { data: { 'config.yaml': edited } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
-    await eventually('the edited config applied', async () => JSON.stringify(await vfProfiles(ctx)) === JSON.stringify({ 'L40S-4Q': 12 }));
+    await eventually('the edited config applied', async () => JSON.stringify(await vfProfiles(machine)) === JSON.stringify({ 'L40S-4Q': 12 }));
     await eventually('state success after the edit', async () => (await getNode(admin, NODE)).metadata?.labels?.[LABEL_STATE] === 'success');
 
     // The ConfigMap is deleted: the agent says so, and leaves the node as it is.
@@ -222,6 +224,6 @@ describe('least privilege: agent and KubeVirt sync with the contract RBAC', { ti
       return md?.labels?.[LABEL_STATE] === 'failed' && /ConfigMap vmgpu-system\/vmgpu-config does not exist/.test(md.annotations?.[ANNOTATION_STATUS] ?? '');
     });
     assert.equal(sim.writes(), writes, 'a missing config must not write anything');
-    assert.deepEqual(await vfProfiles(ctx), { 'L40S-4Q': 12 });
+    assert.deepEqual(await vfProfiles(machine), { 'L40S-4Q': 12 });
   });
 });

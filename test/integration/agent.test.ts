@@ -1,6 +1,7 @@
 // The node agent end to end: a real kube-apiserver (test/harness/controlplane.ts), a
 // simulated 2 x L40S node, the Go fake kubelet (device plugin registration) and the Go
 // pod-resources server. The agent runs in-process on the simulated node.
+import { openSimulated } from '../../src/machine/simulated.js';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -12,11 +13,12 @@ import { startFakeKubelet, startPodResources, type FakeKubelet, type FakePodReso
 import { createSimulatedNode, type SimulatedNode } from '../../src/simulator/index.js';
 import { Agent, type AgentOptions } from '../../src/serve/agent/agent.js';
 import { KubeConfig } from '@kubernetes/client-node';
-import { Kube, loadKubeConfig } from '../../src/serve/agent/kube.js';
-import { jsonLogger, memoryLogger } from '../../src/serve/deviceplugin/logger.js';
+import { Kube, loadKubeConfig } from '../../src/serve/kube/kube.js';
+import { jsonLogger, memoryLogger } from '../../src/serve/kube/logger.js';
 import { ANNOTATION_STATUS, LABEL_CONFIG, LABEL_STATE } from '../../src/serve/agent/desired.js';
-import type { Context } from '../../src/cli/context.js';
-import { adminClient, type Admin, ConfigMount, eventually, getNode, nodeEvents, setLabels, simContext, sleep, TWO_CONFIGS, vfProfiles } from './agent-helpers.js';
+import type { Machine } from '../../src/machine/machine.js';
+import { adminClient, type Admin, ConfigMount, getNode, nodeEvents, setLabels, TWO_CONFIGS, vfProfiles } from './agent-helpers.js';
+import { eventually, sleep } from '../support/wait.js';
 
 const NODE = 'gpu-node-1';
 const T = { timeout: 180_000 };
@@ -29,13 +31,13 @@ describe('vmgpu agent against a real API server', { timeout: 900_000 }, () => {
   let dir: string;
   let mount: ConfigMount;
   let sim: SimulatedNode;
-  let ctx: Context;
+  let machine: Machine;
   let agent: Agent | null = null;
   let respawned: ChildProcess | null = null;
 
   const agentOptions = (o: Partial<AgentOptions> = {}): AgentOptions => ({
     nodeName: NODE,
-    ctx,
+    machine,
     kube: new Kube(loadKubeConfig(cp.kubeconfigPath), { userAgent: 'vmgpu-agent/test' }),
     configFile: mount.file,
     stateDir: join(dir, 'state'),
@@ -72,7 +74,7 @@ describe('vmgpu agent against a real API server', { timeout: 900_000 }, () => {
     pods = await startPodResources(join(dir, 'pod-resources.sock'), []);
     mount = new ConfigMount(join(dir, 'config'), TWO_CONFIGS);
     sim = createSimulatedNode({ gpus: [{ model: 'L40S', count: 2, mode: 'sriov-vgpu' }] });
-    ctx = simContext(sim);
+    machine = openSimulated(sim);
   });
 
   after(async () => {
@@ -90,7 +92,7 @@ describe('vmgpu agent against a real API server', { timeout: 900_000 }, () => {
     const w0 = sim.writes();
     await setLabels(admin, NODE, { [LABEL_CONFIG]: 'small' });
     await eventually('state success', async () => (await state()) === 'success');
-    assert.deepEqual(await vfProfiles(ctx), { 'L40S-1Q': 64 });
+    assert.deepEqual(await vfProfiles(machine), { 'L40S-1Q': 64 });
     assert.ok(sim.writes() - w0 >= 64, `expected at least 64 writes, got ${sim.writes() - w0}`);
     await eventually('fake kubelet sees 64 L40S-1Q devices', async () => (await advertised('nvidia.com/L40S-1Q')) === 64);
     const s = await status();
@@ -108,7 +110,7 @@ describe('vmgpu agent against a real API server', { timeout: 900_000 }, () => {
     // Flip to the other config: the plugin for the old profile goes, the new one comes.
     await setLabels(admin, NODE, { [LABEL_CONFIG]: 'large' });
     await waitStatus('config large applied', (x) => x.config === 'large' && x.state === 'success');
-    assert.deepEqual(await vfProfiles(ctx), { 'L40S-2Q': 48 });
+    assert.deepEqual(await vfProfiles(machine), { 'L40S-2Q': 48 });
     await eventually('fake kubelet sees 48 L40S-2Q devices', async () => (await advertised('nvidia.com/L40S-2Q')) === 48);
   });
 
@@ -127,7 +129,7 @@ describe('vmgpu agent against a real API server', { timeout: 900_000 }, () => {
   });
 
   test('a device held by a pod (pod-resources) -> pending with the reason, then success when released', T, async () => {
-    const inv = await ctx.inventory();
+    const inv = await machine.inventory();
     const held = inv.gpus[0]!.vfs[0]!.address;
     pods.setPods([{ name: 'vm-a', namespace: 'tenant', containers: [{ name: 'compute', devices: [{ resourceName: 'nvidia.com/L40S-2Q', deviceIds: [held] }] }] }]);
     await setLabels(admin, NODE, { [LABEL_CONFIG]: 'small' });
@@ -139,12 +141,12 @@ describe('vmgpu agent against a real API server', { timeout: 900_000 }, () => {
     assert.match(s.reason, /tenant\/vm-a/);
     await eventually('VgpuConfigPending event', async () => (await nodeEvents(admin, NODE)).find((e) => e.reason === 'VgpuConfigPending'));
     // Everything else was applied: the other GPU is fully 1Q.
-    const mid = await ctx.inventory();
+    const mid = await machine.inventory();
     assert.ok(mid.gpus[1]!.vfs.every((v) => v.currentProfile === 'L40S-1Q'), 'the GPU without held devices was reconfigured');
     assert.equal(mid.gpus[0]!.vfs[0]!.currentProfile, 'L40S-2Q', 'the held VF kept its type');
     pods.setPods([]);
     await waitStatus('success after release', (x) => x.state === 'success' && x.config === 'small');
-    assert.deepEqual(await vfProfiles(ctx), { 'L40S-1Q': 64 });
+    assert.deepEqual(await vfProfiles(machine), { 'L40S-1Q': 64 });
   });
 
   test('agent restart: no duplicate apply (zero writes, no new Applied event), state stays success', T, async () => {
@@ -185,21 +187,21 @@ describe('vmgpu agent against a real API server', { timeout: 900_000 }, () => {
     assert.equal(sim.writes(), w0, 'reconnecting must not re-apply');
     await setLabels(admin, NODE, { [LABEL_CONFIG]: 'large' });
     await waitStatus('large after the API server restart', (x) => x.state === 'success' && x.config === 'large');
-    assert.deepEqual(await vfProfiles(ctx), { 'L40S-2Q': 48 });
+    assert.deepEqual(await vfProfiles(machine), { 'L40S-2Q': 48 });
   });
 
   test('reboot: the last applied config is re-applied before the API server is reachable', T, async () => {
     await agent!.stop();
     agent = null;
     sim.reboot();
-    assert.deepEqual(await vfProfiles(ctx), {});
+    assert.deepEqual(await vfProfiles(machine), {});
     // An API server that does not answer: a closed port.
     const offlineConfig = new KubeConfig();
     offlineConfig.loadFromOptions({ clusters: [{ name: 'c', server: 'https://127.0.0.1:1', skipTLSVerify: false }], users: [{ name: 'u', token: 'x' }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x' });
     const offline = new Kube(offlineConfig, { userAgent: 'vmgpu-agent/test' });
     agent = new Agent(agentOptions({ kube: offline }));
     await agent.start();
-    assert.deepEqual(await vfProfiles(ctx), { 'L40S-2Q': 48 }, 'VFs re-programmed at boot without the API server');
+    assert.deepEqual(await vfProfiles(machine), { 'L40S-2Q': 48 }, 'VFs re-programmed at boot without the API server');
     await eventually('plugins serve the re-applied config', async () => (await advertised('nvidia.com/L40S-2Q')) === 48);
     await agent.stop();
     agent = null;

@@ -14,7 +14,8 @@ import { startFakeKubelet, type FakeKubelet } from '../harness/peers.js';
 import { buildBundle, imageEnv } from '../harness/image.js';
 import { createSimulatedNode, materialize } from '../../src/simulator/index.js';
 import { LABEL_CONFIG, LABEL_STATE } from '../../src/serve/agent/desired.js';
-import { adminClient, type Admin, ConfigMount, eventually, getNode, setLabels, TWO_CONFIGS } from './agent-helpers.js';
+import { adminClient, type Admin, ConfigMount, getNode, setLabels, TWO_CONFIGS } from './agent-helpers.js';
+import { eventually } from '../support/wait.js';
 
 const repo = resolve(import.meta.dirname, '..', '..');
 const NODE = 'gpu-node-bundle';

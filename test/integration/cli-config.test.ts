@@ -15,12 +15,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ApplyError, applyPlan } from '../../src/apply/apply.js';
-import { buildContext } from '../../src/cli/context.js';
-import { planFor } from '../../src/plan/for-node.js';
+import { acquireNodeLock, nodeLockPath } from '../../src/machine/lock.js';
+import { openSimulated } from '../../src/machine/simulated.js';
+import { planOn } from '../../src/machine/plan-on.js';
 import type { Inventory } from '../../src/inventory/types.js';
 import { isConfigError } from '../../src/spec/config.js';
 import { loadConfigFile } from '../../src/spec/load.js';
-import { SIM_STATE_FILE } from '../../src/simulator/index.js';
+import { loadSimulation, SIM_STATE_FILE } from '../../src/simulator/index.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const ENGINE = path.join(ROOT, 'test/fixtures/configs/engine');
@@ -80,8 +81,8 @@ function persisted(dir: string): { text: string; mtimeMs: number } {
 
 /** The planner + applier in this process on the persisted node: a refused config makes zero writes. */
 async function writesInProcess(dir: string, file: string, name: string): Promise<number> {
-  const ctx = buildContext({ simulate: dir });
-  const sim = ctx.sim!;
+  const sim = loadSimulation(dir);
+  const machine = openSimulated(sim);
   let cfg;
   try {
     cfg = loadConfigFile(file);
@@ -90,8 +91,8 @@ async function writesInProcess(dir: string, file: string, name: string): Promise
     throw err;
   }
   try {
-    const { plan } = await planFor(ctx, cfg, name, 'cli-test-node');
-    await assert.rejects(applyPlan(plan, { port: ctx.port, tools: ctx.tools }), ApplyError);
+    const { plan } = await planOn(machine, { file: cfg, name, nodeId: 'cli-test-node' });
+    await assert.rejects(applyPlan(plan, { port: machine.port, tools: machine.tools }), ApplyError);
   } catch (err) {
     if (!(err instanceof Error && /no config named/.test(err.message))) throw err;
   }
@@ -225,6 +226,50 @@ void test('import cozystack: profile IDs from the node catalog become names; the
   assert.match(bad.stderr, /profile ID 99999 is not a vGPU type of L40S .*known: \d+=L40S-/);
 });
 
+void test('a full card whose vGPU types no source names (no nvidia-smi, no catalog): nothing changes, and every command says so', () => {
+  // Seed 001's layout: 2 x L40S, each full with 2 x L40S-24Q; the container has no nvidia-smi.
+  const dir = simNode('--model', 'L40S', '--gpus', '2', '--profiles', 'L40S-24Q,L40S-24Q', '--no-nvidia-smi');
+  // A catalog cache of its own, cold (the other tests' cache knows these IDs).
+  const state = ['--state-dir', path.join(TMP, 'cold-state')];
+  const cfg = path.join(TMP, 'l40s-24q.yaml');
+  fs.writeFileSync(cfg, 'version: v1\nvgpu-configs:\n  l40s-24q:\n    - devices: all\n      vgpu-devices:\n        L40S-24Q: 2\n');
+  const before = persisted(dir);
+  const plan = ok(vmgpu('plan', '--simulate', dir, '-f', cfg, '-c', 'l40s-24q', ...state), 'plan');
+  assert.doesNotMatch(plan.stdout, /clear VF/, 'no vGPU is planned away');
+  assert.match(plan.stdout, /vmgpu cannot tell what is on 2 GPU\(s\)/);
+  assert.match(plan.stdout, /holds vGPU type ID \d+, which vmgpu cannot name/);
+  assert.match(plan.stdout, /To fix: make the host driver's nvidia-smi reachable/);
+  const a = vmgpu('assert', '--simulate', dir, '-f', cfg, '-c', 'l40s-24q', ...state);
+  assert.equal(a.code, 6, `assert cannot know: exit 6, not a mismatch\n${a.stdout}${a.stderr}`);
+  assert.match(a.stdout, /cannot tell whether the node matches config l40s-24q/);
+  const apply = vmgpu('apply', '--simulate', dir, '-f', cfg, '-c', 'l40s-24q', ...state);
+  assert.equal(apply.code, 6, apply.stdout + apply.stderr);
+  assert.equal(persisted(dir).text, before.text, 'apply changed the node');
+  // The loader's own file for that layout: the IDs cannot be named here, which is not bad input.
+  const ids = discover(dir).gpus.flatMap((g) => g.vfs.filter((v) => v.currentTypeId).map((v) => `${v.address}=${v.currentTypeId}`));
+  const src = path.join(TMP, 'seed-001-profiles.txt');
+  fs.writeFileSync(src, ids.join('\n') + '\n');
+  const imp = vmgpu('import', 'cozystack', src, '--simulate', dir, ...state);
+  assert.equal(imp.code, 6, imp.stderr);
+  assert.doesNotMatch(imp.stderr, /is not a vGPU type/);
+  assert.match(imp.stderr, /cannot name profile ID \d+/);
+});
+
+void test('one writer per node: apply waits for, or is refused by, another writer holding the node lock', async () => {
+  const dir = simNode('--model', 'L40S');
+  const cfg = path.join(TMP, 'lock.yaml');
+  fs.writeFileSync(cfg, 'version: v1\nvgpu-configs:\n  c:\n    - devices: all\n      vgpu-devices:\n        L40S-12Q: 4\n');
+  const before = persisted(dir);
+  // Another writer (an agent, an admin's apply) holds the node.
+  const other = await acquireNodeLock(nodeLockPath({ simulateDir: dir }), { command: 'vmgpu agent', waitMs: 0 });
+  const refused = vmgpu('apply', '--simulate', dir, '-f', cfg, '-c', 'c', '--wait', '0');
+  assert.equal(refused.code, 1, refused.stderr);
+  assert.match(refused.stderr, new RegExp(`the node is being changed by vmgpu agent \\(PID ${process.pid}`));
+  assert.equal(persisted(dir).text, before.text, 'a refused apply changed the node');
+  other.release();
+  ok(vmgpu('apply', '--simulate', dir, '-f', cfg, '-c', 'c', '--wait', '0'), 'apply once the lock is free');
+});
+
 interface BadCase {
   name: string;
   args: (dir: string) => string[];
@@ -334,7 +379,7 @@ void test('exit codes: 3 mismatch, 4 blocked by a VM, 5 no sysfs, 1 runtime fail
   const blocked = vmgpu('apply', '--simulate', dir, '-f', cfg, '-c', 'big');
   assert.equal(blocked.code, 4, blocked.stderr + blocked.stdout);
   assert.match(blocked.stdout, /blocked by devices in use; run apply again once they are released/);
-  assert.match(blocked.stdout, new RegExp(`clear VF ${vf0.replace(/\./g, '\\.')} \\(L40S-12Q\\): in use: held by a VM`));
+  assert.match(blocked.stdout, new RegExp(`clear VF ${vf0.replace(/\./g, '\\.')} \\(virtfn0, L40S-12Q\\): in use: process [0-9]+ \\(qemu-system-x86_64\\) has /dev/vfio/\\S+ open`));
   const vfs = discover(dir).gpus[0]!.vfs;
   assert.equal(vfs[0]!.currentProfile, 'L40S-12Q', 'the held VF is untouched');
   assert.equal(vmgpu('assert', '--simulate', dir, '-f', cfg, '-c', 'big').code, 3, 'still blocked: no match');

@@ -8,10 +8,11 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MAX_CONFIG_BYTES } from '../../spec/load.js';
-import type { Logger } from '../deviceplugin/logger.js';
+import type { Logger } from '../kube/logger.js';
 import type { V1ConfigMap } from '@kubernetes/client-node';
-import { Informer } from './informer.js';
-import { checkNamespace, checkObjectName, type Kube } from './kube.js';
+import { Informer } from '../kube/informer.js';
+import { checkNamespace, checkObjectName, type Kube } from '../kube/kube.js';
+import { messageOf } from '../errors.js';
 
 export interface ConfigSnapshot {
   text: string;
@@ -62,7 +63,7 @@ export class FileConfigSource implements ConfigSource {
       this.err = null;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      this.err = `cannot read the config file ${this.file}: ${code === 'ENOENT' ? 'it does not exist (is the ConfigMap mounted? see --config-file)' : (err as Error).message}`;
+      this.err = `cannot read the config file ${this.file}: ${code === 'ENOENT' ? 'it does not exist (is the ConfigMap mounted? see --config-file)' : messageOf(err)}`;
     }
     const next = text === null ? null : { text, fileName: this.file, hash: hashOf(text) };
     if ((next?.hash ?? null) === (this.snap?.hash ?? null)) return false;

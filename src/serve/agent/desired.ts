@@ -17,6 +17,9 @@ export const ANNOTATION_PERMITTED = 'vmgpu.io/permitted-host-devices';
 export const LABEL_VALIDATION = 'vmgpu.io/validation';
 export const ANNOTATION_VALIDATION = 'vmgpu.io/validation';
 
+/** Resource-name overrides for the device plugins: profile, type name or `vendor:device` -> resource name. */
+export type ResourceNames = Record<string, string>;
+
 export type DesiredResult = { ok: true; desired: Desired } | { ok: false; reason: string; idle?: boolean };
 
 /**
@@ -60,8 +63,8 @@ export function resolveDesired(d: Desired): { file: ConfigFile; config: NamedCon
  * `resource-names` (profile -> name) and, for passthrough entries,
  * `resource-name` keyed by the `vendor:device` ID of each GPU the entry selects.
  */
-export function resourceNamesOf(config: NamedConfig, inv: Inventory): Record<string, string> {
-  const out: Record<string, string> = {};
+export function resourceNamesOf(config: NamedConfig, inv: Inventory): ResourceNames {
+  const out: ResourceNames = {};
   const ids = inv.gpus.map((g) => ({ ...gpuIdentity(g), gpu: g }));
   for (const e of config.entries) {
     for (const [profile, name] of Object.entries(e.resourceNames)) out[profile] = name;

@@ -5,6 +5,7 @@
  */
 import * as http from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { messageOf } from '../errors.js';
 
 export interface AgentMetrics {
   registry: Registry;
@@ -86,7 +87,7 @@ export async function serveMetrics(addr: string, metrics: AgentMetrics, health: 
           await health.beforeScrape?.();
           reply(200, await metrics.registry.metrics(), metrics.registry.contentType);
         } catch (err) {
-          reply(500, `collecting metrics failed: ${(err as Error).message}\n`);
+          reply(500, `collecting metrics failed: ${messageOf(err)}\n`);
         }
       })();
       return;

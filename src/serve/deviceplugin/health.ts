@@ -6,7 +6,8 @@
  *   passthrough: GPU present, driver link, /dev/vfio/<group>
  */
 import type { SysfsPort } from '../../sysfs/port.js';
-import { checkPciAddress, parseMdevUuid } from '../../sysfs/names.js';
+import { parseMdevUuid } from '../../sysfs/names.js';
+import { checkPciAddress } from '../../model/pci.js';
 import type { DeviceEntry } from './resources.js';
 
 /** Returns null when healthy, else why not. Never throws. */

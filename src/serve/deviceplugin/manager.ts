@@ -8,10 +8,10 @@ import { mkdirSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu, Inventory } from '../../inventory/types.js';
 import type { SysfsPort } from '../../sysfs/port.js';
-import { jsonLogger, type Logger } from './logger.js';
+import { jsonLogger, type Logger } from '../kube/logger.js';
 import { defaultPassthroughName } from './passthrough-name.js';
 import { fileIdentity, ResourcePlugin, type PluginEnv } from './plugin.js';
-import { DEFAULT_PLUGIN_DIR, KUBELET_SOCKET, loadDevicePluginApi } from './proto.js';
+import { DEFAULT_PLUGIN_DIR, KUBELET_SOCKET, loadDevicePluginApi } from '../kubelet/device-plugin-api.js';
 import { collectResources, validateResourceNames, type ResourceProblem, type ResourceSpec } from './resources.js';
 
 export interface DevicePluginManagerOptions {
@@ -35,7 +35,7 @@ export interface DevicePluginManagerOptions {
   registerBackoffInitialMs?: number;
   registerBackoffMaxMs?: number;
   registerTimeoutMs?: number;
-  /** Re-read the inventory every rescanIntervalMs (default 10 s) when given; the CLI passes readInventory(port). */
+  /** Re-read the inventory every rescanIntervalMs (default 10 s) when given; `vmgpu device-plugin` passes the machine's inventory(). */
   reread?: () => Inventory | Promise<Inventory>;
   rescanIntervalMs?: number;
   logger?: Logger;

@@ -11,7 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { SysfsPort } from '../../sysfs/port.js';
 import { AllocationError, allocateContainer, preferredAllocation, type ContainerAllocation } from './allocate.js';
 import { compileCheck, type DeviceCheck } from './health.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../kube/logger.js';
 import { pluginSocketName } from './naming.js';
 import {
   API_VERSION,
@@ -25,8 +25,9 @@ import {
   type PreferredAllocationRequestMsg,
   type PreferredAllocationResponseMsg,
   type RegisterRequestMsg,
-} from './proto.js';
+} from '../kubelet/device-plugin-api.js';
 import type { DeviceEntry, ResourceSpec } from './resources.js';
+import { messageOf } from '../errors.js';
 
 export interface PluginEnv {
   pluginDir: string;
@@ -380,7 +381,7 @@ export class ResourcePlugin {
       } catch (err) {
         failures++;
         const absent = err instanceof KubeletAbsent;
-        const message = absent ? err.message : `the kubelet refused or did not answer the registration: ${(err as Error).message}`;
+        const message = absent ? err.message : `the kubelet refused or did not answer the registration: ${messageOf(err)}`;
         if (message !== lastMessage) {
           if (absent) this.env.logger.info('waiting for the kubelet', { resource: this.resourceName, socket: (err as KubeletAbsent).path, retry: 'with backoff, and at once when the socket appears' });
           else this.env.logger.warn('registration failed; will retry', { resource: this.resourceName, error: message, retryInMs: delay });

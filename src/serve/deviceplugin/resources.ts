@@ -3,7 +3,7 @@
  * under which resource name, with what the health check must expect of them.
  * Pure: no I/O, so the grouping and naming rules are unit-tested on plain data.
  */
-import type { Gpu, Inventory, VgpuVf } from '../../inventory/types.js';
+import type { Gpu, Inventory, PciFunction, VgpuVf } from '../../inventory/types.js';
 import {
   DEFAULT_RESOURCE_DOMAIN,
   mdevResourceName,
@@ -107,129 +107,166 @@ function vfProfile(gpu: Gpu, vf: VgpuVf): { profile: string; typeName: string | 
   return null;
 }
 
+/** One device on offer under a resource name, before it joins the table. */
+interface Offer {
+  resourceName: string;
+  kind: ResourceKind;
+  source: ResourceSource;
+  /** KubeVirt's selector for the device: `VVVV:DDDD`, or the mdev type name. */
+  selector: string;
+  device: DeviceEntry;
+}
+
+/** What a provider yields for each device, in order: an offer, or why the device is left out. */
+type Found = { offer: Offer } | { problem: ResourceProblem };
+
+/** How a provider names resources: the override lookup and the default domain. */
+interface Namer {
+  domain: string;
+  lookup: (keys: (string | null | undefined)[]) => string | undefined;
+  passthroughName: ResourceNaming['passthroughName'];
+}
+
 /**
  * Group the node's devices into resources. Order is deterministic (GPUs by
- * address); when two groups want one name with different kinds (PCI vs mdev),
- * the first keeps it and the other is reported and left out.
+ * address; on each GPU its SR-IOV VFs, mdevs, then the GPU itself); when two
+ * groups want one name with different kinds (PCI vs mdev), the first keeps it
+ * and the other is reported and left out.
  */
 export function collectResources(inv: Inventory, naming: ResourceNaming): { resources: ResourceSpec[]; problems: ResourceProblem[] } {
-  const domain = naming.domain ?? DEFAULT_RESOURCE_DOMAIN;
-  const lookup = overrideLookup(naming.resourceNames);
-  const problems: ResourceProblem[] = [];
-  const byName = new Map<string, ResourceSpec>();
+  const namer: Namer = { domain: naming.domain ?? DEFAULT_RESOURCE_DOMAIN, lookup: overrideLookup(naming.resourceNames), passthroughName: naming.passthroughName };
   const functions = new Map(inv.otherFunctions.map((f) => [f.address, f]));
+  const table = new ResourceTable();
+  const gpus = [...inv.gpus].sort((a, b) => a.pci.address.localeCompare(b.pci.address));
+  for (const gpu of gpus) {
+    for (const found of [...sriovDevices(gpu, namer, functions), ...mdevDevices(gpu, namer), ...passthroughDevices(gpu, namer)]) {
+      if ('problem' in found) table.problems.push(found.problem);
+      else table.add(found.offer);
+    }
+  }
+  return table.result();
+}
 
-  const add = (resourceName: string, kind: ResourceKind, source: ResourceSource, selector: string, dev: DeviceEntry) => {
+/** Resources by name, and the problems met on the way. */
+class ResourceTable {
+  readonly problems: ResourceProblem[] = [];
+  private readonly byName = new Map<string, ResourceSpec>();
+
+  add({ resourceName, kind, source, selector, device }: Offer): void {
     const problem = resourceNameProblem(resourceName);
     if (problem) {
-      problems.push({ code: 'invalid-resource-name', device: dev.id, message: `device ${dev.id}: resource name ${JSON.stringify(resourceName)} is invalid (${problem}); set a valid name in resourceNames` });
+      this.problems.push({ code: 'invalid-resource-name', device: device.id, message: `device ${device.id}: resource name ${JSON.stringify(resourceName)} is invalid (${problem}); set a valid name in resourceNames` });
       return;
     }
-    let spec = byName.get(resourceName);
+    let spec = this.byName.get(resourceName);
     if (!spec) {
       spec = { resourceName, kind, source, selectors: [], devices: [] };
-      byName.set(resourceName, spec);
+      this.byName.set(resourceName, spec);
     } else if (spec.kind !== kind) {
-      problems.push({
+      this.problems.push({
         code: 'resource-kind-conflict',
-        device: dev.id,
-        message: `device ${dev.id} (${source}) maps to ${resourceName}, which already holds ${spec.kind === 'mdev' ? 'mdev' : 'PCI'} devices (${spec.source}); one resource cannot mix PCI functions and mdevs. Give one of them another name in resourceNames`,
+        device: device.id,
+        message: `device ${device.id} (${source}) maps to ${resourceName}, which already holds ${spec.kind === 'mdev' ? 'mdev' : 'PCI'} devices (${spec.source}); one resource cannot mix PCI functions and mdevs. Give one of them another name in resourceNames`,
       });
       return;
     }
     if (!spec.selectors.includes(selector)) spec.selectors.push(selector);
-    spec.devices.push(dev);
-  };
+    spec.devices.push(device);
+  }
 
-  const gpus = [...inv.gpus].sort((a, b) => a.pci.address.localeCompare(b.pci.address));
-  for (const gpu of gpus) {
-    // SR-IOV vGPU VFs with a type.
-    if (gpu.framework === 'sriov-vgpu') {
-      for (const vf of gpu.vfs) {
-        if (vf.currentTypeId === 0) continue;
-        const p = vfProfile(gpu, vf);
-        if (!p) {
-          problems.push({ code: 'unnamed-vgpu-type', device: vf.address, message: `VF ${vf.address} of GPU ${gpu.pci.address} has vGPU type ${vf.currentTypeId}, which the type catalog does not name; it is not advertised. Re-read the inventory while a VF is free so the catalog learns the name` });
-          continue;
-        }
-        if (vf.iommuGroup === null) {
-          problems.push({ code: 'no-iommu-group', device: vf.address, message: `VF ${vf.address} has no IOMMU group, so no VM can use it; it is not advertised. Enable the IOMMU (intel_iommu=on or amd_iommu=on)` });
-          continue;
-        }
-        const def = sriovResourceName(p.profile, domain);
-        const name = lookup([p.profile, p.typeName, def]) ?? def;
-        const fn = functions.get(vf.address);
-        const selector = fn ? pciSelector(fn.vendorId, fn.deviceId) : pciSelector(gpu.pci.vendorId, gpu.pci.deviceId);
-        add(name, 'pci', 'sriov-vgpu', selector, {
-          id: vf.address,
-          source: 'sriov-vgpu',
-          address: vf.address,
-          uuid: null,
-          gpu: gpu.pci.address,
-          parent: null,
-          iommuGroup: vf.iommuGroup,
-          vfioDev: vf.vfioDev,
-          numaNode: vf.numaNode >= 0 ? vf.numaNode : gpu.pci.numaNode,
-          expect: { vgpuTypeId: vf.currentTypeId },
-        });
-      }
+  /** Resources sorted by name, each with sorted selectors and devices. */
+  result(): { resources: ResourceSpec[]; problems: ResourceProblem[] } {
+    const resources = [...this.byName.values()].sort((a, b) => a.resourceName.localeCompare(b.resourceName));
+    for (const r of resources) {
+      r.selectors.sort();
+      r.devices.sort((a, b) => a.id.localeCompare(b.id));
     }
+    return { resources, problems: this.problems };
+  }
+}
 
-    // mdev instances, whatever the GPU's framework says: an existing mdev is a device.
-    for (const parent of gpu.mdevParents) {
-      for (const inst of parent.instances) {
-        const type = parent.types.find((t) => t.dir === inst.typeDir);
-        const typeName = inst.typeName ?? type?.name ?? null;
-        if (!typeName) {
-          problems.push({ code: 'unnamed-mdev-type', device: inst.uuid, message: `mdev ${inst.uuid} on ${parent.address} has type ${inst.typeDir} without a name; it is not advertised` });
-          continue;
-        }
-        const def = mdevResourceName(typeName, domain);
-        const name = lookup([typeName, type?.profile, def]) ?? def;
-        const parentVf = gpu.vfs.find((v) => v.address === parent.address);
-        add(name, 'mdev', 'mdev-vgpu', typeName, {
-          id: inst.uuid,
-          source: 'mdev-vgpu',
-          address: null,
-          uuid: inst.uuid,
-          gpu: gpu.pci.address,
-          parent: parent.address,
-          iommuGroup: inst.iommuGroup,
-          vfioDev: null,
-          numaNode: parentVf && parentVf.numaNode >= 0 ? parentVf.numaNode : gpu.pci.numaNode,
-          expect: { mdevTypeDir: inst.typeDir },
-        });
-      }
+/** SR-IOV vGPU: each VF with a vGPU type, named by its profile. */
+function* sriovDevices(gpu: Gpu, namer: Namer, functions: ReadonlyMap<string, PciFunction>): Generator<Found> {
+  if (gpu.framework !== 'sriov-vgpu') return;
+  for (const vf of gpu.vfs) {
+    if (vf.currentTypeId === 0) continue;
+    const p = vfProfile(gpu, vf);
+    if (!p) {
+      yield { problem: { code: 'unnamed-vgpu-type', device: vf.address, message: `VF ${vf.address} of GPU ${gpu.pci.address} has vGPU type ${vf.currentTypeId}, which the type catalog does not name; it is not advertised. Re-read the inventory while a VF is free so the catalog learns the name` } };
+      continue;
     }
+    if (vf.iommuGroup === null) {
+      yield { problem: { code: 'no-iommu-group', device: vf.address, message: `VF ${vf.address} has no IOMMU group, so no VM can use it; it is not advertised. Enable the IOMMU (intel_iommu=on or amd_iommu=on)` } };
+      continue;
+    }
+    const def = sriovResourceName(p.profile, namer.domain);
+    const fn = functions.get(vf.address);
+    const device: DeviceEntry = {
+      id: vf.address,
+      source: 'sriov-vgpu',
+      address: vf.address,
+      uuid: null,
+      gpu: gpu.pci.address,
+      parent: null,
+      iommuGroup: vf.iommuGroup,
+      vfioDev: vf.vfioDev,
+      numaNode: vf.numaNode >= 0 ? vf.numaNode : gpu.pci.numaNode,
+      expect: { vgpuTypeId: vf.currentTypeId },
+    };
+    const selector = fn ? pciSelector(fn.vendorId, fn.deviceId) : pciSelector(gpu.pci.vendorId, gpu.pci.deviceId);
+    yield { offer: { resourceName: namer.lookup([p.profile, p.typeName, def]) ?? def, kind: 'pci', source: 'sriov-vgpu', selector, device } };
+  }
+}
 
-    // Whole GPUs on vfio-pci (or a vendor VFIO variant).
-    if (gpu.framework === 'passthrough') {
-      if (gpu.pci.iommuGroup === null) {
-        problems.push({ code: 'no-iommu-group', device: gpu.pci.address, message: `GPU ${gpu.pci.address} is bound for passthrough but has no IOMMU group; it is not advertised. Enable the IOMMU` });
+/** mdev vGPU: every mdev instance, whatever the GPU's framework says (an existing mdev is a device), named by its type. */
+function* mdevDevices(gpu: Gpu, namer: Namer): Generator<Found> {
+  for (const parent of gpu.mdevParents) {
+    const parentVf = gpu.vfs.find((v) => v.address === parent.address);
+    for (const inst of parent.instances) {
+      const type = parent.types.find((t) => t.dir === inst.typeDir);
+      const typeName = inst.typeName ?? type?.name ?? null;
+      if (!typeName) {
+        yield { problem: { code: 'unnamed-mdev-type', device: inst.uuid, message: `mdev ${inst.uuid} on ${parent.address} has type ${inst.typeDir} without a name; it is not advertised` } };
         continue;
       }
-      const def = naming.passthroughName(gpu, domain);
-      const ids = `${gpu.pci.vendorId}:${gpu.pci.deviceId}`.replace(/0x/gi, '');
-      const name = lookup([ids, gpu.model.name, def]) ?? def;
-      add(name, 'pci', 'passthrough', pciSelector(gpu.pci.vendorId, gpu.pci.deviceId), {
-        id: gpu.pci.address,
-        source: 'passthrough',
-        address: gpu.pci.address,
-        uuid: null,
+      const def = mdevResourceName(typeName, namer.domain);
+      const device: DeviceEntry = {
+        id: inst.uuid,
+        source: 'mdev-vgpu',
+        address: null,
+        uuid: inst.uuid,
         gpu: gpu.pci.address,
-        parent: null,
-        iommuGroup: gpu.pci.iommuGroup,
-        vfioDev: gpu.pci.vfioDev,
-        numaNode: gpu.pci.numaNode,
-        expect: gpu.pci.driver ? { driver: gpu.pci.driver } : {},
-      });
+        parent: parent.address,
+        iommuGroup: inst.iommuGroup,
+        vfioDev: null,
+        numaNode: parentVf && parentVf.numaNode >= 0 ? parentVf.numaNode : gpu.pci.numaNode,
+        expect: { mdevTypeDir: inst.typeDir },
+      };
+      yield { offer: { resourceName: namer.lookup([typeName, type?.profile, def]) ?? def, kind: 'mdev', source: 'mdev-vgpu', selector: typeName, device } };
     }
   }
+}
 
-  const resources = [...byName.values()].sort((a, b) => a.resourceName.localeCompare(b.resourceName));
-  for (const r of resources) {
-    r.selectors.sort();
-    r.devices.sort((a, b) => a.id.localeCompare(b.id));
+/** Passthrough: the whole GPU on vfio-pci (or a vendor VFIO variant), named by its model. */
+function* passthroughDevices(gpu: Gpu, namer: Namer): Generator<Found> {
+  if (gpu.framework !== 'passthrough') return;
+  if (gpu.pci.iommuGroup === null) {
+    yield { problem: { code: 'no-iommu-group', device: gpu.pci.address, message: `GPU ${gpu.pci.address} is bound for passthrough but has no IOMMU group; it is not advertised. Enable the IOMMU` } };
+    return;
   }
-  return { resources, problems };
+  const def = namer.passthroughName(gpu, namer.domain);
+  const ids = `${gpu.pci.vendorId}:${gpu.pci.deviceId}`.replace(/0x/gi, '');
+  const device: DeviceEntry = {
+    id: gpu.pci.address,
+    source: 'passthrough',
+    address: gpu.pci.address,
+    uuid: null,
+    gpu: gpu.pci.address,
+    parent: null,
+    iommuGroup: gpu.pci.iommuGroup,
+    vfioDev: gpu.pci.vfioDev,
+    numaNode: gpu.pci.numaNode,
+    expect: gpu.pci.driver ? { driver: gpu.pci.driver } : {},
+  };
+  yield { offer: { resourceName: namer.lookup([ids, gpu.model.name, def]) ?? def, kind: 'pci', source: 'passthrough', selector: pciSelector(gpu.pci.vendorId, gpu.pci.deviceId), device } };
 }

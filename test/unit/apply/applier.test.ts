@@ -87,8 +87,11 @@ void test('changes to devices in use are blocked and reported; the rest is appli
   const held = node.gpus[0]!.vfs[0]!.fn.addr;
   node.hold(held);
   const { plan } = await planOn(node, configOf('- devices: all\n  vgpu-devices:\n    L40S-12Q: 1\n    L40S-4Q: 3\n  mixed-sizes: true'));
-  // Switching mixed-size mode needs every vGPU cleared: one is held, so this is an error, not a partial change.
-  assert.match(plan.errors.map((e) => e.message).join('\n'), /mixed-size mode on .* needs every vGPU on it cleared first/);
+  // Switching mixed-size mode needs every vGPU cleared: one is held, so the switch waits for it (blocked, not
+  // bad input), and nothing on the GPU changes meanwhile.
+  assert.deepEqual(plan.errors, []);
+  assert.deepEqual(plan.actions, []);
+  assert.ok(plan.blocked.some((b) => b.waitsFor.includes(held) && /switch mixed-size mode on/.test(b.change)));
   const { plan: p2 } = await planOn(node, configOf('- devices: all\n  vgpu-devices:\n    L40S-24Q: 2'));
   assert.deepEqual(p2.errors, []);
   assert.ok(p2.blocked.some((b) => b.device === held && /in use/.test(b.reason)), 'the held VF is reported as blocked');

@@ -13,10 +13,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createSimulatedNode, materialize } from '../../../src/simulator/index.js';
-import { buildContext, type Context } from '../../../src/cli/context.js';
+import { openMachine } from '../../../src/cli/context.js';
+import type { Machine } from '../../../src/machine/machine.js';
 import { SysfsError } from '../../../src/sysfs/errors.js';
 import { NoHostTools } from '../../../src/sysfs/host-tools.js';
-import type { PciAddress } from '../../../src/sysfs/names.js';
+import type { PciAddress } from '../../../src/model/pci.js';
 import { describeRun, runCli } from './run-cli.js';
 
 const CONFIG = 'version: v1\nvgpu-configs:\n  x:\n    - devices: all\n      vgpu-devices:\n        L40S-12Q: 2\n';
@@ -71,7 +72,7 @@ void test('plan and discover on the archive still work (reading is what an archi
 
 void test('by construction: the context of an archive writes nothing, and no tree context runs a program', async () => {
   const pf = '0000:18:00.0' as PciAddress;
-  const check = async (ctx: Context, writeCode: string, why: RegExp) => {
+  const check = async (ctx: Machine, writeCode: string, why: RegExp) => {
     assert.ok(ctx.tools instanceof NoHostTools);
     await assert.rejects(ctx.tools.sriovManageEnable(pf), (e: unknown) => e instanceof SysfsError && e.code === 'EPERM' && why.test(e.detail ?? ''));
     await assert.rejects(ctx.tools.setHeterogeneousMode(pf, true), (e: unknown) => e instanceof SysfsError && e.code === 'EPERM');
@@ -81,9 +82,9 @@ void test('by construction: the context of an archive writes nothing, and no tre
   };
   await withEvidence(async (w) => {
     const state = path.join(w.dir, 'state');
-    await check(buildContext({ 'sysfs-root': w.archive, 'state-dir': state }), 'EROFS', /capture archive: evidence of a node/);
+    await check(openMachine({ 'sysfs-root': w.archive, 'state-dir': state }), 'EROFS', /capture archive: evidence of a node/);
     // A plain tree may be written (tests, sim trees), but runs no program.
-    const tree = buildContext({ 'sysfs-root': w.tree, 'state-dir': state });
+    const tree = openMachine({ 'sysfs-root': w.tree, 'state-dir': state });
     assert.ok(tree.tools instanceof NoHostTools);
     await assert.rejects(tree.tools.sriovManageEnable(pf), (e: unknown) => e instanceof SysfsError && e.code === 'EPERM' && /run only on a live host/.test(e.detail ?? ''));
   });

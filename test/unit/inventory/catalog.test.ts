@@ -2,18 +2,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
-  cleanTypeName,
   formatCreatableVgpuTypes,
   parseCreatableVgpuTypes,
   parseCreatableVgpuTypesDetailed,
   parseMdevDescription,
   parseNvidiaSmiSupportedTypes,
   parseNvidiaSmiSupportedTypesDetailed,
-  parseProfileName,
   toVgpuType,
   type CatalogEntry,
 } from '../../../src/inventory/catalog.js';
-import { allBoards } from '../../../src/inventory/profiles.js';
+import { allBoards } from '../../../src/model/boards.js';
+import { cleanTypeName } from '../../../src/model/profile.js';
 
 // ---- creatable_vgpu_types --------------------------------------------------------
 
@@ -209,39 +208,6 @@ void test('property: parseMdevDescription never throws and only sets sane number
       if (d.maxResolution !== undefined) assert.match(d.maxResolution, /^[0-9]+x[0-9]+$/);
     }),
     { numRuns: 500 },
-  );
-});
-
-// ---- profile names --------------------------------------------------------------
-
-void test('parseProfileName: time-sliced, MIG-backed and prefixed names', () => {
-  assert.deepEqual(parseProfileName('NVIDIA L40S-12Q'), { board: 'L40S', profile: 'L40S-12Q', framebufferGB: 12, series: 'Q', migBacked: false });
-  assert.deepEqual(parseProfileName('GRID T4-1Q'), { board: 'T4', profile: 'T4-1Q', framebufferGB: 1, series: 'Q', migBacked: false });
-  assert.deepEqual(parseProfileName('A100-1-5C'), { board: 'A100', profile: 'A100-1-5C', framebufferGB: 5, series: 'C', migBacked: true, gpuInstanceSlices: 1 });
-  assert.deepEqual(parseProfileName('NVIDIA H200X-1-18C')?.gpuInstanceSlices, 1);
-  assert.deepEqual(parseProfileName('A100D-4-20C')?.board, 'A100D');
-  assert.equal(parseProfileName('A100-1-5CME')?.mediaExtensions, true);
-  assert.equal(parseProfileName('NVIDIA RTX6000-Ada-4Q')?.board, 'RTX6000-Ada');
-  assert.equal(parseProfileName('NVIDIA RTX Pro 6000 Blackwell DC-2B')?.board, 'RTX Pro 6000 Blackwell DC');
-  assert.equal(parseProfileName('GRID M60-0Q')?.framebufferGB, 0);
-  assert.equal(parseProfileName('NVIDIA L40S-12Q\n')?.profile, 'L40S-12Q', 'a sysfs trailing newline is fine');
-  assert.equal(parseProfileName('GRID M60-2B4')?.series, 'B');
-  for (const bad of ['', 'L40S', 'L40S-Q', 'L40S-12X', '-12Q', 'NVIDIA ', 'L40S-12Q/..', 'L40S\n-12Q', 'A100-9-5C x']) {
-    assert.equal(parseProfileName(bad), undefined, JSON.stringify(bad));
-  }
-});
-
-void test('property: parseProfileName never throws; a parse is consistent with its input', () => {
-  fc.assert(
-    fc.property(fc.oneof(hostile, typeName), (text) => {
-      const p = parseProfileName(text);
-      if (!p) return;
-      assertSafeName(p.profile);
-      assert.ok(p.profile.startsWith(`${p.board}-`));
-      assert.ok(['Q', 'A', 'B', 'C'].includes(p.series));
-      assert.ok(Number.isSafeInteger(p.framebufferGB));
-    }),
-    { numRuns: 1000 },
   );
 });
 

@@ -95,7 +95,8 @@ void test('property: resource names are always a valid Kubernetes extended-resou
   );
 });
 
-void test('loading a full-size database and one lookup takes a few milliseconds', (t) => {
+// How long the load takes is measured by the CLI benchmarks (bench/), never asserted in a test.
+void test('a full-size database loads and finds devices past thousands of other vendors', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'vmgpu-pciids-'));
   try {
     // ~1.6 MB: 3000 filler vendors with devices and subsystems, NVIDIA in the middle.
@@ -114,7 +115,6 @@ void test('loading a full-size database and one lookup takes a few milliseconds'
     const ms = performance.now() - t0;
     assert.equal(name, 'GA102GL [A10]');
     assert.equal(ids.deviceName('2bb7', '1007'), 'Device 7 of vendor 11191 [Something Long Enough]');
-    assert.ok(ms < 150, `load + lookup took ${ms.toFixed(1)} ms`);
     t.diagnostic(`pci.ids ${(Buffer.byteLength(readFileSync(big, 'utf8')) / 1e6).toFixed(2)} MB: load + first lookup ${ms.toFixed(1)} ms`);
   } finally {
     rmSync(dir, { recursive: true, force: true });

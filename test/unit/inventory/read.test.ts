@@ -9,12 +9,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CatalogCache } from '../../../src/inventory/catalog-cache.js';
+import { openSimulated } from '../../../src/machine/simulated.js';
 import { PciIds } from '../../../src/inventory/pciids.js';
 import { InventoryError, enrichWithHostTools, readInventory } from '../../../src/inventory/read.js';
 import type { Inventory } from '../../../src/inventory/types.js';
 import { SimHostTools, createSimulatedNode, materialize, type SimMode, type SimNodeSpec } from '../../../src/simulator/index.js';
 import { DiskBackend } from '../../../src/sysfs/disk-backend.js';
-import type { PciAddress } from '../../../src/sysfs/names.js';
+import type { PciAddress } from '../../../src/model/pci.js';
 import { SysfsPort } from '../../../src/sysfs/port.js';
 
 const FIXTURE = path.resolve('test/fixtures/real-h200-vm');
@@ -214,7 +215,10 @@ void test('catalog cache: filled from free VFs, it names configured VFs once the
   await withTemp(async (state) => {
     const cache = new CatalogCache(state);
     const n = createSimulatedNode({ gpus: [{ model: 'L40S', mode: 'sriov-vgpu' }] });
-    const empty = readInventory(n.port, { catalogCache: cache });
+    // Reading alone never writes: the machine records what the free VFs list.
+    readInventory(n.port, { catalogCache: cache });
+    assert.equal(cache.get('26b9', '595.58.02'), undefined, 'a read wrote the catalog cache');
+    const empty = await openSimulated(n, { stateDir: state }).inventory();
     const q12 = empty.gpus[0]!.catalog.find((t) => t.profile === 'L40S-12Q')!;
     assert.equal(cache.get('26b9', '595.58.02')?.length, empty.gpus[0]!.catalog.length, 'every creatable type was cached');
     // Fill the card: no VF lists anything any more.

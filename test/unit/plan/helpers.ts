@@ -5,12 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { applyPlan, type ApplyOptions, type ApplyResult } from '../../../src/apply/apply.js';
-import { readInventory, enrichWithHostTools } from '../../../src/inventory/read.js';
+import { PciIds } from '../../../src/inventory/pciids.js';
 import type { Inventory } from '../../../src/inventory/types.js';
-import { plan as makePlan, type PlanOptions } from '../../../src/plan/plan.js';
+import type { Machine } from '../../../src/machine/machine.js';
+import { planOn as planOnMachine } from '../../../src/machine/plan-on.js';
+import { openSimulated } from '../../../src/machine/simulated.js';
 import type { Plan } from '../../../src/plan/types.js';
-import { driverNameForModule, vfioVariantFor } from '../../../src/plan/vfio-variant.js';
-import { parseConfig, selectConfig } from '../../../src/spec/load.js';
+import { parseConfig } from '../../../src/spec/load.js';
 import type { ConfigFile } from '../../../src/spec/config.js';
 import { createSimulatedNode, SimHostTools, type SimNodeSpec, type SimulatedNode } from '../../../src/simulator/index.js';
 import type { SysfsBackend } from '../../../src/sysfs/backend.js';
@@ -23,10 +24,13 @@ export function sim(spec: SimNodeSpec): SimulatedNode {
   return createSimulatedNode(spec);
 }
 
+/** A machine over the simulated node, as the CLI and the agent open one (no PCI IDs database, for speed). */
+export function machineOf(node: SimulatedNode): Machine {
+  return openSimulated(node, { pciIds: PciIds.empty() });
+}
+
 export async function inventoryOf(node: SimulatedNode): Promise<Inventory> {
-  const inv = readInventory(node.port, { kernelRelease: node.kernelRelease });
-  await enrichWithHostTools(inv, new SimHostTools(node));
-  return inv;
+  return machineOf(node).inventory();
 }
 
 export function config(text: string, filename = 'test.yaml'): ConfigFile {
@@ -42,22 +46,8 @@ export function configOf(entriesYaml: string, name = 'c'): ConfigFile {
   return parseConfig(`version: v1\nvgpu-configs:\n  ${name}:\n${body}\n`, 'test.yaml');
 }
 
-/** The same VFIO driver choice the CLI makes (modules.alias of the node's kernel). */
-export function vfioChooser(node: SimulatedNode): PlanOptions['vfioDriverFor'] {
-  const alias = node.port.readModulesAlias(node.kernelRelease);
-  const drivers = node.port.listDrivers();
-  return (g) => {
-    const mod = vfioVariantFor(g.pci.modalias, alias);
-    return mod ? driverNameForModule(mod, drivers) : 'vfio-pci';
-  };
-}
-
-export async function planOn(node: SimulatedNode, file: ConfigFile, name = file.configs[0]!.name, extra: Partial<PlanOptions> = {}): Promise<{ inv: Inventory; plan: Plan }> {
-  const inv = await inventoryOf(node);
-  const entries = selectConfig(file, name);
-  const inUse = new Map(node.heldDevices().map((d) => [d, 'held by a test VM']));
-  const p = makePlan(inv, file, { name, entries, line: 0 }, { nodeId: NODE_ID, inUse, vfioDriverFor: vfioChooser(node), ...extra });
-  return { inv, plan: p };
+export async function planOn(node: SimulatedNode, file: ConfigFile, name = file.configs[0]!.name, opts: { nodeId?: string } = {}): Promise<{ inv: Inventory; plan: Plan }> {
+  return planOnMachine(machineOf(node), { file, name, nodeId: opts.nodeId ?? NODE_ID });
 }
 
 export async function applyOn(node: SimulatedNode, p: Plan, extra: Partial<ApplyOptions> = {}): Promise<ApplyResult> {

@@ -17,7 +17,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ApplyError } from '../../../src/apply/apply.js';
-import { boardForDevice, type BoardFacts } from '../../../src/inventory/profiles.js';
+import { boardForDevice, type BoardFacts } from '../../../src/model/boards.js';
 import { isConfigError } from '../../../src/spec/config.js';
 import { simModel, type SimGpuSpec, type SimulatedNode } from '../../../src/simulator/index.js';
 import { applyOn, configOf, deviceStates, layout, planOn, sim } from './helpers.js';

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { DiskBackend } from '../../../src/sysfs/disk-backend.js';
 import type { Root, SysfsBackend } from '../../../src/sysfs/backend.js';
 import { SysfsError } from '../../../src/sysfs/errors.js';
-import type { PciAddress } from '../../../src/sysfs/names.js';
+import type { PciAddress } from '../../../src/model/pci.js';
 import { createSimulatedNode, type SimNodeSpec, type SimulatedNode } from '../../../src/simulator/index.js';
 import { parseCreatableVgpuTypes } from '../../../src/inventory/catalog.js';
 

@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseMdevDescription } from '../../../src/inventory/catalog.js';
-import type { MdevTypeName, MdevUuid, PciAddress } from '../../../src/sysfs/names.js';
+import type { MdevTypeName, MdevUuid } from '../../../src/sysfs/names.js';
+import type { PciAddress } from '../../../src/model/pci.js';
 import { node, pfOf, throwsErrno, typeId, vfsOf } from './helpers.js';
 
 const U = (n: number) => `6f3a1e2c-0000-4000-8000-${n.toString(16).padStart(12, '0')}` as MdevUuid;

@@ -1,7 +1,8 @@
 /** Passthrough: driver binding the kernel's way, IOMMU groups, and a host without an IOMMU. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { DriverName, PciAddress } from '../../../src/sysfs/names.js';
+import type { DriverName } from '../../../src/sysfs/names.js';
+import type { PciAddress } from '../../../src/model/pci.js';
 import { node, pfOf, throwsErrno, vfsOf } from './helpers.js';
 
 const vfio = 'vfio-pci' as DriverName;

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { buildContext } from '../../../src/cli/context.js';
+import { openMachine } from '../../../src/cli/context.js';
 import { CliError } from '../../../src/cli/exit-codes.js';
 import {
   createSimulatedNode,
@@ -98,7 +98,7 @@ void test('killed at every point of a save: the state is old or new, and the tre
       assert.ok(JSON.stringify(state) === JSON.stringify(oldState) || JSON.stringify(state) === JSON.stringify(snapshotNode(n)), `k=${k}: the state is neither old nor new`);
       if (fs.existsSync(path.join(d, SIM_SAVING_MARKER))) {
         // A --sysfs-root reader is told (the CLI's check is tested once, below: it loads the PCI IDs database).
-        if (told++ === 0) assert.throws(() => buildContext({ 'sysfs-root': d }), (e: unknown) => e instanceof CliError && e.exitCode === 5 && /is half saved/.test(e.message), `k=${k}`);
+        if (told++ === 0) assert.throws(() => openMachine({ 'sysfs-root': d }), (e: unknown) => e instanceof CliError && e.exitCode === 5 && /is half saved/.test(e.message), `k=${k}`);
         assert.match(simTreeProblem(d) ?? '', /is half saved/);
       } else {
         assertDiskTreeIs(d, back, `k=${k}`);
@@ -117,7 +117,7 @@ void test('killed at every point of a save: the state is old or new, and the tre
 void test('a write through --sysfs-root marks the tree edited; the next --simulate save rewrites it from the state', async () => {
   await withDir(async (dir) => {
     materialize(createSimulatedNode(L40S), dir);
-    const tree = buildContext({ 'sysfs-root': dir, 'state-dir': path.join(dir, 'state') });
+    const tree = openMachine({ 'sysfs-root': dir, 'state-dir': path.join(dir, 'state') });
     const vf = vfsOf(loadSimulation(dir))[0]!;
     tree.port.writeCurrentVgpuType(vf, 934);
     assert.ok(fs.existsSync(path.join(dir, SIM_EDITED_MARKER)));

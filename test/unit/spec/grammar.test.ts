@@ -6,7 +6,6 @@ import {
   checkParamKey,
   checkParamValue,
   formatDeviceFilter,
-  parseBareProfile,
   parseDeviceFilter,
   parseProfileKey,
 } from '../../../src/spec/grammar.js';
@@ -23,14 +22,14 @@ test('parseProfileKey: bare and prefixed names normalise to the bare profile', (
   ] as const) {
     const r = parseProfileKey(written);
     assert.ok(!('error' in r), `${written}: ${'error' in r ? r.error : ''}`);
-    assert.equal(r.profile, profile);
+    assert.equal(r.name, profile);
   }
   const mig = parseProfileKey('A100-2-10C');
   assert.ok(!('error' in mig));
-  assert.deepEqual([mig.migBacked, mig.gpuInstances, mig.framebufferGB, mig.board], [true, 2, 10, 'A100']);
+  assert.deepEqual([mig.gpuInstanceSlices, mig.framebufferGB, mig.board], [2, 10, 'A100']);
   const ts = parseProfileKey('L40S-48Q');
   assert.ok(!('error' in ts));
-  assert.deepEqual([ts.migBacked, ts.gpuInstances, ts.framebufferGB, ts.series], [false, null, 48, 'Q']);
+  assert.deepEqual([ts.gpuInstanceSlices, ts.framebufferGB, ts.series], [null, 48, 'Q']);
 });
 
 test('parseProfileKey: numbers, lower case and junk are refused with a reason', () => {
@@ -43,14 +42,6 @@ test('parseProfileKey: numbers, lower case and junk are refused with a reason', 
   for (const junk of ['', 'L40S', '../x-1Q', 'L40S-\n12Q', 'a/b-1Q', 'L40S-12Q\u0000']) {
     assert.ok('error' in parseProfileKey(junk), JSON.stringify(junk));
   }
-});
-
-test('parseBareProfile is NVIDIA vgpu-device-manager\'s strict grammar', () => {
-  assert.ok(parseBareProfile('A100-1-5CME'));
-  assert.equal(parseBareProfile('A100-5CME'), null); // ME only on MIG-backed
-  assert.equal(parseBareProfile('l40s-12Q'), null);
-  assert.equal(parseBareProfile('L40S-12X'), null);
-  assert.equal(parseBareProfile('L40S-012Q'), null);
 });
 
 test('parseDeviceFilter / formatDeviceFilter', () => {

@@ -14,7 +14,8 @@ import * as path from 'node:path';
 import { createSimulatedNode, materialize } from '../../../src/simulator/index.js';
 import { DiskBackend, MAX_ATTRIBUTE_BYTES } from '../../../src/sysfs/disk-backend.js';
 import { SysfsError } from '../../../src/sysfs/errors.js';
-import type { MdevTypeName, MdevUuid, PciAddress } from '../../../src/sysfs/names.js';
+import type { PciAddress } from '../../../src/model/pci.js';
+import type { MdevTypeName, MdevUuid } from '../../../src/sysfs/names.js';
 import { SysfsPort } from '../../../src/sysfs/port.js';
 import { runCrashingAfter } from '../support/crash-fs.js';
 

@@ -7,18 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { InvalidNameError } from '../../../src/sysfs/errors.js';
-import {
-  PCI_ADDRESS_RE,
-  checkPciAddress,
-  isPciAddress,
-  parseDecimal,
-  parseDriverName,
-  parseKernelRelease,
-  parseMdevTypeName,
-  parseMdevUuid,
-  parsePciAddress,
-  parseVfioDevName,
-} from '../../../src/sysfs/names.js';
+import { parseDecimal, parseDriverName, parseKernelRelease, parseMdevTypeName, parseMdevUuid, parseVfioDevName } from '../../../src/sysfs/names.js';
+import { PCI_ADDRESS_RE, checkPciAddress, isPciAddress, parsePciAddress } from '../../../src/model/pci.js';
 
 const hex = (n: number, w: number) => n.toString(16).padStart(w, '0');
 /** Randomly upper-case some characters. */

@@ -13,7 +13,8 @@ import fc from 'fast-check';
 import type { EntryKind, Root, SysfsBackend } from '../../../src/sysfs/backend.js';
 import { DiskBackend } from '../../../src/sysfs/disk-backend.js';
 import { InvalidNameError, SysfsError } from '../../../src/sysfs/errors.js';
-import type { DriverName, MdevTypeName, MdevUuid, PciAddress } from '../../../src/sysfs/names.js';
+import type { DriverName, MdevTypeName, MdevUuid } from '../../../src/sysfs/names.js';
+import type { PciAddress } from '../../../src/model/pci.js';
 import { SysfsPort, type SkippedEntry } from '../../../src/sysfs/port.js';
 
 interface Call {

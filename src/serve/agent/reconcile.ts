@@ -1,0 +1,161 @@
+/**
+ * One reconcile: from a desired state to the node's layout through the config
+ * engine (resolve the config, ask the kubelet what pods hold, plan, apply,
+ * re-read), with every way it can end as data. Nothing here touches the API
+ * server, the status or the device plugins: the agent does that with the
+ * outcome. Only an unexpected exception (a bug) is thrown.
+ */
+import { applyPlan, type ApplyResult } from '../../apply/apply.js';
+import type { Inventory } from '../../inventory/types.js';
+import type { Machine } from '../../machine/machine.js';
+import { planOn } from '../../machine/plan-on.js';
+import type { Blocked, InUse, Plan } from '../../plan/types.js';
+import { isConfigError } from '../../spec/config.js';
+import { messageOf } from '../errors.js';
+import type { Logger } from '../kube/logger.js';
+import { resolveDesired, resourceNamesOf, type ResourceNames } from './desired.js';
+import type { AgentMetrics } from './metrics.js';
+import { desiredKey, type AppliedState, type Desired, type StateStore } from './state.js';
+
+/** Where a reconcile stopped: the config, the kubelet's in-use answer, the planner, or a write. */
+export type FailureStage = 'config' | 'pod-resources' | 'plan' | 'apply';
+
+/** What a reconcile that got as far as a plan saw: the plan, the node afterwards, the config's resource names. */
+export interface Planned {
+  plan: Plan;
+  /** The node after the reconcile (re-read when anything was written). */
+  inventory: Inventory;
+  resourceNames: ResourceNames;
+}
+
+export type ReconcileOutcome =
+  /** Nothing or part was done; `planned` is null when no plan was made. */
+  | { kind: 'failed'; stage: FailureStage; error: string; planned: Planned | null; writes: number }
+  /** The node already matched; nothing was written. */
+  | { kind: 'noop'; planned: Planned }
+  /** The plan ran; `blocked` changes wait for devices in use. */
+  | { kind: 'applied'; planned: Planned; writes: number; blocked: Blocked[] };
+
+export interface ReconcileEnv {
+  machine: Machine;
+  /** Node identity: part of every mdev UUID vmgpu creates. */
+  nodeId: string;
+  /** What pods hold, from the kubelet; throws when the kubelet cannot answer. */
+  podsHolding(): Promise<InUse>;
+  log: Logger;
+}
+
+export interface ReconcileRequest {
+  desired: Desired;
+  /**
+   * `boot` runs before the API server and the kubelet may be up: without a
+   * pod-resources answer it relies on open VFIO files only. `reconcile` never
+   * guesses: without the kubelet's answer a change could take a device from a
+   * running VM.
+   */
+  mode: 'boot' | 'reconcile';
+  /** Stop at the plan when the node already matches (the desired state was applied before). */
+  skipIfMatches?: boolean;
+}
+
+export async function reconcileDesired(env: ReconcileEnv, req: ReconcileRequest): Promise<ReconcileOutcome> {
+  let resolved: ReturnType<typeof resolveDesired>;
+  try {
+    resolved = resolveDesired(req.desired);
+  } catch (err) {
+    if (isConfigError(err)) return failed('config', err.message);
+    throw err;
+  }
+  const pods = await holdings(env, req.mode);
+  if ('error' in pods) return failed('pod-resources', pods.error);
+  let planned: { inv: Inventory; plan: Plan };
+  try {
+    planned = await planOn(env.machine, { file: resolved.file, name: resolved.config.name, nodeId: env.nodeId, extraInUse: pods.inUse });
+  } catch (err) {
+    return failed('plan', messageOf(err));
+  }
+  const { plan, inv } = planned;
+  const result: Planned = { plan, inventory: inv, resourceNames: resourceNamesOf(resolved.config, inv) };
+  if (plan.errors.length) return failed('plan', plan.errors.map((e) => `${e.where}: ${e.message}`).join('; '), result);
+  if (req.skipIfMatches && plan.actions.length === 0 && plan.blocked.length === 0) return { kind: 'noop', planned: result };
+  return applyPlanned(env.machine, result);
+}
+
+async function holdings(env: ReconcileEnv, mode: ReconcileRequest['mode']): Promise<{ inUse: InUse } | { error: string }> {
+  try {
+    return { inUse: await env.podsHolding() };
+  } catch (err) {
+    if (mode === 'reconcile') return { error: messageOf(err) };
+    env.log.warn('boot: pod-resources is not available; relying on open VFIO devices only', { error: messageOf(err) });
+    return { inUse: new Map() };
+  }
+}
+
+async function applyPlanned(machine: Machine, planned: Planned): Promise<ReconcileOutcome> {
+  let result: ApplyResult;
+  try {
+    result = await applyPlan(planned.plan, { port: machine.port, tools: machine.tools });
+  } finally {
+    machine.commit();
+  }
+  // For the device plugins: no need to ask nvidia-smi for mixed-size modes again.
+  const changed = result.writes > 0 || result.steps.length > 0;
+  const after: Planned = changed ? { ...planned, inventory: await machine.inventory({ mixedSizeMode: false }) } : planned;
+  if (result.failure) return failed('apply', result.failure.message, after, result.writes);
+  return { kind: 'applied', planned: after, writes: result.writes, blocked: result.blocked };
+}
+
+function failed(stage: FailureStage, error: string, planned: Planned | null = null, writes = 0): ReconcileOutcome {
+  return { kind: 'failed', stage, error, planned, writes };
+}
+
+/** Writes made by the reconcile (a failed apply may have made some). */
+export function writesOf(outcome: ReconcileOutcome): number {
+  return outcome.kind === 'noop' ? 0 : outcome.writes;
+}
+
+/**
+ * Whether to record the desired state as applied (re-applied at boot):
+ * after any write, or when a config new to the record now holds completely.
+ */
+export function worthRecording(outcome: ReconcileOutcome, recordedKey: string | null, key: string): boolean {
+  if (outcome.kind !== 'applied') return false;
+  return outcome.writes > 0 || (outcome.blocked.length === 0 && recordedKey !== key);
+}
+
+/** The record of the last applied config in the state dir, kept after each reconcile. */
+export class AppliedRecord {
+  private state: AppliedState | null = null;
+
+  constructor(
+    readonly store: StateStore,
+    private readonly log: Logger,
+    private readonly metrics: AgentMetrics,
+  ) {}
+
+  current(): AppliedState | null {
+    return this.state;
+  }
+
+  /** Read the record at boot; one that cannot be read is logged, counted and treated as none. */
+  load(): AppliedState | null {
+    try {
+      this.state = this.store.load();
+    } catch (err) {
+      this.log.error(messageOf(err), {});
+      this.metrics.errors.inc({ kind: 'state' });
+    }
+    return this.state;
+  }
+
+  /** After a reconcile of `d`: record it when worth it. */
+  update(outcome: ReconcileOutcome, d: Desired): void {
+    if (!worthRecording(outcome, this.state?.key ?? null, desiredKey(d))) return;
+    try {
+      this.state = this.store.save(d);
+    } catch (err) {
+      this.log.error('cannot persist the applied config; a reboot will wait for the API server', { error: messageOf(err) });
+      this.metrics.errors.inc({ kind: 'state' });
+    }
+  }
+}

@@ -1,0 +1,103 @@
+// One reconcile on a simulated node: every way it ends comes back as a ReconcileOutcome, never as an exception.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { openSimulated } from '../../../../src/machine/simulated.js';
+import type { InUse } from '../../../../src/plan/types.js';
+import { reconcileDesired, worthRecording, writesOf, type ReconcileEnv, type ReconcileOutcome } from '../../../../src/serve/agent/reconcile.js';
+import type { Desired } from '../../../../src/serve/agent/state.js';
+import { silentLogger } from '../../../../src/serve/kube/logger.js';
+import { PodResourcesError } from '../../../../src/serve/kubelet/pod-resources.js';
+import { createSimulatedNode } from '../../../../src/simulator/index.js';
+
+const CONFIG = `version: v1
+vgpu-configs:
+  small:
+    - devices: all
+      vgpu-devices:
+        L40S-1Q: 32
+      resource-names:
+        L40S-1Q: example.com/small
+  large:
+    - devices: all
+      vgpu-devices:
+        L40S-2Q: 24
+  too-many:
+    - devices: all
+      vgpu-devices:
+        L40S-48Q: 2
+`;
+
+const want = (configName: string, configText = CONFIG): Desired => ({ workload: 'vm-vgpu', configName, configText, fileName: 'config.yaml' });
+
+function node(pods: () => Promise<InUse> = async () => new Map()) {
+  const sim = createSimulatedNode({ gpus: [{ model: 'L40S', count: 1, mode: 'sriov-vgpu' }] });
+  const env: ReconcileEnv = { machine: openSimulated(sim), nodeId: 'n1', podsHolding: pods, log: silentLogger };
+  return { sim, env };
+}
+
+void test('applied: the plan runs, the node is re-read, and the config’s resource names come along', async () => {
+  const { sim, env } = node();
+  const out = await reconcileDesired(env, { desired: want('small'), mode: 'reconcile' });
+  assert.equal(out.kind, 'applied');
+  assert.ok(out.kind === 'applied' && out.writes > 0 && out.blocked.length === 0);
+  assert.equal(writesOf(out), sim.writes());
+  assert.equal(out.planned?.inventory.gpus[0]!.vfs.filter((v) => v.currentProfile === 'L40S-1Q').length, 32, 'the inventory is the node after the writes');
+  assert.deepEqual(out.planned?.resourceNames, { 'L40S-1Q': 'example.com/small' });
+});
+
+void test('noop: asked to skip a node that already matches, nothing is written', async () => {
+  const { sim, env } = node();
+  await reconcileDesired(env, { desired: want('small'), mode: 'reconcile' });
+  const before = sim.writes();
+  const out = await reconcileDesired(env, { desired: want('small'), mode: 'reconcile', skipIfMatches: true });
+  assert.equal(out.kind, 'noop');
+  assert.equal(writesOf(out), 0);
+  assert.equal(sim.writes(), before);
+});
+
+void test('failed at each stage, with what it got to see and nothing written', async () => {
+  const config = await reconcileDesired(node().env, { desired: want('small', 'version: v1\nvgpu-configs: [\n'), mode: 'reconcile' });
+  assert.ok(config.kind === 'failed' && config.stage === 'config' && config.planned === null, JSON.stringify(config));
+
+  const unknown = await reconcileDesired(node().env, { desired: want('nope'), mode: 'reconcile' });
+  assert.ok(unknown.kind === 'failed' && unknown.stage === 'config' && /nope/.test(unknown.error));
+
+  const { sim, env } = node();
+  const plan = await reconcileDesired(env, { desired: want('too-many'), mode: 'reconcile' });
+  assert.ok(plan.kind === 'failed' && plan.stage === 'plan', JSON.stringify(plan));
+  assert.ok(plan.planned && plan.planned.plan.errors.length > 0, 'the plan with its errors is kept for the status');
+  assert.equal(sim.writes(), 0);
+});
+
+void test('pod-resources: a reconcile never guesses without the kubelet; boot relies on open VFIO files only', async () => {
+  const down = async (): Promise<InUse> => {
+    throw new PodResourcesError('pod-resources List failed: connection refused');
+  };
+  const { sim, env } = node(down);
+  const out = await reconcileDesired(env, { desired: want('small'), mode: 'reconcile' });
+  assert.ok(out.kind === 'failed' && out.stage === 'pod-resources' && /connection refused/.test(out.error));
+  assert.equal(sim.writes(), 0);
+  const boot = await reconcileDesired(env, { desired: want('small'), mode: 'boot' });
+  assert.equal(boot.kind, 'applied');
+});
+
+void test('applied with blocked changes: a device a VM holds is left alone and reported', async () => {
+  const { sim, env } = node();
+  await reconcileDesired(env, { desired: want('small'), mode: 'reconcile' });
+  const held = (await env.machine.inventory()).gpus[0]!.vfs[0]!.address;
+  sim.hold(held);
+  const out = await reconcileDesired(env, { desired: want('large'), mode: 'reconcile' });
+  assert.equal(out.kind, 'applied');
+  assert.ok(out.kind === 'applied' && out.blocked.some((b) => b.device === held), JSON.stringify(out.kind === 'applied' ? out.blocked : out));
+});
+
+void test('worthRecording: after any write, or when a config new to the record holds completely', () => {
+  const planned = null as unknown as NonNullable<ReconcileOutcome['planned']>; // worthRecording reads only kind, writes and blocked
+  const applied = (writes: number, blocked: number): ReconcileOutcome => ({ kind: 'applied', planned, writes, blocked: Array.from({ length: blocked }, () => ({ gpu: 'g', device: 'd', change: 'c', reason: 'r', waitsFor: ['d'] })) });
+  assert.equal(worthRecording(applied(3, 1), 'k', 'k'), true, 'a write changed the node');
+  assert.equal(worthRecording(applied(0, 0), null, 'k'), true, 'nothing recorded yet and the node matches');
+  assert.equal(worthRecording(applied(0, 0), 'k', 'k'), false, 'already recorded');
+  assert.equal(worthRecording(applied(0, 1), null, 'k'), false, 'nothing written and still blocked');
+  assert.equal(worthRecording({ kind: 'noop', planned }, null, 'k'), false);
+  assert.equal(worthRecording({ kind: 'failed', stage: 'apply', error: 'x', planned: null, writes: 2 }, null, 'k'), false);
+});
