@@ -23,8 +23,8 @@ import { DiskBackend } from '../../../src/sysfs/disk-backend.js';
 import { NoHostTools } from '../../../src/sysfs/host-tools.js';
 import { SysfsPort } from '../../../src/sysfs/port.js';
 import { assertDiskTreeIs } from '../simulator/helpers.js';
-import { runCrashingAfterAsync } from '../support/crash-fs.js';
-import { withScratch } from '../support/scratch.js';
+import { runCrashingAfterAsync } from '../../support/crash-fs.js';
+import { withScratch } from '../../support/scratch.js';
 import { applyOn, assertMatches, configOf, converge, layout, planOn } from '../plan/helpers.js';
 
 const rep = (p: string, n: number) => Array.from({ length: n }, () => p);

@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CatalogCache } from '../../../src/inventory/catalog-cache.js';
-import { runCrashingAfter } from '../support/crash-fs.js';
-import { runSnippet, src } from '../support/child.js';
-import { withScratch } from '../support/scratch.js';
+import { runCrashingAfter } from '../../support/crash-fs.js';
+import { runSnippet, src } from '../../support/child.js';
+import { withScratch } from '../../support/scratch.js';
 
 void test('a cache file that never ends is treated as absent, at once', async () => {
   await withScratch('vmgpu-cache-', (dir) => {

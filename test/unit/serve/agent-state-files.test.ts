@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { STATE_FILE, StateStore, type Desired } from '../../../src/serve/agent/state.js';
-import { runCrashingAfter } from '../support/crash-fs.js';
-import { runSnippet, src } from '../support/child.js';
-import { withScratch } from '../support/scratch.js';
+import { runCrashingAfter } from '../../support/crash-fs.js';
+import { runSnippet, src } from '../../support/child.js';
+import { withScratch } from '../../support/scratch.js';
 
 const desired = (configName: string): Desired => ({ workload: 'vm-vgpu', configName, configText: `version: v1\nvgpu-configs:\n  ${configName}: []\n`, fileName: 'config.yaml' });
 

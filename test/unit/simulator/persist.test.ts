@@ -23,8 +23,8 @@ import {
 } from '../../../src/simulator/index.js';
 import type { MdevTypeName, MdevUuid } from '../../../src/sysfs/names.js';
 import type { SimulatedNode } from '../../../src/simulator/index.js';
-import { runCrashingAfter } from '../support/crash-fs.js';
-import { withScratch } from '../support/scratch.js';
+import { runCrashingAfter } from '../../support/crash-fs.js';
+import { withScratch } from '../../support/scratch.js';
 import { assertDiskTreeIs, pfOf, typeId, vfsOf } from './helpers.js';
 
 const withDir = <T>(f: (dir: string) => T | Promise<T>): Promise<T> => withScratch('vmgpu-persist-', f);

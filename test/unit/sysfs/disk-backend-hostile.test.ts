@@ -17,7 +17,7 @@ import { SysfsError } from '../../../src/sysfs/errors.js';
 import type { PciAddress } from '../../../src/model/pci.js';
 import type { MdevTypeName, MdevUuid } from '../../../src/sysfs/names.js';
 import { SysfsPort } from '../../../src/sysfs/port.js';
-import { runCrashingAfter } from '../support/crash-fs.js';
+import { runCrashingAfter } from '../../support/crash-fs.js';
 
 const PF = '0000:18:00.0' as PciAddress;
 const VF = '0000:18:00.4' as PciAddress;
