@@ -29,6 +29,12 @@ import { applyOn, assertMatches, configOf, converge, layout, planOn } from '../p
 
 const rep = (p: string, n: number) => Array.from({ length: n }, () => p);
 
+/** A fresh copy of a node's directory (links kept as written), for one crash point. */
+function copyOf(template: string, to: string): string {
+  fs.cpSync(template, to, { recursive: true, verbatimSymlinks: true });
+  return to;
+}
+
 /** `vmgpu apply --simulate DIR` in this process: load, plan, apply, save. */
 async function applySimulated(dir: string, file: ConfigFile): Promise<void> {
   const node = loadSimulation(dir);
@@ -60,11 +66,7 @@ for (const c of simCases) {
     await withScratch('vmgpu-crash-sim-', async (dir) => {
       const template = path.join(dir, 'template');
       materialize(createSimulatedNode(c.spec), template);
-      const fresh = (name: string) => {
-        const d = path.join(dir, name);
-        fs.cpSync(template, d, { recursive: true, verbatimSymlinks: true });
-        return d;
-      };
+      const fresh = (name: string) => copyOf(template, path.join(dir, name));
       const counting = fresh('count');
       const total = (await runCrashingAfterAsync(Infinity, () => applySimulated(counting, c.after))).steps;
       assert.ok(total > 10, `the apply makes ${total} file-system changes`);
@@ -134,11 +136,7 @@ for (const c of treeCases) {
       await converge(ref, c.after);
       const ids = new Set([...ref.gpus[0]!.vfs.map((v) => String(v.typeId)), ...node.gpus[0]!.vfs.map((v) => String(v.typeId))]);
       const vfFiles = (d: string) => node.gpus[0]!.vfs.map((v) => path.join(d, 'sys/bus/pci/devices', v.fn.addr, 'nvidia/current_vgpu_type'));
-      const fresh = (name: string) => {
-        const d = path.join(dir, name);
-        fs.cpSync(template, d, { recursive: true, verbatimSymlinks: true });
-        return d;
-      };
+      const fresh = (name: string) => copyOf(template, path.join(dir, name));
       const counting = fresh('count');
       const total = (await runCrashingAfterAsync(Infinity, () => applyOnTree(counting, c.after))).steps;
       assert.ok(total >= 8, `the apply makes ${total} file-system changes`);
