@@ -434,8 +434,10 @@ export class SimulatedNode {
     if (!gpu.heterogeneous && used.some((u) => u.id !== t.id)) return false;
     if (gpu.heterogeneous && used.some((u) => u.series !== t.series)) return false;
     const sameType = used.filter((u) => u.id === t.id).length;
-    const usedFb = used.reduce((n, u) => n + u.framebufferMiB, 0);
-    return sameType < t.maxInstances && usedFb + t.framebufferMiB <= gpu.framebufferMiB;
+    // MIG-backed vGPUs live in GPU instances, whose memory the names round up: their max instances bound them.
+    const taken = (x: SimType) => (x.migBacked ? 0 : x.framebufferMiB);
+    const usedFb = used.reduce((n, u) => n + taken(u), 0);
+    return sameType < t.maxInstances && usedFb + taken(t) <= gpu.framebufferMiB;
   }
 
   private creatable(gpu: SimGpu, vf: SimVf): SimType[] {
