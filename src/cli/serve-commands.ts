@@ -123,11 +123,7 @@ export const serveCommands: Record<string, Command> = {
     async run(v) {
       const nodeName = str(v, 'node-name', 'NODE_NAME');
       if (!nodeName) throw new CliError('give the node name with --node-name NAME (or env NODE_NAME, e.g. from the downward API spec.nodeName)');
-      try {
-        checkObjectName(nodeName, '--node-name');
-      } catch (err) {
-        throw new CliError((err as Error).message);
-      }
+      checkObjectName(nodeName, '--node-name');
       const level = logLevel(v);
       const logger = jsonLogger({ level, base: { component: 'agent', node: nodeName }, write: (l) => process.stdout.write(l) });
       const stateDir = str(v, 'state-dir', 'VMGPU_STATE_DIR') ?? DEFAULT_STATE_DIR;
@@ -138,11 +134,7 @@ export const serveCommands: Record<string, Command> = {
       const cmRef = str(v, 'config-map', 'VMGPU_CONFIG_MAP');
       let configMap: { namespace: string; name: string } | null = null;
       if (cmRef) {
-        try {
-          configMap = parseConfigMapRef(cmRef);
-        } catch (err) {
-          throw new CliError((err as Error).message);
-        }
+        configMap = parseConfigMapRef(cmRef);
       }
       const iommufd = Boolean(v.iommufd) || process.env.VMGPU_IOMMUFD === 'true';
       const dra = v.dra || process.env.VMGPU_DRA === 'true' ? draDriver(v, { machine, kube, nodeName, stateDir, iommufd, logger }) : null;
