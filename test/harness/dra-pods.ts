@@ -3,10 +3,10 @@
 // (spec.resourceClaims, KubeVirt's DRA path) or through an extended resource (KEP-5004, the
 // device-plugin path). A probe pod writes its environment (from /proc/1/environ), its
 // /dev/vfio nodes and the files it is asked for to a hostPath directory, then sleeps.
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CustomObjectsApi, type CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
-import { sleep } from './procs.js';
+import { probeResult } from './node-pods.js';
 
 export interface ClaimSpec {
   name: string;
@@ -133,20 +133,12 @@ export interface DraProbeResult {
   file(name: string): string;
 }
 
-/** Waits until the probe has written its files; fails with the pod's status (and its events' reasons) otherwise. */
+/** Waits until the probe has written its files; fails with the pod's status and its events' reasons otherwise. */
 export async function draProbeResult(core: CoreV1Api, pod: V1Pod, outDir: string, timeoutMs = 90_000): Promise<DraProbeResult> {
-  const deadline = Date.now() + timeoutMs;
-  while (!existsSync(join(outDir, 'done'))) {
-    if (Date.now() > deadline) throw new Error(`pod ${pod.metadata!.name} did not start within ${timeoutMs} ms: ${await podProblem(core, pod.metadata!.namespace!, pod.metadata!.name!)}`);
-    await sleep(100);
-  }
-  const env = Object.fromEntries(
-    readFileSync(join(outDir, 'environ'), 'utf8')
-      .split('\n')
-      .filter((l) => l.includes('='))
-      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
-  );
-  return { env, devices: readFileSync(join(outDir, 'devices'), 'utf8').trim().split('\n'), file: (name) => readFileSync(join(outDir, name), 'utf8') };
+  const res = await probeResult(core, pod, outDir, timeoutMs).catch(async (e: Error) => {
+    throw new Error(`${e.message}; ${await podProblem(core, pod.metadata!.namespace!, pod.metadata!.name!)}`);
+  });
+  return { ...res, file: (name) => readFileSync(join(outDir, name), 'utf8') };
 }
 
 /** The pod's phase, conditions and the messages of its events: what the kubelet and the scheduler said. */

@@ -95,16 +95,29 @@ export class DraDriver {
     this.checkpoint.load();
     await this.serialize(() => this.finishRemovals());
     await this.plugin.start();
-    if (this.api && this.publisher) {
-      const features = await probeFeatures(this.api);
-      const chosen = chooseModel(this.policy.allocation, features);
-      this.model = chosen.model;
-      this.o.log.info('DRA allocation model', { model: chosen.model, features, note: chosen.note });
-      this.publisher.start();
-    }
+    if (this.api && this.publisher) await this.choosePublishing(this.api, this.publisher);
     const every = this.o.resyncMs ?? 30_000;
     if (every > 0) this.timer = setInterval(() => void this.resync().catch((err: unknown) => this.o.log.warn('DRA resync failed', { error: messageOf(err) })), every);
     await this.refresh();
+  }
+
+  /**
+   * Ask the API server which model it can carry and start publishing. A server
+   * without resource.k8s.io/v1 (Kubernetes before 1.34) gets nothing published:
+   * the driver still serves the kubelet, and says why in the log.
+   */
+  private async choosePublishing(api: DraApiClient, publisher: SlicePublisher): Promise<void> {
+    let features;
+    try {
+      features = await probeFeatures(api);
+    } catch (err) {
+      this.o.log.error('the API server does not take gpu.vmgpu.io ResourceSlices; the DRA driver publishes nothing (DRA needs Kubernetes 1.34+, resource.k8s.io/v1, and RBAC for resourceslices)', { error: messageOf(err) });
+      return;
+    }
+    const chosen = chooseModel(this.policy.allocation, features);
+    this.model = chosen.model;
+    this.o.log.info('DRA allocation model', { model: chosen.model, features, note: chosen.note });
+    publisher.start();
   }
 
   async stop(opts: { removeSlices?: boolean } = {}): Promise<void> {
@@ -119,10 +132,16 @@ export class DraDriver {
     const next = resolvePolicy(policy);
     await this.serialize(async () => {
       this.draGpus = new Set(gpus.map((g) => checkPciAddress(g)));
-      if (next.allocation !== this.policy.allocation && this.api) this.model = chooseModel(next.allocation, await probeFeatures(this.api)).model;
+      if (next.allocation !== this.policy.allocation && this.api && this.model !== null) {
+        const features = await probeFeatures(this.api).catch((err: unknown) => {
+          this.o.log.warn('cannot ask the API server for the new allocation model; keeping the current one', { error: messageOf(err) });
+          return null;
+        });
+        if (features) this.model = chooseModel(next.allocation, features).model;
+      }
       this.policy = next;
     });
-    await this.refresh();
+    await this.refresh().catch((err: unknown) => this.o.log.warn('reading the node for the DRA pool failed; the last pool stays published', { error: messageOf(err) }));
   }
 
   /** Devices prepared for claims, with the claim: the static planner must not touch them. */
