@@ -133,7 +133,7 @@ export class Agent {
       const outcome = await reconcileDesired(this.reconcileEnv(), { desired: last, mode: 'boot' });
       this.applied.update(outcome, last);
       planned = outcome.planned;
-      const error = outcome.kind === 'failed' ? outcome.error : null;
+      const error = outcome.kind === 'failed' ? outcome.error : outcome.kind === 'busy' ? outcome.reason : null;
       this.log.info('boot: re-applied the last applied config', { config: last.configName, workload: last.workload, writes: writesOf(outcome), blocked: outcome.planned?.plan.blocked.length ?? 0, error });
     } else {
       this.log.info('boot: no applied config recorded yet; waiting for the node labels', { stateFile: this.applied.store.file });
@@ -235,6 +235,12 @@ export class Agent {
     const planned = outcome.planned;
     if (planned) this.lastInventory = planned.inventory;
     const verdict = verdictOf(outcome, d.configName ?? d.workload);
+    if (outcome.kind === 'busy') {
+      // An admin's `vmgpu apply` is changing the node: not a failure of the config, a retry.
+      this.report(verdict, key, pass);
+      this.worker.retry();
+      return;
+    }
     if (outcome.kind === 'failed') {
       this.report(verdict, key, pass);
       this.worker.retry();

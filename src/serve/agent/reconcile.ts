@@ -7,6 +7,7 @@
  */
 import { applyPlan, type ApplyResult } from '../../apply/apply.js';
 import type { Inventory } from '../../inventory/types.js';
+import { NodeLockBusyError, type NodeLock } from '../../machine/lock.js';
 import type { Machine } from '../../machine/machine.js';
 import { planOn } from '../../machine/plan-on.js';
 import type { Blocked, InUse, Plan } from '../../plan/types.js';
@@ -17,8 +18,8 @@ import { resolveDesired, resourceNamesOf, type ResourceNames } from './desired.j
 import type { AgentMetrics } from './metrics.js';
 import { desiredKey, type AppliedState, type Desired, type StateStore } from './state.js';
 
-/** Where a reconcile stopped: the config, the kubelet's in-use answer, the planner, or a write. */
-export type FailureStage = 'config' | 'pod-resources' | 'plan' | 'apply';
+/** Where a reconcile stopped: the config, the node lock, the kubelet's in-use answer, the planner, or a write. */
+export type FailureStage = 'config' | 'lock' | 'pod-resources' | 'plan' | 'apply';
 
 /** What a reconcile that got as far as a plan saw: the plan, the node afterwards, the config's resource names. */
 export interface Planned {
@@ -34,7 +35,9 @@ export type ReconcileOutcome =
   /** The node already matched; nothing was written. */
   | { kind: 'noop'; planned: Planned }
   /** The plan ran; `blocked` changes wait for devices in use. */
-  | { kind: 'applied'; planned: Planned; writes: number; blocked: Blocked[] };
+  | { kind: 'applied'; planned: Planned; writes: number; blocked: Blocked[] }
+  /** Another writer (an admin's `vmgpu apply`) holds the node lock: nothing was read or written; try again soon. */
+  | { kind: 'busy'; reason: string; planned: null };
 
 export interface ReconcileEnv {
   machine: Machine;
@@ -56,16 +59,39 @@ export interface ReconcileRequest {
   mode: 'boot' | 'reconcile';
   /** Stop at the plan when the node already matches (the desired state was applied before). */
   skipIfMatches?: boolean;
+  /** How long to wait for another writer's node lock before giving up with `busy` (default 1 s). */
+  lockWaitMs?: number;
 }
 
+/** The agent holds the node lock only for one plan and apply, so an admin's `vmgpu apply` waits seconds at most. */
+const LOCK_WAIT_MS = 1000;
+
+type Resolved = ReturnType<typeof resolveDesired>;
+
 export async function reconcileDesired(env: ReconcileEnv, req: ReconcileRequest): Promise<ReconcileOutcome> {
-  let resolved: ReturnType<typeof resolveDesired>;
+  let resolved: Resolved;
   try {
     resolved = resolveDesired(req.desired);
   } catch (err) {
     if (isConfigError(err)) return failed('config', err.message);
     throw err;
   }
+  let lock: NodeLock;
+  try {
+    lock = await env.machine.lock({ command: 'vmgpu agent', waitMs: req.lockWaitMs ?? LOCK_WAIT_MS });
+  } catch (err) {
+    if (err instanceof NodeLockBusyError) return { kind: 'busy', reason: err.message, planned: null };
+    return failed('lock', `cannot take the node lock: ${messageOf(err)}`);
+  }
+  try {
+    return await planAndApply(env, req, resolved);
+  } finally {
+    lock.release();
+  }
+}
+
+/** Under the node lock: ask the kubelet what pods hold, plan, and apply. */
+async function planAndApply(env: ReconcileEnv, req: ReconcileRequest, resolved: Resolved): Promise<ReconcileOutcome> {
   const pods = await holdings(env, req.mode);
   if ('error' in pods) return failed('pod-resources', pods.error);
   let planned: { inv: Inventory; plan: Plan };
@@ -111,7 +137,7 @@ function failed(stage: FailureStage, error: string, planned: Planned | null = nu
 
 /** Writes made by the reconcile (a failed apply may have made some). */
 export function writesOf(outcome: ReconcileOutcome): number {
-  return outcome.kind === 'noop' ? 0 : outcome.writes;
+  return outcome.kind === 'noop' || outcome.kind === 'busy' ? 0 : outcome.writes;
 }
 
 /**

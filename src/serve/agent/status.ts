@@ -50,6 +50,8 @@ export function verdictOf(outcome: ReconcileOutcome, config: string): Verdict {
       return { ...base, state: 'failed', reason: outcome.error, errors: [outcome.error], writes: outcome.writes, result: 'failed', errorKind: outcome.stage };
     case 'noop':
       return { ...base, state: 'success', reason: 'the node already matches', writes: 0, result: 'noop' };
+    case 'busy':
+      return { ...base, state: 'pending', reason: `waiting for the node lock, retrying: ${outcome.reason}`, writes: 0, result: 'pending' };
     case 'applied':
       if (outcome.blocked.length === 0) return { ...base, state: 'success', reason: `applied (${outcome.writes} write(s))`, writes: outcome.writes, result: 'success' };
       return { ...base, state: 'pending', reason: pendingReason(outcome.blocked), blocked: outcome.blocked, writes: outcome.writes, result: 'pending' };

@@ -1,6 +1,10 @@
 // One reconcile on a simulated node: every way it ends comes back as a ReconcileOutcome, never as an exception.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { nodeLockPath } from '../../../../src/machine/lock.js';
 import { openSimulated } from '../../../../src/machine/simulated.js';
 import type { InUse } from '../../../../src/plan/types.js';
 import { reconcileDesired, worthRecording, writesOf, type ReconcileEnv, type ReconcileOutcome } from '../../../../src/serve/agent/reconcile.js';
@@ -100,4 +104,31 @@ void test('worthRecording: after any write, or when a config new to the record h
   assert.equal(worthRecording(applied(0, 1), null, 'k'), false, 'nothing written and still blocked');
   assert.equal(worthRecording({ kind: 'noop', planned }, null, 'k'), false);
   assert.equal(worthRecording({ kind: 'failed', stage: 'apply', error: 'x', planned: null, writes: 2 }, null, 'k'), false);
+});
+
+void test('the node lock (defect 5): a reconcile plans and applies only while it holds the lock; a busy lock is a retry with nothing written', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vmgpu-reconcile-lock-'));
+  const sim = createSimulatedNode({ gpus: [{ model: 'L40S', count: 1, mode: 'sriov-vgpu' }] });
+  const machine = openSimulated(sim, { saveTo: dir });
+  let lockedWhilePlanning = false;
+  const env: ReconcileEnv = {
+    machine,
+    nodeId: 'n1',
+    log: silentLogger,
+    podsHolding: async () => {
+      lockedWhilePlanning = existsSync(nodeLockPath({ simulateDir: dir }));
+      return new Map();
+    },
+  };
+  const admin = await machine.lock({ command: 'vmgpu apply', waitMs: 0 });
+  const busy = await reconcileDesired(env, { desired: want('small'), mode: 'reconcile', lockWaitMs: 0 });
+  assert.equal(busy.kind, 'busy');
+  assert.ok(busy.kind === 'busy' && /vmgpu apply/.test(busy.reason), 'the reason names the other writer');
+  assert.equal(sim.writes(), 0, 'nothing written while another writer holds the node');
+  admin.release();
+
+  const out = await reconcileDesired(env, { desired: want('small'), mode: 'reconcile', lockWaitMs: 0 });
+  assert.equal(out.kind, 'applied');
+  assert.ok(lockedWhilePlanning, 'the lock is held while the kubelet is asked and the plan is made');
+  assert.ok(!existsSync(nodeLockPath({ simulateDir: dir })), 'and released afterwards');
 });
