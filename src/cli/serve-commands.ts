@@ -38,6 +38,7 @@ const AGENT_OPTIONS = {
   'default-config': { type: 'string' },
   'device-plugin-dir': { type: 'string' },
   'pod-resources-socket': { type: 'string' },
+  'no-kubelet': { type: 'boolean' },
   iommufd: { type: 'boolean' },
   'metrics-addr': { type: 'string' },
   'log-level': { type: 'string' },
@@ -95,7 +96,7 @@ export const serveCommands: Record<string, Command> = {
     usage:
       'vmgpu agent --node-name NAME [--kubeconfig FILE] [--config-file /etc/vmgpu/config/config.yaml | --config-map NS/NAME] [--default-config NAME]\n' +
       '       [--state-dir /var/lib/vmgpu] [--sysfs-root /sys] [--dev-root /dev] [--host-root /host] [--simulate DIR]\n' +
-      '       [--device-plugin-dir DIR] [--pod-resources-socket PATH] [--iommufd] [--metrics-addr 0.0.0.0:9400] [--log-level info]\n' +
+      '       [--device-plugin-dir DIR] [--pod-resources-socket PATH | --no-kubelet] [--iommufd] [--metrics-addr 0.0.0.0:9400] [--log-level info]\n' +
       '       [--validate-interval 5m] [--kubevirt-sync --kubevirt-namespace kubevirt --kubevirt-name kubevirt --lease-namespace NS]',
     options: AGENT_OPTIONS,
     async run(v) {
@@ -132,6 +133,7 @@ export const serveCommands: Record<string, Command> = {
         stateDir,
         devicePluginDir: str(v, 'device-plugin-dir', 'VMGPU_DEVICE_PLUGIN_DIR') ?? DEFAULT_PLUGIN_DIR,
         podResourcesSocket: str(v, 'pod-resources-socket', 'VMGPU_POD_RESOURCES_SOCKET') ?? DEFAULT_POD_RESOURCES_SOCKET,
+        noKubelet: Boolean(v['no-kubelet']) || process.env.VMGPU_NO_KUBELET === 'true',
         iommufd: Boolean(v.iommufd) || process.env.VMGPU_IOMMUFD === 'true',
         metricsAddr: str(v, 'metrics-addr', 'VMGPU_METRICS_ADDR') ?? '0.0.0.0:9400',
         logger,

@@ -49,6 +49,12 @@ export interface AgentOptions {
   stateDir: string;
   devicePluginDir: string;
   podResourcesSocket: string;
+  /**
+   * This host has no kubelet: which devices VMs hold is told by open VFIO
+   * files alone. Off by default: without it, a missing pod-resources socket
+   * means in-use cannot be determined, and nothing changes.
+   */
+  noKubelet?: boolean;
   iommufd?: boolean;
   metricsAddr?: string | null;
   logger?: Logger;
@@ -198,7 +204,7 @@ export class Agent {
   private async recheckPending(): Promise<void> {
     if (this.stopped || this.reporter.current()?.state !== 'pending') return;
     try {
-      const pods = await podsHolding(this.podResources, this.lastInventory, this.plugins.everServed);
+      const pods = await this.askKubelet();
       const machineInUse = this.lastInventory ? this.opts.machine.inUse(this.lastInventory) : new Map<string, string>();
       const held = new Set([...pods.keys(), ...machineInUse.keys()]);
       if (this.reporter.current()?.blocked.some((b) => !held.has(b.device.toLowerCase()))) {
@@ -256,8 +262,14 @@ export class Agent {
   }
 
   private reconcileEnv(): ReconcileEnv {
-    const podsHeld = async () => (this.podsHeld = await podsHolding(this.podResources, this.lastInventory, this.plugins.everServed));
+    const podsHeld = async () => (this.podsHeld = await this.askKubelet());
     return { machine: this.opts.machine, nodeId: this.opts.nodeName, log: this.log, podsHolding: podsHeld };
+  }
+
+  /** What pods hold of this node's devices; nothing with --no-kubelet. Throws when the kubelet cannot answer. */
+  private async askKubelet(): Promise<InUse> {
+    if (this.opts.noKubelet) return new Map();
+    return podsHolding(this.podResources, this.lastInventory, this.plugins.everServed);
   }
 
   private report(v: Verdict, key: string, pass: Pass): void {

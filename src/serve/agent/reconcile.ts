@@ -10,7 +10,7 @@ import type { Inventory } from '../../inventory/types.js';
 import { NodeLockBusyError, type NodeLock } from '../../machine/lock.js';
 import type { Machine } from '../../machine/machine.js';
 import { planOn } from '../../machine/plan-on.js';
-import type { Blocked, InUse, Plan } from '../../plan/types.js';
+import type { Action, Blocked, InUse, Plan } from '../../plan/types.js';
 import { isConfigError } from '../../spec/config.js';
 import { messageOf } from '../errors.js';
 import type { Logger } from '../kube/logger.js';
@@ -100,21 +100,46 @@ async function planAndApply(env: ReconcileEnv, req: ReconcileRequest, resolved: 
   } catch (err) {
     return failed('plan', messageOf(err));
   }
-  const { plan, inv } = planned;
+  const { inv } = planned;
+  const plan = pods.unknown === null ? planned.plan : onlyAdditive(planned.plan, pods.unknown);
   const result: Planned = { plan, inventory: inv, resourceNames: resourceNamesOf(resolved.config, inv) };
   if (plan.errors.length) return failed('plan', plan.errors.map((e) => `${e.where}: ${e.message}`).join('; '), result);
   if (req.skipIfMatches && plan.actions.length === 0 && plan.blocked.length === 0) return { kind: 'noop', planned: result };
   return applyPlanned(env.machine, result);
 }
 
-async function holdings(env: ReconcileEnv, mode: ReconcileRequest['mode']): Promise<{ inUse: InUse } | { error: string }> {
+/** What pods hold; `unknown` says why it is not known (boot only: a reconcile fails instead). */
+async function holdings(env: ReconcileEnv, mode: ReconcileRequest['mode']): Promise<{ inUse: InUse; unknown: string | null } | { error: string }> {
   try {
-    return { inUse: await env.podsHolding() };
+    return { inUse: await env.podsHolding(), unknown: null };
   } catch (err) {
     if (mode === 'reconcile') return { error: messageOf(err) };
-    env.log.warn('boot: pod-resources is not available; relying on open VFIO devices only', { error: messageOf(err) });
-    return { inUse: new Map() };
+    env.log.warn('boot: pod-resources is not available; only changes that take no device from a pod are made until it is', { error: messageOf(err) });
+    return { inUse: new Map(), unknown: messageOf(err) };
   }
+}
+
+/** Kinds of action that only add to a GPU: nothing a pod could have been given is changed or taken. */
+const ADDITIVE = new Set<Action['kind']>(['enable-vfs', 'set-mixed-sizes', 'set-vf-type', 'create-mdev']);
+
+/**
+ * Without the kubelet's answer, a GPU changes only when every action on it
+ * adds (VFs, vGPU types on empty VFs, new mdevs and their params): what a
+ * reboot lost comes back; a clear, a removal or a rebind waits, blocked.
+ */
+export function onlyAdditive(plan: Plan, why: string): Plan {
+  const created = new Set(plan.actions.flatMap((a) => (a.kind === 'set-vf-type' ? [a.vf] : a.kind === 'create-mdev' ? [a.uuid] : [])));
+  const adds = (a: Action): boolean => ADDITIVE.has(a.kind) || (a.kind === 'set-vf-params' && created.has(a.vf)) || (a.kind === 'set-mdev-params' && created.has(a.uuid));
+  const waiting = new Set(plan.actions.filter((a) => !adds(a)).map((a) => a.gpu));
+  if (waiting.size === 0) return plan;
+  const blocked: Blocked[] = [...waiting].map((gpu) => ({
+    gpu,
+    device: gpu,
+    change: `${plan.actions.filter((a) => a.gpu === gpu).length} change(s) on ${gpu}`,
+    reason: `waits for the kubelet's answer on which devices pods hold: ${why}`,
+    waitsFor: [],
+  }));
+  return { ...plan, actions: plan.actions.filter((a) => !waiting.has(a.gpu)), blocked: [...plan.blocked, ...blocked] };
 }
 
 async function applyPlanned(machine: Machine, planned: Planned): Promise<ReconcileOutcome> {

@@ -10,7 +10,7 @@ import type { InUse } from '../../../../src/plan/types.js';
 import { reconcileDesired, worthRecording, writesOf, type ReconcileEnv, type ReconcileOutcome } from '../../../../src/serve/agent/reconcile.js';
 import type { Desired } from '../../../../src/serve/agent/state.js';
 import { silentLogger } from '../../../../src/serve/kube/logger.js';
-import { PodResourcesError } from '../../../../src/serve/kubelet/pod-resources.js';
+import { podsHolding, PodResourcesClient, PodResourcesError } from '../../../../src/serve/kubelet/pod-resources.js';
 import { createSimulatedNode } from '../../../../src/simulator/index.js';
 
 const CONFIG = `version: v1
@@ -131,4 +131,35 @@ void test('the node lock (defect 5): a reconcile plans and applies only while it
   assert.equal(out.kind, 'applied');
   assert.ok(lockedWhilePlanning, 'the lock is held while the kubelet is asked and the plan is made');
   assert.ok(!existsSync(nodeLockPath({ simulateDir: dir })), 'and released afterwards');
+});
+
+void test('no pod-resources socket (defect 2): a reconcile changes nothing and fails with the reason', async () => {
+  const client = new PodResourcesClient('/nonexistent/pod-resources/kubelet.sock');
+  const { sim, env } = node(() => podsHolding(client, null, new Set()));
+  const seeded = node().env;
+  await reconcileDesired({ ...seeded, machine: env.machine }, { desired: want('small'), mode: 'reconcile' });
+  const before = sim.writes();
+  const out = await reconcileDesired(env, { desired: want('large'), mode: 'reconcile' });
+  assert.ok(out.kind === 'failed' && out.stage === 'pod-resources', out.kind);
+  assert.match(out.error, /does not exist/);
+  assert.equal(sim.writes(), before, 'no write while in-use cannot be determined');
+});
+
+void test('boot without the kubelet (defect 2): only what takes no device from a pod is done (VFs and vGPUs lost at reboot come back); the rest waits', async () => {
+  const down = async (): Promise<InUse> => {
+    throw new PodResourcesError('the socket does not exist');
+  };
+  const { sim, env } = node(down);
+  const up = { ...env, podsHolding: async (): Promise<InUse> => new Map() };
+  await reconcileDesired(up, { desired: want('small'), mode: 'reconcile' });
+  sim.reboot();
+  const restored = await reconcileDesired(env, { desired: want('small'), mode: 'boot' });
+  assert.equal(restored.kind, 'applied');
+  assert.equal(restored.planned?.inventory.gpus[0]!.vfs.filter((v) => v.currentProfile === 'L40S-1Q').length, 32, 'the layout lost at reboot is back');
+
+  const before = sim.writes();
+  const changed = await reconcileDesired(env, { desired: want('large'), mode: 'boot' });
+  assert.ok(changed.kind === 'applied' && changed.writes === 0 && changed.blocked.length > 0, changed.kind);
+  assert.match(changed.kind === 'applied' ? changed.blocked[0]!.reason : '', /kubelet/);
+  assert.equal(sim.writes(), before, 'no vGPU a pod may hold is cleared without the kubelet\'s answer');
 });
