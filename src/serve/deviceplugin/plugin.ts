@@ -161,7 +161,7 @@ export class ResourcePlugin {
       const old = this.devices.get(id);
       if (!old || JSON.stringify(old) !== JSON.stringify(d)) {
         changed = true;
-        this.checks.set(id, compileCheck(this.env.port, d));
+        this.checks.set(id, compileCheck(this.env.port, d, { iommufd: this.env.iommufd }));
         this.health.set(id, this.checks.get(id)!());
       }
     }
@@ -226,7 +226,11 @@ export class ResourcePlugin {
       resourceName: this.resourceName,
       kind: this.spec.kind,
       devices: this.devices,
-      healthy: (id: string) => this.health.get(id) === null,
+      // Checked now: a node removed since the last sweep is never handed out.
+      unhealthy: (id: string) => {
+        const check = this.checks.get(id);
+        return check ? check() : 'not a device of this resource';
+      },
       iommufd: this.env.iommufd,
     };
     return { container_responses: (req.container_requests ?? []).map((c) => allocateContainer(ctx, c.devices_ids ?? [])) };

@@ -152,3 +152,18 @@ test('update() adds and removes resources without a restart', async (t) => {
   await m.update(inventory);
   assert.deepEqual(m.status().map((s) => s.resourceName), ['nvidia.com/GA102GL_A10', 'nvidia.com/L40S-12Q']);
 });
+
+test('Allocate never hands out a device node that is missing now, even before the next health sweep (defect 6)', async (t) => {
+  const { dir, node, inventory } = setup();
+  const m = await runDevicePlugins({ inventory, port: node.port, pluginDir: dir, logger: memoryLogger(), passthroughName, healthIntervalMs: 3_600_000 });
+  t.after(async () => {
+    await m.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const plugin = m.plugin('nvidia.com/L40S-12Q')!;
+  const vf = inventory.gpus[0]!.vfs[0]!;
+  const req = { container_requests: [{ devices_ids: [vf.address] }] };
+  assert.ok(plugin.allocate(req).container_responses[0]!.devices.some((d) => d.host_path === `/dev/vfio/devices/${vf.vfioDev}`));
+  node.removeDevNode(`vfio/devices/${vf.vfioDev}`);
+  assert.throws(() => plugin.allocate(req), /Unhealthy.*\/dev\/vfio\/devices\/vfio\d+ is missing/);
+});
