@@ -167,11 +167,13 @@ export function writesOf(outcome: ReconcileOutcome): number {
 
 /**
  * Whether to record the desired state as applied (re-applied at boot):
- * after any write, or when a config new to the record now holds completely.
+ * after any write, or when a config new to the record now holds completely
+ * (nothing blocked, nothing vmgpu cannot tell).
  */
 export function worthRecording(outcome: ReconcileOutcome, recordedKey: string | null, key: string): boolean {
   if (outcome.kind !== 'applied') return false;
-  return outcome.writes > 0 || (outcome.blocked.length === 0 && recordedKey !== key);
+  const complete = outcome.blocked.length === 0 && outcome.planned.plan.undetermined.length === 0;
+  return outcome.writes > 0 || (complete && recordedKey !== key);
 }
 
 /** The record of the last applied config in the state dir, kept after each reconcile. */

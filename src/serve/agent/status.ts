@@ -6,7 +6,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import type { Inventory } from '../../inventory/types.js';
-import type { Blocked, InUse, Plan } from '../../plan/types.js';
+import type { Blocked, InUse, Plan, Undetermined } from '../../plan/types.js';
 import type { Logger } from '../kube/logger.js';
 import type { EventType } from '../kube/node-api.js';
 import type { AgentMetrics } from './metrics.js';
@@ -21,6 +21,8 @@ export interface AgentStatus {
   reason: string;
   gpus: { gpu: string; model: string; mode: string; want: Record<string, number>; kept: number }[];
   blocked: { device: string; change: string; reason: string }[];
+  /** Devices vmgpu cannot tell about (a vGPU type it cannot name, a blind VFIO scan): their GPUs are left as they are. */
+  undetermined: { device: string; reason: string; fix: string }[];
   errors: string[];
   appliedAt: string | null;
   /** The desired-state key (workload, config name, file content) this status answers. */
@@ -44,6 +46,15 @@ export interface Verdict {
 }
 
 export function verdictOf(outcome: ReconcileOutcome, config: string): Verdict {
+  const v = outcomeVerdict(outcome, config);
+  const unknown = outcome.kind === 'failed' ? [] : (outcome.planned?.plan.undetermined ?? []);
+  if (unknown.length === 0) return v;
+  // Not success: part of the node is left alone because vmgpu cannot tell what is on it.
+  const reason = undeterminedReason(unknown);
+  return { ...v, state: 'failed', reason, errors: [reason], result: 'failed', errorKind: 'undetermined' };
+}
+
+function outcomeVerdict(outcome: ReconcileOutcome, config: string): Verdict {
   const base = { config, plan: outcome.planned?.plan ?? null, blocked: [], errors: [], errorKind: null };
   switch (outcome.kind) {
     case 'failed':
@@ -63,6 +74,14 @@ export function unusableDesired(reason: string): Verdict {
   return { state: 'failed', reason, config: null, plan: null, blocked: [], errors: [reason], writes: 0, result: 'failed', errorKind: 'config' };
 }
 
+function undeterminedReason(unknown: Undetermined[]): string {
+  const gpus = [...new Set(unknown.map((u) => u.gpu))];
+  const [first] = unknown;
+  const more = unknown.length > 1 ? ` (and ${unknown.length - 1} more)` : '';
+  const which = gpus.length === 1 ? `GPU ${gpus[0]}, so it leaves that GPU as it is` : `GPUs ${gpus.join(', ')}, so it leaves those GPUs as they are`;
+  return `vmgpu cannot tell what is on ${unknown.length} device(s) of ${which}: ${first!.reason}${more}. Fix: ${first!.fix}`;
+}
+
 function pendingReason(blocked: Blocked[]): string {
   const first = blocked.slice(0, 3).map((b) => `${b.device} (${b.reason})`);
   return `${blocked.length} change(s) wait for devices in use: ${first.join('; ')}${blocked.length > 3 ? '; ...' : ''}`;
@@ -79,6 +98,7 @@ export function statusOf(v: Verdict, key: string, prev: AgentStatus | null, reco
     reason: v.reason,
     gpus: (v.plan?.gpus ?? []).map((g) => ({ gpu: g.gpu, model: g.model, mode: g.mode, want: g.want, kept: g.kept })),
     blocked: v.blocked.map((b) => ({ device: b.device, change: b.change, reason: b.reason })),
+    undetermined: (v.plan?.undetermined ?? []).map((u) => ({ device: u.device, reason: u.reason, fix: u.fix })),
     errors: v.errors,
     appliedAt: v.state === 'failed' ? (prev?.appliedAt ?? recordedAt) : recordedAt,
     observedGeneration: key,

@@ -8,6 +8,7 @@ import { nodeLockPath } from '../../../../src/machine/lock.js';
 import { openSimulated } from '../../../../src/machine/simulated.js';
 import type { InUse } from '../../../../src/plan/types.js';
 import { reconcileDesired, worthRecording, writesOf, type ReconcileEnv, type ReconcileOutcome } from '../../../../src/serve/agent/reconcile.js';
+import { verdictOf } from '../../../../src/serve/agent/status.js';
 import type { Desired } from '../../../../src/serve/agent/state.js';
 import { silentLogger } from '../../../../src/serve/kube/logger.js';
 import { podsHolding, PodResourcesClient, PodResourcesError } from '../../../../src/serve/kubelet/pod-resources.js';
@@ -96,12 +97,14 @@ void test('applied with blocked changes: a device a VM holds is left alone and r
 });
 
 void test('worthRecording: after any write, or when a config new to the record holds completely', () => {
-  const planned = null as unknown as NonNullable<ReconcileOutcome['planned']>; // worthRecording reads only kind, writes and blocked
+  const planned = { plan: { undetermined: [] } } as unknown as NonNullable<ReconcileOutcome['planned']>; // worthRecording reads only kind, writes, blocked and undetermined
   const applied = (writes: number, blocked: number): ReconcileOutcome => ({ kind: 'applied', planned, writes, blocked: Array.from({ length: blocked }, () => ({ gpu: 'g', device: 'd', change: 'c', reason: 'r', waitsFor: ['d'] })) });
   assert.equal(worthRecording(applied(3, 1), 'k', 'k'), true, 'a write changed the node');
   assert.equal(worthRecording(applied(0, 0), null, 'k'), true, 'nothing recorded yet and the node matches');
   assert.equal(worthRecording(applied(0, 0), 'k', 'k'), false, 'already recorded');
   assert.equal(worthRecording(applied(0, 1), null, 'k'), false, 'nothing written and still blocked');
+  const unknown = { plan: { undetermined: [{ gpu: 'g', device: 'd', reason: 'r', fix: 'f' }] } } as unknown as NonNullable<ReconcileOutcome['planned']>;
+  assert.equal(worthRecording({ kind: 'applied', planned: unknown, writes: 0, blocked: [] }, null, 'k'), false, 'nothing written and part of the node cannot be told');
   assert.equal(worthRecording({ kind: 'noop', planned }, null, 'k'), false);
   assert.equal(worthRecording({ kind: 'failed', stage: 'apply', error: 'x', planned: null, writes: 2 }, null, 'k'), false);
 });
@@ -162,4 +165,18 @@ void test('boot without the kubelet (defect 2): only what takes no device from a
   assert.ok(changed.kind === 'applied' && changed.writes === 0 && changed.blocked.length > 0, changed.kind);
   assert.match(changed.kind === 'applied' ? changed.blocked[0]!.reason : '', /kubelet/);
   assert.equal(sim.writes(), before, 'no vGPU a pod may hold is cleared without the kubelet\'s answer');
+});
+
+void test('a full card whose types nothing names (defect 1): no write, and the verdict is failed with the fix, not success', async () => {
+  const sim = createSimulatedNode({ nvidiaSmi: false, gpus: [{ model: 'L40S', count: 2, mode: 'sriov-vgpu', profiles: ['L40S-24Q', 'L40S-24Q'] }] });
+  const env: ReconcileEnv = { machine: openSimulated(sim), nodeId: 'n1', podsHolding: async () => new Map(), log: silentLogger };
+  const config = `version: v1\nvgpu-configs:\n  l40s-24q:\n    - devices: all\n      vgpu-devices:\n        L40S-24Q: 2\n  l40s-12q:\n    - devices: all\n      vgpu-devices:\n        L40S-12Q: 4\n`;
+  for (const name of ['l40s-24q', 'l40s-12q']) {
+    const out = await reconcileDesired(env, { desired: want(name, config), mode: 'reconcile' });
+    assert.equal(sim.writes(), 0, `${name}: nothing written to a vGPU vmgpu cannot name`);
+    const v = verdictOf(out, name);
+    assert.equal(v.state, 'failed', name);
+    assert.match(v.reason, /cannot name/);
+    assert.match(v.reason, /nvidia-smi/);
+  }
 });

@@ -57,3 +57,18 @@ void test('events: every failure, each new pending set once, an apply or a chang
   assert.equal(eventFor(restart, done, 0, '').event, null, 'same outcome for the same key');
   assert.equal(eventFor(status({ kind: 'noop', planned }, 'k3', null), done, 0, '').event?.reason, 'VgpuConfigApplied', 'another desired state now holds');
 });
+
+void test('undetermined (defect 1): a plan that leaves GPUs untouched because vmgpu cannot tell is failed, with the devices, the reason and the fix', () => {
+  const undetermined = [0, 1].map((i) => ({ gpu: '0000:3b:00.0', device: `0000:3b:00.${i + 4}`, reason: `VF 0000:3b:00.${i + 4} holds vGPU type ID 1069, which vmgpu cannot name`, fix: 'make the host driver\'s nvidia-smi reachable' }));
+  const unknown = { ...planned, plan: { ...plan, undetermined } };
+  for (const outcome of [{ kind: 'noop', planned: unknown }, { kind: 'applied', planned: unknown, writes: 0, blocked: [] }] as ReconcileOutcome[]) {
+    const v = verdictOf(outcome, 'l40s-24q');
+    assert.equal(v.state, 'failed', `${outcome.kind} with undetermined devices is not success`);
+    assert.equal(v.errorKind, 'undetermined');
+    assert.match(v.reason, /^vmgpu cannot tell what is on 2 device\(s\) of GPU 0000:3b:00\.0, so it leaves that GPU as it is: VF 0000:3b:00\.4 holds vGPU type ID 1069, which vmgpu cannot name \(and 1 more\)\./);
+    assert.match(v.reason, /Fix: make the host driver's nvidia-smi reachable/);
+    const s = statusOf(v, 'k', null, null);
+    assert.deepEqual(s.undetermined.map((u) => u.device), ['0000:3b:00.4', '0000:3b:00.5']);
+    assert.equal(s.undetermined[0]!.fix, "make the host driver's nvidia-smi reachable");
+  }
+});
