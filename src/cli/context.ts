@@ -12,6 +12,7 @@ import { acquireNodeLock, nodeLockPath, NodeLockBusyError, type NodeLock } from 
 import type { Machine } from '../machine/machine.js';
 import { openSimulatedDir } from '../machine/simulated.js';
 import { extractCapture, readCaptureMeta } from '../sysfs/capture.js';
+import { driverToolsAt, type DriverTools } from '../sysfs/driver-root.js';
 import { CliError, EXIT } from './exit-codes.js';
 
 export { DEFAULT_STATE_DIR } from '../machine/host.js';
@@ -22,6 +23,7 @@ export interface GlobalFlags {
   'host-root'?: string;
   'pci-ids'?: string;
   'state-dir'?: string;
+  'driver-root'?: string;
   simulate?: string;
 }
 
@@ -31,6 +33,7 @@ export const GLOBAL_OPTIONS = {
   'host-root': { type: 'string' },
   'pci-ids': { type: 'string' },
   'state-dir': { type: 'string' },
+  'driver-root': { type: 'string' },
   simulate: { type: 'string' },
 } as const;
 
@@ -54,7 +57,8 @@ export async function lockNode(flags: GlobalFlags, command: string, waitMs: numb
   }
 }
 
-export function openMachine(flags: GlobalFlags): Machine {
+/** `found`: the driver tools the caller looked up already (the agent logs what it found). */
+export function openMachine(flags: GlobalFlags, found?: { driverTools: DriverTools | undefined }): Machine {
   const pciIds = loadPciIds(flags['pci-ids']);
   const stateDir = flags['state-dir'] ?? (process.env.VMGPU_STATE_DIR || undefined);
   if (flags.simulate) {
@@ -62,7 +66,17 @@ export function openMachine(flags: GlobalFlags): Machine {
     return openSimulatedDir(flags.simulate, { pciIds, stateDir });
   }
   const { roots, kernelRelease } = resolveRoots(flags);
-  return openHost({ roots, pciIds, kernelRelease, stateDir });
+  return openHost({ roots, pciIds, kernelRelease, stateDir, driverTools: found ? found.driverTools : driverTools(flags) });
+}
+
+/**
+ * `--driver-root DIR` (env VMGPU_DRIVER_ROOT): the host driver's root as this
+ * process sees it (the chart mounts it at /host/driver; on a GPU Operator
+ * node /run/nvidia/driver). Without it, nvidia-smi on PATH.
+ */
+export function driverTools(flags: GlobalFlags): DriverTools | undefined {
+  const root = flags['driver-root'] ?? (process.env.VMGPU_DRIVER_ROOT || undefined);
+  return root === undefined ? undefined : driverToolsAt(root, os.tmpdir());
 }
 
 function loadPciIds(explicit: string | undefined): PciIds {

@@ -24,7 +24,7 @@ import { DEFAULT_POD_RESOURCES_SOCKET } from '../serve/kubelet/pod-resources.js'
 import { permittedHostDevices } from '../serve/kubevirt/permitted.js';
 import { KubevirtSync } from '../serve/kubevirt/sync.js';
 import { write, type Command } from './command.js';
-import { openMachine, DEFAULT_STATE_DIR, GLOBAL_OPTIONS, type GlobalFlags } from './context.js';
+import { driverTools, openMachine, DEFAULT_STATE_DIR, GLOBAL_OPTIONS, type GlobalFlags } from './context.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { guestCloudInitCommand } from './guest.js';
 import { configFromFlags, duration, kubeClient, logLevel, str, syncTarget, untilSignal } from './serve-flags.js';
@@ -95,7 +95,7 @@ export const serveCommands: Record<string, Command> = {
     summary: 'run the node agent (DaemonSet): label-driven reconcile, device plugins, status, validator',
     usage:
       'vmgpu agent --node-name NAME [--kubeconfig FILE] [--config-file /etc/vmgpu/config/config.yaml | --config-map NS/NAME] [--default-config NAME]\n' +
-      '       [--state-dir /var/lib/vmgpu] [--sysfs-root /sys] [--dev-root /dev] [--host-root /host] [--simulate DIR]\n' +
+      '       [--state-dir /var/lib/vmgpu] [--sysfs-root /sys] [--dev-root /dev] [--host-root /host] [--driver-root /host/driver] [--simulate DIR]\n' +
       '       [--device-plugin-dir DIR] [--pod-resources-socket PATH | --no-kubelet] [--iommufd] [--metrics-addr 0.0.0.0:9400] [--log-level info]\n' +
       '       [--validate-interval 5m] [--kubevirt-sync --kubevirt-namespace kubevirt --kubevirt-name kubevirt --lease-namespace NS]',
     options: AGENT_OPTIONS,
@@ -112,7 +112,10 @@ export const serveCommands: Record<string, Command> = {
       const stateDir = str(v, 'state-dir', 'VMGPU_STATE_DIR') ?? DEFAULT_STATE_DIR;
       const flags: GlobalFlags = { ...(v as GlobalFlags), 'state-dir': stateDir };
       if (!flags['host-root'] && !flags.simulate && fs.existsSync('/host/proc')) flags['host-root'] = '/host';
-      const machine = openMachine(flags);
+      const tools = flags.simulate ? undefined : driverTools(flags);
+      if (tools && !tools.found) logger.warn("the host driver's nvidia-smi is not reachable: vGPU types on full cards are named from the catalogs only", { why: tools.why });
+      else if (tools) logger.info("naming vGPU types with the host driver's nvidia-smi", { nvidiaSmi: tools.nvidiaSmi });
+      const machine = openMachine(flags, { driverTools: tools });
       const kube = kubeClient(v, 'agent');
       const cmRef = str(v, 'config-map', 'VMGPU_CONFIG_MAP');
       let configMap: { namespace: string; name: string } | null = null;

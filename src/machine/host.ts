@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import { CatalogCache } from '../inventory/catalog-cache.js';
 import type { PciIds } from '../inventory/pciids.js';
 import { DiskBackend, type DiskRoots } from '../sysfs/disk-backend.js';
-import { RealHostTools } from '../sysfs/host-tools.js';
+import type { DriverTools } from '../sysfs/driver-root.js';
+import { RealHostTools, type RealHostToolsOptions } from '../sysfs/host-tools.js';
 import { SysfsPort } from '../sysfs/port.js';
 import { seesHostProcesses } from '../sysfs/processes.js';
 import { openVfioDevices } from '../sysfs/vfio-users.js';
@@ -22,6 +23,11 @@ export interface HostOptions {
   kernelRelease: string | null;
   /** Where the catalog cache lives; undefined: the default state dir when it is writable, else none. */
   stateDir?: string | undefined;
+  /**
+   * The host driver's nvidia-smi and libnvidia-ml under a mounted driver root
+   * (driver-root.ts); undefined: nvidia-smi on PATH, as on a host.
+   */
+  driverTools?: DriverTools | undefined;
 }
 
 export function openHost(opts: HostOptions): Machine {
@@ -29,7 +35,7 @@ export function openHost(opts: HostOptions): Machine {
   const port = new SysfsPort(backend);
   return machineOf({
     port,
-    tools: new RealHostTools({ sriovManage: port.sriovManagePath() }),
+    tools: new RealHostTools({ sriovManage: port.sriovManagePath(), ...nvidiaSmiOptions(opts.driverTools) }),
     pciIds: opts.pciIds,
     kernelRelease: opts.kernelRelease,
     catalogCache: opts.stateDir ? new CatalogCache(opts.stateDir) : defaultCatalogCache(),
@@ -38,6 +44,11 @@ export function openHost(opts: HostOptions): Machine {
     commit: () => {},
     lockPath: nodeLockPath({ sysRoot: opts.roots.sys, stateDir: opts.stateDir ?? DEFAULT_STATE_DIR }),
   });
+}
+
+function nvidiaSmiOptions(t: DriverTools | undefined): Partial<RealHostToolsOptions> {
+  if (t === undefined) return {};
+  return t.found ? { nvidiaSmi: t.nvidiaSmi, libraryPath: t.libraryPath } : { nvidiaSmi: null, nvidiaSmiMissing: t.why };
 }
 
 /** The default cache lives in the state dir when it is writable, else nowhere (read-only use still works). */

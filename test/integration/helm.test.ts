@@ -133,6 +133,9 @@ const ALLOWED_HOST_MOUNTS: Record<string, { mountPath: string; readOnly: boolean
   '/var/lib/vmgpu': { mountPath: '/var/lib/vmgpu', readOnly: false },
   '/usr/lib/nvidia': { mountPath: '/host/usr/lib/nvidia', readOnly: true },
   '/lib/modules': { mountPath: '/host/lib/modules', readOnly: true },
+  // The host driver's nvidia-smi and libnvidia-ml (agent.driverRoot "/"): their directories, never the whole /.
+  '/usr/bin': { mountPath: '/host/driver/usr/bin', readOnly: true },
+  '/usr/lib/x86_64-linux-gnu': { mountPath: '/host/driver/usr/lib/x86_64-linux-gnu', readOnly: true },
 };
 
 function checkAgentDaemonSet(objs: K8sObject[], what: string): void {
@@ -155,7 +158,7 @@ function checkAgentDaemonSet(objs: K8sObject[], what: string): void {
   const port = c.ports?.find((p) => p.name === 'metrics');
   assert.ok(port, `${what}: metrics port`);
   assert.ok(c.args.includes(`--metrics-addr=0.0.0.0:${port.containerPort}`), `${what}: --metrics-addr matches the port: ${c.args.join(' ')}`);
-  for (const flag of ['--config-file=/etc/vmgpu/config/config.yaml', '--state-dir=/var/lib/vmgpu', '--host-root=/host', '--device-plugin-dir=/var/lib/kubelet/device-plugins', '--pod-resources-socket=/var/lib/kubelet/pod-resources/kubelet.sock']) {
+  for (const flag of ['--config-file=/etc/vmgpu/config/config.yaml', '--state-dir=/var/lib/vmgpu', '--host-root=/host', '--driver-root=/host/driver', '--device-plugin-dir=/var/lib/kubelet/device-plugins', '--pod-resources-socket=/var/lib/kubelet/pod-resources/kubelet.sock']) {
     assert.ok(c.args.includes(flag), `${what}: missing ${flag} in ${c.args.join(' ')}`);
   }
   // Host mounts: only the allowed ones, at their places, read-only where required.
@@ -286,6 +289,29 @@ void describe('helm chart: lint, template and schema', { timeout: 120_000 }, () 
     assert.deepEqual(role.rules, [{ apiGroups: [''], resources: ['configmaps'], resourceNames: [CONFIG_MAP], verbs: ['get', 'list', 'watch'] }]);
   });
 
+  void test("the host driver's tools: a host install mounts two directories read-only, the GPU Operator's root whole, none when unset", () => {
+    type Mount = { name: string; mountPath: string; readOnly?: boolean; mountPropagation?: string };
+    const driverMounts = (sets: string[]) => {
+      const spec = podSpec(find(render([], sets), 'DaemonSet'));
+      const c = spec.containers[0]!;
+      const mounts = (c.volumeMounts as Mount[]).filter((m) => m.mountPath.startsWith('/host/driver'));
+      const paths = mounts.map((m) => spec.volumes.find((v) => v.name === m.name)?.hostPath?.path);
+      return { args: c.args, mounts, paths };
+    };
+    const host = driverMounts([]);
+    assert.deepEqual(host.paths, ['/usr/bin', '/usr/lib/x86_64-linux-gnu']);
+    assert.ok(host.mounts.every((m) => m.readOnly === true));
+    assert.ok(host.args.includes('--driver-root=/host/driver'));
+    const rhel = driverMounts(['agent.driverRootDirs={/usr/bin,/usr/lib64}']);
+    assert.deepEqual(rhel.paths, ['/usr/bin', '/usr/lib64']);
+    const operator = driverMounts(['agent.driverRoot=/run/nvidia/driver']);
+    assert.deepEqual(operator.paths, ['/run/nvidia/driver']);
+    assert.deepEqual(operator.mounts.map((m) => [m.mountPath, m.readOnly, m.mountPropagation]), [['/host/driver', true, 'HostToContainer']]);
+    const none = driverMounts(['agent.driverRoot=']);
+    assert.deepEqual(none.mounts, []);
+    assert.ok(!none.args.some((a) => a.startsWith('--driver-root')));
+  });
+
   // Each bad value must fail `helm template` (and so `helm install`) naming what is wrong.
   const bad: [string, string, RegExp][] = [
     ['unknown top-level key', 'agnet:\n  logLevel: info\n', /additional properties 'agnet' not allowed/],
@@ -296,6 +322,8 @@ void describe('helm chart: lint, template and schema', { timeout: 120_000 }, () 
     ['port range', 'agent:\n  metricsPort: 70000\n', /\/agent\/metricsPort/],
     ['relative host path', 'agent:\n  hostPaths:\n    sys: sys\n', /\/agent\/hostPaths\/sys/],
     ['host path with ..', 'agent:\n  hostPaths:\n    stateDir: /var/lib/../../etc\n', /\/agent\/hostPaths\/stateDir/],
+    ['driver directory that is not a binary or library directory', 'agent:\n  driverRootDirs: [/etc]\n', /\/agent\/driverRootDirs\/0/],
+    ['driver directory with ..', 'agent:\n  driverRootDirs: [/usr/lib/../../etc]\n', /\/agent\/driverRootDirs\/0/],
     ['image digest', 'image:\n  digest: latest\n', /\/image\/digest/],
     ['extra arg that is not a flag', 'agent:\n  extraArgs: ["; rm -rf /"]\n', /\/agent\/extraArgs\/0/],
     ['workload config', 'agent:\n  workloadConfigs: [vm-gpu]\n', /\/agent\/workloadConfigs\/0/],
