@@ -35,6 +35,7 @@ const AGENT_OPTIONS = {
   kubeconfig: { type: 'string' },
   'config-file': { type: 'string' },
   'config-map': { type: 'string' },
+  'catalog-map': { type: 'string' },
   'default-config': { type: 'string' },
   'device-plugin-dir': { type: 'string' },
   'pod-resources-socket': { type: 'string' },
@@ -90,11 +91,22 @@ async function nodeAllocatable(v: Record<string, unknown>): Promise<Record<strin
   }
 }
 
+/** A `NAMESPACE/NAME` flag (--config-map, --catalog-map) or its env; null when unset. */
+function mapRef(v: Record<string, unknown>, flag: string, env: string): { namespace: string; name: string } | null {
+  const ref = str(v, flag, env);
+  if (!ref) return null;
+  try {
+    return parseConfigMapRef(ref, `--${flag}`);
+  } catch (err) {
+    throw new CliError((err as Error).message);
+  }
+}
+
 export const serveCommands: Record<string, Command> = {
   agent: {
     summary: 'run the node agent (DaemonSet): label-driven reconcile, device plugins, status, validator',
     usage:
-      'vmgpu agent --node-name NAME [--kubeconfig FILE] [--config-file /etc/vmgpu/config/config.yaml | --config-map NS/NAME] [--default-config NAME]\n' +
+      'vmgpu agent --node-name NAME [--kubeconfig FILE] [--config-file /etc/vmgpu/config/config.yaml | --config-map NS/NAME] [--default-config NAME] [--catalog-map NS/NAME]\n' +
       '       [--state-dir /var/lib/vmgpu] [--sysfs-root /sys] [--dev-root /dev] [--host-root /host] [--driver-root /host/driver] [--simulate DIR]\n' +
       '       [--device-plugin-dir DIR] [--pod-resources-socket PATH | --no-kubelet] [--iommufd] [--metrics-addr 0.0.0.0:9400] [--log-level info]\n' +
       '       [--validate-interval 5m] [--kubevirt-sync --kubevirt-namespace kubevirt --kubevirt-name kubevirt --lease-namespace NS]',
@@ -117,21 +129,15 @@ export const serveCommands: Record<string, Command> = {
       else if (tools) logger.info("naming vGPU types with the host driver's nvidia-smi", { nvidiaSmi: tools.nvidiaSmi });
       const machine = openMachine(flags, { driverTools: tools });
       const kube = kubeClient(v, 'agent');
-      const cmRef = str(v, 'config-map', 'VMGPU_CONFIG_MAP');
-      let configMap: { namespace: string; name: string } | null = null;
-      if (cmRef) {
-        try {
-          configMap = parseConfigMapRef(cmRef);
-        } catch (err) {
-          throw new CliError((err as Error).message);
-        }
-      }
+      const configMap = mapRef(v, 'config-map', 'VMGPU_CONFIG_MAP');
+      const catalogMap = mapRef(v, 'catalog-map', 'VMGPU_CATALOG_MAP');
       const agent = new Agent({
         nodeName,
         machine,
         kube,
         configFile: str(v, 'config-file', 'VMGPU_CONFIG_FILE') ?? '/etc/vmgpu/config/config.yaml',
         configMap,
+        catalogMap,
         defaultConfig: str(v, 'default-config', 'DEFAULT_VGPU_CONFIG'),
         stateDir,
         devicePluginDir: str(v, 'device-plugin-dir', 'VMGPU_DEVICE_PLUGIN_DIR') ?? DEFAULT_PLUGIN_DIR,

@@ -42,6 +42,7 @@ const RELEASE = 'vmgpu';
 const AGENT_SA = 'vmgpu-agent';
 const SYNC_SA = 'vmgpu-kubevirt-sync';
 const CONFIG_MAP = 'vmgpu-config';
+const CATALOG_MAP = 'vmgpu-catalog';
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -198,7 +199,7 @@ void describe('helm chart: lint, template and schema', { timeout: 120_000 }, () 
       // The config the chart ships parses with vmgpu's parser, and the default config exists in it.
       const merged = { ...(parseYaml(readFileSync(join(chart, 'values.yaml'), 'utf8')) as { agent: { defaultConfig: string } }) };
       const override = values ? (parseYaml(readFileSync(values, 'utf8')) as { agent?: { defaultConfig?: string } } | null) : null;
-      const cm = find(objs, 'ConfigMap') as unknown as { data: Record<string, string> };
+      const cm = find(objs, 'ConfigMap', CONFIG_MAP) as unknown as { data: Record<string, string> };
       const file = parseConfig(cm.data['config.yaml'] ?? '', `${label}:config.yaml`);
       const names = file.configs.map((c) => c.name);
       assert.ok(names.length > 0, `${label}: no configs`);
@@ -285,7 +286,7 @@ void describe('helm chart: lint, template and schema', { timeout: 120_000 }, () 
     assert.deepEqual(spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms[0]?.matchExpressions, [{ key: 'example.com/vm', operator: 'Exists' }]);
     objs = render([], ['config.readThroughApi=true']);
     assert.ok(podSpec(find(objs, 'DaemonSet')).containers[0]!.args.includes(`--config-map=${NS}/${CONFIG_MAP}`));
-    const role = find(objs, 'Role') as unknown as { rules: { resources: string[]; resourceNames?: string[]; verbs: string[] }[] };
+    const role = find(objs, 'Role', 'vmgpu-agent') as unknown as { rules: { resources: string[]; resourceNames?: string[]; verbs: string[] }[] };
     assert.deepEqual(role.rules, [{ apiGroups: [''], resources: ['configmaps'], resourceNames: [CONFIG_MAP], verbs: ['get', 'list', 'watch'] }]);
   });
 
@@ -591,8 +592,18 @@ void describe('helm chart on a real kube-apiserver: server-side apply, admission
         { verb: 'get', resource: 'configmaps', namespace: NS, name: CONFIG_MAP },
         { verb: 'list', resource: 'configmaps', namespace: NS, name: CONFIG_MAP },
         { verb: 'watch', resource: 'configmaps', namespace: NS, name: CONFIG_MAP },
+        // The cluster catalog: read and merge-patch that one ConfigMap.
+        { verb: 'get', resource: 'configmaps', namespace: NS, name: CATALOG_MAP },
+        { verb: 'list', resource: 'configmaps', namespace: NS, name: CATALOG_MAP },
+        { verb: 'watch', resource: 'configmaps', namespace: NS, name: CATALOG_MAP },
+        { verb: 'patch', resource: 'configmaps', namespace: NS, name: CATALOG_MAP },
       ],
       [
+        { verb: 'delete', resource: 'configmaps', namespace: NS, name: CATALOG_MAP },
+        { verb: 'update', resource: 'configmaps', namespace: NS, name: CATALOG_MAP },
+        { verb: 'patch', resource: 'configmaps', namespace: NS, name: CONFIG_MAP },
+        { verb: 'patch', resource: 'configmaps', namespace: NS, name: 'other' },
+        { verb: 'create', resource: 'configmaps', namespace: NS },
         { verb: 'delete', resource: 'nodes', name: 'node-a' },
         { verb: 'update', resource: 'nodes', name: 'node-a' },
         { verb: 'create', resource: 'nodes' },

@@ -25,6 +25,8 @@ import type { Kube } from '../kube/kube.js';
 import { jsonLogger, type Logger } from '../kube/logger.js';
 import { podsHolding, PodResourcesClient } from '../kubelet/pod-resources.js';
 import type { ConfigSnapshot } from './config-source.js';
+import { withSharedNames } from '../../machine/shared-names.js';
+import { ClusterCatalog } from './cluster-catalog.js';
 import { AgentInputs, keyOf, type InputSource } from './inputs.js';
 import { createMetrics, serveMetrics, type AgentMetrics } from './metrics.js';
 import { AgentPlugins } from './plugins.js';
@@ -68,6 +70,8 @@ export interface AgentOptions {
   devicePlugins?: boolean;
   devicePluginOptions?: Partial<DevicePluginManagerOptions>;
   eventNamespace?: string;
+  /** The cluster catalog ConfigMap (vGPU type names shared between agents); null: none. */
+  catalogMap?: { namespace: string; name: string } | null;
   /** Backoff of the node watch (tests shorten it). */
   watchBackoffInitialMs?: number;
   watchBackoffMaxMs?: number;
@@ -89,6 +93,9 @@ export class Agent {
   private readonly plugins: AgentPlugins;
   private readonly publisher: NodePublisher;
   private readonly reporter: StatusReporter;
+  /** The node, with the cluster catalog as its last type-name source when there is one. */
+  private readonly machine: Machine;
+  private readonly catalog: ClusterCatalog | null;
   private metricsServer: Server | null = null;
   /** Key of the desired state the last reconcile handled (success, pending or failed). */
   private handledKey: string | null = null;
@@ -104,10 +111,12 @@ export class Agent {
     const log = (this.log = opts.logger ?? jsonLogger({ base: { component: 'agent', node: opts.nodeName }, write: (l) => process.stdout.write(l) }));
     const metrics = (this.metrics = opts.metrics ?? createMetrics());
     this.applied = new AppliedRecord(new StateStore(opts.stateDir), log, metrics);
+    this.catalog = opts.kube && opts.catalogMap ? new ClusterCatalog({ kube: opts.kube, ref: opts.catalogMap, nodeName: opts.nodeName, log, onChange: () => this.onNamesChanged() }) : null;
+    this.machine = this.catalog ? withSharedNames(opts.machine, this.catalog) : opts.machine;
     this.inputs = new AgentInputs({ ...opts, log, metrics, events: this.events });
     this.worker = new Worker((pass) => this.reconcile(pass), { retryInitialMs: opts.retryInitialMs ?? 1000, retryMaxMs: opts.retryMaxMs ?? 5 * 60_000, log, metrics });
     this.podResources = new PodResourcesClient(opts.podResourcesSocket);
-    this.plugins = new AgentPlugins({ enabled: opts.devicePlugins !== false, machine: opts.machine, pluginDir: opts.devicePluginDir, iommufd: opts.iommufd ?? false, log, metrics, managerOptions: opts.devicePluginOptions });
+    this.plugins = new AgentPlugins({ enabled: opts.devicePlugins !== false, machine: this.machine, pluginDir: opts.devicePluginDir, iommufd: opts.iommufd ?? false, log, metrics, managerOptions: opts.devicePluginOptions });
     this.publisher = new NodePublisher({
       kube: opts.kube,
       nodeName: opts.nodeName,
@@ -125,6 +134,7 @@ export class Agent {
 
   async start(): Promise<void> {
     if (this.opts.metricsAddr) await this.serveMetrics(this.opts.metricsAddr);
+    this.catalog?.start();
     await this.boot();
     this.inputs.start((source) => this.onInputsChanged(source));
     const every = this.opts.validateIntervalMs ?? 5 * 60_000;
@@ -144,7 +154,8 @@ export class Agent {
     } else {
       this.log.info('boot: no applied config recorded yet; waiting for the node labels', { stateFile: this.applied.store.file });
     }
-    this.lastInventory = planned?.inventory ?? (await this.opts.machine.inventory());
+    this.lastInventory = planned?.inventory ?? (await this.machine.inventory());
+    void this.catalog?.publish(this.lastInventory);
     await this.plugins.sync(this.lastInventory, planned?.resourceNames ?? {});
     this.bootDone = true;
   }
@@ -171,6 +182,7 @@ export class Agent {
     if (this.pendingTimer) clearTimeout(this.pendingTimer);
     if (this.validateTimer) clearInterval(this.validateTimer);
     await this.inputs.stop();
+    await this.catalog?.stop();
     await this.worker.idle();
     await this.plugins.stop();
     this.podResources.close();
@@ -192,6 +204,12 @@ export class Agent {
     }
   }
 
+  /** The cluster catalog names types differently now: a node with types it could not name looks again. */
+  private onNamesChanged(): void {
+    if (this.stopped || !this.bootDone || !this.reporter.current()?.undetermined.length) return;
+    this.worker.kick('names', true);
+  }
+
   private schedulePendingRecheck(): void {
     if (this.pendingTimer || this.stopped) return;
     this.pendingTimer = setTimeout(() => {
@@ -205,7 +223,7 @@ export class Agent {
     if (this.stopped || this.reporter.current()?.state !== 'pending') return;
     try {
       const pods = await this.askKubelet();
-      const machineInUse = this.lastInventory ? this.opts.machine.inUse(this.lastInventory) : new Map<string, string>();
+      const machineInUse = this.lastInventory ? this.machine.inUse(this.lastInventory) : new Map<string, string>();
       const held = new Set([...pods.keys(), ...machineInUse.keys()]);
       if (this.reporter.current()?.blocked.some((b) => !held.has(b.device.toLowerCase()))) {
         this.worker.kick('released', true);
@@ -239,7 +257,10 @@ export class Agent {
     this.applied.update(outcome, d);
     this.handledKey = key;
     const planned = outcome.planned;
-    if (planned) this.lastInventory = planned.inventory;
+    if (planned) {
+      this.lastInventory = planned.inventory;
+      void this.catalog?.publish(planned.inventory);
+    }
     const verdict = verdictOf(outcome, d.configName ?? d.workload);
     if (outcome.kind === 'busy') {
       // An admin's `vmgpu apply` is changing the node: not a failure of the config, a retry.
@@ -263,7 +284,7 @@ export class Agent {
 
   private reconcileEnv(): ReconcileEnv {
     const podsHeld = async () => (this.podsHeld = await this.askKubelet());
-    return { machine: this.opts.machine, nodeId: this.opts.nodeName, log: this.log, podsHolding: podsHeld };
+    return { machine: this.machine, nodeId: this.opts.nodeName, log: this.log, podsHolding: podsHeld };
   }
 
   /** What pods hold of this node's devices; nothing with --no-kubelet. Throws when the kubelet cannot answer. */
@@ -283,7 +304,7 @@ export class Agent {
     const last = this.applied.current();
     const target: ValidationTarget = want ? (want.ok ? { desired: want.desired } : { unavailable: want.reason }) : last ? { desired: last } : { unavailable: 'no config selected yet' };
     const allocatable = this.opts.kube ? (this.inputs.node()?.status?.allocatable ?? {}) : null;
-    return this.reporter.validated(await validateMachine(this.opts.machine, target, this.opts.nodeName, { plugins: () => this.plugins.view(), allocatable }));
+    return this.reporter.validated(await validateMachine(this.machine, target, this.opts.nodeName, { plugins: () => this.plugins.view(), allocatable }));
   }
 
   // ------------------------------------------------------------------ introspection for tests and the CLI
