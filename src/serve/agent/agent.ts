@@ -33,7 +33,7 @@ import { AgentPlugins } from './plugins.js';
 import { NodePublisher, nodeMetadataFor } from './publish.js';
 import { AppliedRecord, reconcileDesired, writesOf, type Planned, type ReconcileEnv } from './reconcile.js';
 import { StateStore, type AppliedState } from './state.js';
-import { StatusReporter, unusableDesired, verdictOf, type AgentStatus, type Verdict } from './status.js';
+import { releasedForPending, StatusReporter, unusableDesired, verdictOf, type AgentStatus, type Verdict } from './status.js';
 import { validateMachine, type ValidationTarget } from './validation.js';
 import type { ValidationReport } from './validator.js';
 import { Worker, type Pass } from './worker.js';
@@ -225,7 +225,8 @@ export class Agent {
       const pods = await this.askKubelet();
       const machineInUse = this.lastInventory ? this.machine.inUse(this.lastInventory) : new Map<string, string>();
       const held = new Set([...pods.keys(), ...machineInUse.keys()]);
-      if (this.reporter.current()?.blocked.some((b) => !held.has(b.device.toLowerCase()))) {
+      const status = this.reporter.current();
+      if (status && releasedForPending(status, held)) {
         this.worker.kick('released', true);
         return;
       }

@@ -20,7 +20,8 @@ export interface AgentStatus {
   state: ConfigState;
   reason: string;
   gpus: { gpu: string; model: string; mode: string; want: Record<string, number>; kept: number }[];
-  blocked: { device: string; change: string; reason: string }[];
+  /** Changes that wait; `waitsFor`: the devices in use whose release unblocks each. */
+  blocked: { device: string; change: string; reason: string; waitsFor: string[] }[];
   /** Devices vmgpu cannot tell about (a vGPU type it cannot name, a blind VFIO scan): their GPUs are left as they are. */
   undetermined: { device: string; reason: string; fix: string }[];
   errors: string[];
@@ -97,12 +98,21 @@ export function statusOf(v: Verdict, key: string, prev: AgentStatus | null, reco
     state: v.state,
     reason: v.reason,
     gpus: (v.plan?.gpus ?? []).map((g) => ({ gpu: g.gpu, model: g.model, mode: g.mode, want: g.want, kept: g.kept })),
-    blocked: v.blocked.map((b) => ({ device: b.device, change: b.change, reason: b.reason })),
+    blocked: v.blocked.map((b) => ({ device: b.device, change: b.change, reason: b.reason, waitsFor: b.waitsFor })),
     undetermined: (v.plan?.undetermined ?? []).map((u) => ({ device: u.device, reason: u.reason, fix: u.fix })),
     errors: v.errors,
     appliedAt: v.state === 'failed' ? (prev?.appliedAt ?? recordedAt) : recordedAt,
     observedGeneration: key,
   };
+}
+
+/**
+ * While pending: whether a device some change waits for is no longer held,
+ * so re-planning can get further. A change blocked by capacity waits for the
+ * held devices of its GPU, not for the device it would change.
+ */
+export function releasedForPending(s: AgentStatus, held: ReadonlySet<string>): boolean {
+  return s.blocked.some((b) => b.waitsFor.some((d) => !held.has(d.toLowerCase())));
 }
 
 export interface NodeEvent {
