@@ -45,6 +45,7 @@ const AGENT_OPTIONS = {
   'log-level': { type: 'string' },
   'validate-interval': { type: 'string' },
   'pending-recheck': { type: 'string' },
+  'drift-check-interval': { type: 'string' },
   'kubevirt-sync': { type: 'boolean' },
   'kubevirt-namespace': { type: 'string' },
   'kubevirt-name': { type: 'string' },
@@ -109,7 +110,7 @@ export const serveCommands: Record<string, Command> = {
       'vmgpu agent --node-name NAME [--kubeconfig FILE] [--config-file /etc/vmgpu/config/config.yaml | --config-map NS/NAME] [--default-config NAME] [--catalog-map NS/NAME]\n' +
       '       [--state-dir /var/lib/vmgpu] [--sysfs-root /sys] [--dev-root /dev] [--host-root /host] [--driver-root /host/driver] [--simulate DIR]\n' +
       '       [--device-plugin-dir DIR] [--pod-resources-socket PATH | --no-kubelet] [--iommufd] [--metrics-addr 0.0.0.0:9400] [--log-level info]\n' +
-      '       [--validate-interval 5m] [--kubevirt-sync --kubevirt-namespace kubevirt --kubevirt-name kubevirt --lease-namespace NS]',
+      '       [--validate-interval 5m] [--drift-check-interval 30s] [--kubevirt-sync --kubevirt-namespace kubevirt --kubevirt-name kubevirt --lease-namespace NS]',
     options: AGENT_OPTIONS,
     async run(v) {
       const nodeName = str(v, 'node-name', 'NODE_NAME');
@@ -148,6 +149,7 @@ export const serveCommands: Record<string, Command> = {
         logger,
         validateIntervalMs: duration(v, 'validate-interval', 'VMGPU_VALIDATE_INTERVAL', '5m'),
         pendingRecheckMs: duration(v, 'pending-recheck', 'VMGPU_PENDING_RECHECK', '2s'),
+        driftCheckMs: duration(v, 'drift-check-interval', 'VMGPU_DRIFT_CHECK_INTERVAL', '30s'),
       });
       let sync: KubevirtSync | null = null;
       if (v['kubevirt-sync'] || process.env.VMGPU_KUBEVIRT_SYNC === 'true') {

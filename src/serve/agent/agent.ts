@@ -27,6 +27,7 @@ import { podsHolding, PodResourcesClient } from '../kubelet/pod-resources.js';
 import type { ConfigSnapshot } from './config-source.js';
 import { withSharedNames } from '../../machine/shared-names.js';
 import { ClusterCatalog } from './cluster-catalog.js';
+import { lookForDrift, type DriftFinding } from './drift.js';
 import { AgentInputs, keyOf, type InputSource } from './inputs.js';
 import { createMetrics, serveMetrics, type AgentMetrics } from './metrics.js';
 import { AgentPlugins } from './plugins.js';
@@ -64,6 +65,8 @@ export interface AgentOptions {
   validateIntervalMs?: number;
   /** How often to re-check pod-resources while a change is pending (default 2 s). */
   pendingRecheckMs?: number;
+  /** How often to check the node against its status, locally (drift.ts; default 30 s, 0 disables). */
+  driftCheckMs?: number;
   retryInitialMs?: number;
   retryMaxMs?: number;
   /** Run the device plugins in-process (default true). */
@@ -104,6 +107,7 @@ export class Agent {
   private podsHeld: InUse = new Map();
   private pendingTimer: NodeJS.Timeout | null = null;
   private validateTimer: NodeJS.Timeout | null = null;
+  private driftTimer: NodeJS.Timeout | null = null;
   private stopped = false;
   private bootDone = false;
 
@@ -139,6 +143,8 @@ export class Agent {
     this.inputs.start((source) => this.onInputsChanged(source));
     const every = this.opts.validateIntervalMs ?? 5 * 60_000;
     if (every > 0) this.validateTimer = setInterval(() => void this.validate().catch(() => {}), every);
+    const drift = this.opts.driftCheckMs ?? 30_000;
+    if (drift > 0) this.driftTimer = setInterval(() => void this.checkDrift(), drift);
   }
 
   /** Re-apply the last applied config before the API server is involved; then serve what the node has. */
@@ -181,6 +187,7 @@ export class Agent {
     this.publisher.stop();
     if (this.pendingTimer) clearTimeout(this.pendingTimer);
     if (this.validateTimer) clearInterval(this.validateTimer);
+    if (this.driftTimer) clearInterval(this.driftTimer);
     await this.inputs.stop();
     await this.catalog?.stop();
     await this.worker.idle();
@@ -234,6 +241,28 @@ export class Agent {
       this.log.warn('pod-resources check failed while a change is pending', { error: messageOf(err) });
     }
     this.schedulePendingRecheck();
+  }
+
+  /** The periodic local assert (drift.ts): repair what a driver reload undid; look again when names appear. */
+  async checkDrift(): Promise<DriftFinding | null> {
+    const status = this.reporter.current();
+    const want = this.inputs.desired();
+    if (this.stopped || !this.bootDone || this.worker.busy() || !status || !want?.ok || keyOf(want) !== status.observedGeneration) return null;
+    let found: DriftFinding | null;
+    try {
+      found = await lookForDrift(this.machine, want.desired, status, this.opts.nodeName);
+    } catch (err) {
+      this.log.warn('the periodic check of the node failed', { error: messageOf(err) });
+      return null;
+    }
+    if (!found || this.stopped) return found;
+    if (found.kind === 'drift') {
+      this.metrics.drift.inc();
+      this.log.warn('the node no longer matches its config; repairing what is free', { config: status.config, found: found.summary });
+      this.publisher.event({ type: 'Warning', reason: 'VgpuDriftDetected', message: `config ${status.config ?? '?'}: ${found.summary}; repairing the devices that are free` });
+    }
+    this.worker.kick(found.kind, true);
+    return found;
   }
 
   // ------------------------------------------------------------------ one pass of the worker
