@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// Builds the real Kubernetes control plane the integration tests run against —
-// kube-apiserver, etcd and helm — from the pinned Go modules in test/tools/k8s,
-// into ${VMGPU_CACHE:-~/.cache/vmgpu}/k8s-<kubernetes version>/bin (outside the repo).
+// Builds the real Kubernetes node and control plane the integration tests run against —
+// kube-apiserver, kubelet, kube-scheduler, kube-controller-manager, etcd, helm, and the
+// container runtime containerd (daemon, containerd-shim-runc-v2 and ctr) — from the pinned
+// Go modules in test/tools/k8s, into ${VMGPU_CACHE:-~/.cache/vmgpu}/k8s-<kubernetes version>/bin
+// (outside the repo).
 //
 //   node scripts/build-k8s-tools.mjs            build what is missing, reuse the cache otherwise
 //   node scripts/build-k8s-tools.mjs --force    rebuild even when the cache is complete
@@ -9,190 +11,83 @@
 //   node scripts/build-k8s-tools.mjs pin        (maintainers) rewrite go.mod/go.sum of the tool
 //                                               modules from test/tools/k8s/versions.json
 //
-// Each tool is its own Go module (test/tools/k8s/<tool>/go.mod with a `tool` directive) so
-// that each binary is built with the dependency versions its own release was tested with:
-// helm and etcd require newer/older k8s.io and etcd libraries than kube-apiserver does, and
-// one shared module graph would silently move them all to the highest version.
+// Each module (test/tools/k8s/<module>/go.mod, `tool` directives) is built with the dependency
+// versions its own release was tested with: helm, etcd and containerd require other versions of
+// shared libraries than Kubernetes does, and one module graph would silently move them all to
+// the highest. The four Kubernetes binaries share one module: their release has one go.mod, and
+// `pin` checks that tidy moved none of its versions.
 //
 // The cache is complete only when bin/.complete.json exists and matches the pinned versions
 // and go.mod/go.sum contents; it is written after every binary has been built, so an
 // interrupted build is redone on the next run.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import {
-  closeSync,
-  createWriteStream,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
-import { homedir } from 'node:os';
-import { clearInterval, setInterval, setTimeout } from 'node:timers';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cacheBase, findGo, fmtDuration, goEnv, goInstallHint, goLineOf, lastLines, reporter, requireGo, runGo, withLock } from './lib/go-tools.mjs';
 
+const { log, fail } = reporter('k8s-tools');
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const toolsDir = join(repo, 'test', 'tools', 'k8s');
 const versions = JSON.parse(readFileSync(join(toolsDir, 'versions.json'), 'utf8'));
+const PINNED = ['kubernetes', 'etcd', 'helm', 'containerd'];
 const VERSION_RE = /^v\d+\.\d+\.\d+$/;
-for (const k of ['kubernetes', 'etcd', 'helm']) {
-  if (!VERSION_RE.test(versions[k] ?? '')) fail(`test/tools/k8s/versions.json: "${k}" must look like v1.2.3, got ${JSON.stringify(versions[k])}`);
+for (const [k, v] of [...PINNED.map((k) => [k, versions[k]]), ['oldest.kubernetes', versions.oldest?.kubernetes], ['oldest.etcd', versions.oldest?.etcd]]) {
+  if (!VERSION_RE.test(v ?? '')) fail(`test/tools/k8s/versions.json: "${k}" must look like v1.2.3, got ${JSON.stringify(v)}`);
 }
+const helmMajor = versions.helm.split('.')[0];
+// containerd without the snapshotters that need cgo or kernel pieces the tests do not use.
+const CONTAINERD_TAGS = 'no_btrfs no_devmapper no_zfs no_aufs';
 
-function goInstallHint(need) {
-  const file = `${need}.linux-amd64.tar.gz`;
-  return (
-    `Install Go ${need} or newer from https://go.dev/dl/ (e.g. \`curl -LO https://go.dev/dl/${file} && ` +
-    `rm -rf /usr/local/go && tar -C /usr/local -xzf ${file}\`), then put /usr/local/go/bin on PATH or point VMGPU_GO at the go binary.`
-  );
-}
-
-// What to build: binary name, module dir, Go package, ldflags.
-function targets() {
-  const k = versions.kubernetes;
+// Version stamps of a Kubernetes binary (no wall clock: reproducible).
+function kubeLdFlags(k) {
   const [maj, min] = k.slice(1).split('.');
-  const buildDate = '1970-01-01T00:00:00Z'; // reproducible: no wall-clock in the binary
-  const kubeVars = {
-    gitVersion: k,
-    gitMajor: maj,
-    gitMinor: min,
-    gitTreeState: 'clean',
-    buildDate,
-  };
-  const kubeLd = [];
-  for (const [key, val] of Object.entries(kubeVars)) {
-    kubeLd.push(`-X k8s.io/component-base/version.${key}=${val}`, `-X k8s.io/client-go/pkg/version.${key}=${val}`);
-  }
+  const vars = { gitVersion: k, gitMajor: maj, gitMinor: min, gitTreeState: 'clean', buildDate: '1970-01-01T00:00:00Z' };
+  return ['-s', '-w', ...Object.entries(vars).flatMap(([key, val]) => [`-X k8s.io/component-base/version.${key}=${val}`, `-X k8s.io/client-go/pkg/version.${key}=${val}`])];
+}
+
+// What to build: binary name, module dir, Go package, ldflags, build tags.
+function targets() {
+  const kube = (name) => ({ name, module: 'kubernetes', pkg: `k8s.io/kubernetes/cmd/${name}`, ldflags: kubeLdFlags(versions.kubernetes) });
+  const ctrVer = '-X github.com/containerd/containerd/v2/version.Version=' + versions.containerd;
+  const ctrd = (name) => ({ name, module: 'containerd', pkg: `github.com/containerd/containerd/v2/cmd/${name}`, ldflags: ['-s', '-w', ctrVer], tags: CONTAINERD_TAGS });
+  const o = versions.oldest;
   return [
     { name: 'etcd', module: 'etcd', pkg: 'go.etcd.io/etcd/server/v3', ldflags: ['-s', '-w'] },
     {
       name: 'helm',
       module: 'helm',
-      pkg: `helm.sh/helm/${versions.helm.split('.')[0]}/cmd/helm`,
-      ldflags: ['-s', '-w', `-X helm.sh/helm/${versions.helm.split('.')[0]}/internal/version.version=${versions.helm}`, `-X helm.sh/helm/${versions.helm.split('.')[0]}/internal/version.gitTreeState=clean`],
+      pkg: `helm.sh/helm/${helmMajor}/cmd/helm`,
+      ldflags: ['-s', '-w', `-X helm.sh/helm/${helmMajor}/internal/version.version=${versions.helm}`, `-X helm.sh/helm/${helmMajor}/internal/version.gitTreeState=clean`],
     },
-    { name: 'kube-apiserver', module: 'kube-apiserver', pkg: 'k8s.io/kubernetes/cmd/kube-apiserver', ldflags: ['-s', '-w', ...kubeLd] },
+    kube('kube-apiserver'),
+    kube('kubelet'),
+    kube('kube-scheduler'),
+    kube('kube-controller-manager'),
+    ctrd('containerd'),
+    ctrd('containerd-shim-runc-v2'),
+    ctrd('ctr'),
+    // The oldest Kubernetes the agent claims to support: its API use is tested against this API server too.
+    { name: `kube-apiserver-${o.kubernetes}`, module: 'oldest-kubernetes', pkg: 'k8s.io/kubernetes/cmd/kube-apiserver', ldflags: kubeLdFlags(o.kubernetes) },
+    { name: `etcd-${o.etcd}`, module: 'oldest-etcd', pkg: 'go.etcd.io/etcd/server/v3', ldflags: ['-s', '-w'] },
   ];
 }
-
-function fail(msg) {
-  console.error(`[k8s-tools] ERROR: ${msg}`);
-  process.exit(1);
-}
-function log(msg) {
-  console.log(`[k8s-tools] ${msg}`);
-}
-function fmtDuration(ms) {
-  const s = Math.round(ms / 1000);
-  return s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
-}
+const modulesOf = (tgts) => [...new Set(tgts.map((t) => t.module))];
 
 export function cacheDir() {
-  const base = process.env.VMGPU_CACHE || join(homedir(), '.cache', 'vmgpu');
-  return join(base, `k8s-${versions.kubernetes}`);
+  return join(cacheBase(), `k8s-${versions.kubernetes}`);
 }
 
-// --- locating go -------------------------------------------------------------
-function findGo() {
-  // VMGPU_GO, when set, is the only candidate: an explicit choice is never second-guessed.
-  const candidates = process.env.VMGPU_GO
-    ? [process.env.VMGPU_GO]
-    : ['go', '/usr/local/go/bin/go', join(homedir(), 'go', 'bin', 'go'), join(homedir(), 'sdk', 'go', 'bin', 'go')];
-  for (const c of candidates) {
-    const r = spawnSync(c, ['env', 'GOVERSION'], { encoding: 'utf8' });
-    if (!r.error && r.status === 0) return { go: c, version: r.stdout.trim() };
-  }
-  return null;
-}
-
-function goLineOf(modDir) {
-  const m = /^go (\d+)\.(\d+)(?:\.(\d+))?/m.exec(readFileSync(join(toolsDir, modDir, 'go.mod'), 'utf8'));
-  return m ? [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)] : [1, 0, 0];
-}
-function parseGoVersion(v) {
-  const m = /^go(\d+)\.(\d+)(?:\.(\d+))?/.exec(v);
-  return m ? [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)] : null;
-}
-function cmpVer(a, b) {
-  for (let i = 0; i < 3; i++) if (a[i] !== b[i]) return a[i] - b[i];
-  return 0;
-}
-
-function requireGo(modules) {
-  const need = modules.map(goLineOf).reduce((a, b) => (cmpVer(a, b) >= 0 ? a : b));
-  const needStr = `go${need[0]}.${need[1]}.${need[2]}`;
-  const found = findGo();
-  if (!found) {
-    fail(
-      `the Go toolchain was not found (looked for ${process.env.VMGPU_GO ? `VMGPU_GO=${process.env.VMGPU_GO}` : '`go` on PATH, /usr/local/go/bin/go, ~/go/bin/go, ~/sdk/go/bin/go'}). ` +
-        `It is needed to build kube-apiserver, etcd and helm for the integration tests. ${goInstallHint(needStr)} ` +
-        `Then run: node scripts/build-k8s-tools.mjs`,
-    );
-  }
-  const have = parseGoVersion(found.version);
-  if (!have || cmpVer(have, need) < 0) {
-    fail(`${found.go} is ${found.version}, but the tool modules in test/tools/k8s need ${needStr} or newer. ${goInstallHint(needStr)}`);
-  }
-  return found.go;
-}
-
-function goEnv(extra = {}) {
-  return {
-    ...process.env,
-    CGO_ENABLED: '0',
-    GOFLAGS: '-mod=readonly',
-    GOWORK: 'off',
-    GOTOOLCHAIN: 'local',
-    ...extra,
-  };
-}
-
-// Runs go with output to a log file; prints a heartbeat so a long build shows progress.
-function runGo(go, args, { cwd, logFile, what, env = goEnv(), countLines = false }) {
-  return new Promise((resolvePromise) => {
-    const out = createWriteStream(logFile, { flags: 'a' });
-    out.write(`\n$ (cd ${cwd} && go ${args.join(' ')})\n`);
-    const started = Date.now();
-    const child = spawn(go, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let lines = 0;
-    let tail = '';
-    const onData = (chunk) => {
-      out.write(chunk);
-      const s = chunk.toString();
-      if (countLines) lines += s.split('\n').length - 1;
-      tail = (tail + s).slice(-4000);
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    const timer = setInterval(() => {
-      log(`  … ${what}: ${fmtDuration(Date.now() - started)} elapsed${countLines ? `, ${lines} packages compiled` : ''} (log: ${logFile})`);
-    }, 30_000);
-    const finish = (code, err) => {
-      clearInterval(timer);
-      out.end();
-      resolvePromise({ code, err, tail, ms: Date.now() - started });
-    };
-    child.on('error', (err) => finish(-1, err));
-    child.on('close', (code) => finish(code ?? -1, null));
-  });
-}
-
-function lastLines(text, n) {
-  return text.trimEnd().split('\n').slice(-n).map((l) => `    ${l}`).join('\n');
+function versionsOnly() {
+  return { ...Object.fromEntries(PINNED.map((k) => [k, versions[k]])), oldest: versions.oldest };
 }
 
 function inputsDigest(tgts) {
   const h = createHash('sha256');
-  h.update(JSON.stringify({ kubernetes: versions.kubernetes, etcd: versions.etcd, helm: versions.helm }));
-  for (const t of tgts) {
-    for (const f of ['go.mod', 'go.sum']) h.update(readFileSync(join(toolsDir, t.module, f)));
-    h.update(JSON.stringify(t.ldflags));
-  }
+  h.update(JSON.stringify(versionsOnly()));
+  for (const m of modulesOf(tgts)) for (const f of ['go.mod', 'go.sum']) h.update(readFileSync(join(toolsDir, m, f)));
+  for (const t of tgts) h.update(JSON.stringify([t.name, t.ldflags, t.tags ?? '']));
   return h.digest('hex');
 }
 
@@ -204,52 +99,48 @@ export function readStamp(dir = cacheDir()) {
   }
 }
 
-// A lock so two runs (e.g. two test processes) do not build the same thing at once.
-async function withLock(dir, fn) {
-  const lock = join(dir, '.build.lock');
-  for (let waited = 0; ; waited++) {
-    try {
-      const fd = openSync(lock, 'wx');
-      writeFileSync(fd, String(process.pid));
-      closeSync(fd);
-      break;
-    } catch (e) {
-      if (e.code !== 'EEXIST') throw e;
-      let holder = NaN;
-      try {
-        holder = Number(readFileSync(lock, 'utf8'));
-      } catch {
-        /* raced with its removal */
-      }
-      let alive = false;
-      if (Number.isInteger(holder) && holder > 0) {
-        try {
-          process.kill(holder, 0);
-          alive = true;
-        } catch {
-          alive = false;
-        }
-      }
-      if (!alive) {
-        rmSync(lock, { force: true });
-        continue;
-      }
-      if (waited % 12 === 0) log(`another build (pid ${holder}) holds ${lock}; waiting for it…`);
-      await new Promise((r) => setTimeout(r, 5000));
+async function downloadModules(go, tgts, logFile) {
+  for (const m of modulesOf(tgts)) {
+    log(`downloading Go modules of test/tools/k8s/${m}…`);
+    const dl = await runGo(go, ['mod', 'download'], { cwd: join(toolsDir, m), logFile, log, what: `module download for ${m}` });
+    if (dl.code !== 0) {
+      const proxy = spawnSync(go, ['env', 'GOPROXY'], { encoding: 'utf8' }).stdout?.trim();
+      fail(
+        `could not download the Go modules of test/tools/k8s/${m} (go mod download, GOPROXY=${proxy || '?'}).\n` +
+          `${lastLines(dl.err ? dl.err.message : dl.tail, 12)}\n` +
+          `Check that the Go module proxy is reachable (or set GOPROXY), then run: node scripts/build-k8s-tools.mjs`,
+      );
     }
   }
-  const release = () => rmSync(lock, { force: true });
-  process.on('exit', release);
-  try {
-    return await fn();
-  } finally {
-    release();
+}
+
+async function buildOne(go, t, { binDir, digest, logFile, force }) {
+  const existing = join(binDir, t.name);
+  if (!force && existsSync(existing) && existsSync(`${existing}.digest`) && readFileSync(`${existing}.digest`, 'utf8') === digest) {
+    log(`${t.name}: already built for these inputs, reusing`);
+    return 0;
   }
+  const tmp = join(binDir, `.${t.name}.tmp-${process.pid}`);
+  log(`building ${t.name} (${t.pkg})…`);
+  const args = ['build', '-v', '-trimpath', '-p', process.env.VMGPU_GO_BUILD_P || '2', ...(t.tags ? ['-tags', t.tags] : []), '-ldflags', t.ldflags.join(' '), '-o', tmp, t.pkg];
+  const r = await runGo(go, args, { cwd: join(toolsDir, t.module), logFile, log, what: `build of ${t.name}`, countLines: true });
+  if (r.code !== 0) {
+    rmSync(tmp, { force: true });
+    fail(
+      `building ${t.name} failed (go build in test/tools/k8s/${t.module}, exit ${r.code}).\n${lastLines(r.err ? r.err.message : r.tail, 20)}\n` +
+        `Full log: ${logFile}. Retry with: node scripts/build-k8s-tools.mjs`,
+    );
+  }
+  renameSync(tmp, existing);
+  writeFileSync(`${existing}.digest`, digest);
+  log(`built ${t.name} in ${fmtDuration(r.ms)} (${(statSync(existing).size / 1e6).toFixed(0)} MB)`);
+  return r.ms;
 }
 
 async function build({ force }) {
   const tgts = targets();
-  const go = requireGo(tgts.map((t) => t.module));
+  const what = tgts.map((t) => t.name).join(', ');
+  const go = requireGo(goLineOf(modulesOf(tgts).map((m) => join(toolsDir, m, 'go.mod'))), what, fail, 'node scripts/build-k8s-tools.mjs');
   const dir = cacheDir();
   const binDir = join(dir, 'bin');
   const digest = inputsDigest(tgts);
@@ -257,12 +148,13 @@ async function build({ force }) {
     const s = readStamp(dir);
     return s && s.digest === digest && tgts.every((t) => existsSync(join(binDir, t.name)));
   };
+  const summary = `${PINNED.map((k) => `${k} ${versions[k]}`).join(', ')}, oldest supported kubernetes ${versions.oldest.kubernetes} (etcd ${versions.oldest.etcd})`;
   if (!force && complete()) {
-    log(`cached: kube-apiserver ${versions.kubernetes}, etcd ${versions.etcd}, helm ${versions.helm} in ${binDir}`);
+    log(`cached: ${summary} in ${binDir}`);
     return;
   }
   mkdirSync(binDir, { recursive: true });
-  await withLock(dir, async () => {
+  await withLock(dir, log, async () => {
     if (!force && complete()) {
       log(`cached (built by another run): ${binDir}`);
       return;
@@ -271,135 +163,104 @@ async function build({ force }) {
     const logFile = join(dir, 'build.log');
     writeFileSync(logFile, `build started ${new Date().toISOString()} with ${go}\n`);
     const startedAll = Date.now();
-    log(`building into ${binDir} (first build takes 10-25 minutes on 2 cores; full log: ${logFile})`);
-
-    for (const t of tgts) {
-      const cwd = join(toolsDir, t.module);
-      log(`downloading Go modules for ${t.name} (${t.module}/go.mod)…`);
-      const dl = await runGo(go, ['mod', 'download'], { cwd, logFile, what: `module download for ${t.name}` });
-      if (dl.code !== 0) {
-        const proxy = spawnSync(go, ['env', 'GOPROXY'], { encoding: 'utf8' }).stdout?.trim();
-        fail(
-          `could not download the Go modules ${t.name} needs (go mod download in test/tools/k8s/${t.module}, GOPROXY=${proxy || '?'}).\n` +
-            `${lastLines(dl.err ? dl.err.message : dl.tail, 12)}\n` +
-            `Check that the Go module proxy is reachable (or set GOPROXY), then run: node scripts/build-k8s-tools.mjs`,
-        );
-      }
-    }
-
-    for (const t of tgts) {
-      const existing = join(binDir, t.name);
-      if (!force && existsSync(existing) && existsSync(`${existing}.digest`) && readFileSync(`${existing}.digest`, 'utf8') === digest) {
-        log(`${t.name}: already built for these inputs, reusing`);
-        continue;
-      }
-      const cwd = join(toolsDir, t.module);
-      const tmp = join(binDir, `.${t.name}.tmp-${process.pid}`);
-      log(`building ${t.name} (${t.pkg})…`);
-      const args = ['build', '-v', '-trimpath', '-p', process.env.VMGPU_GO_BUILD_P || '2', '-ldflags', t.ldflags.join(' '), '-o', tmp, t.pkg];
-      const r = await runGo(go, args, { cwd, logFile, what: `build of ${t.name}`, countLines: true });
-      if (r.code !== 0) {
-        rmSync(tmp, { force: true });
-        fail(
-          `building ${t.name} failed (go build in test/tools/k8s/${t.module}, exit ${r.code}).\n${lastLines(r.err ? r.err.message : r.tail, 20)}\n` +
-            `Full log: ${logFile}. Retry with: node scripts/build-k8s-tools.mjs`,
-        );
-      }
-      renameSync(tmp, existing);
-      writeFileSync(`${existing}.digest`, digest);
-      log(`built ${t.name} in ${fmtDuration(r.ms)} (${(statSync(existing).size / 1e6).toFixed(0)} MB)`);
-    }
-
-    writeFileSync(
-      join(binDir, '.complete.json'),
-      JSON.stringify({ ...versionsOnly(), digest, builtAt: new Date().toISOString(), buildSeconds: Math.round((Date.now() - startedAll) / 1000) }, null, 2),
-    );
-    log(`done in ${fmtDuration(Date.now() - startedAll)}: ${tgts.map((t) => join(binDir, t.name)).join(', ')}`);
+    log(`building ${summary} into ${binDir} (the first build takes 20-35 minutes on 2 cores; full log: ${logFile})`);
+    await downloadModules(go, tgts, logFile);
+    const seconds = {};
+    for (const t of tgts) seconds[t.name] = Math.round((await buildOne(go, t, { binDir, digest, logFile, force })) / 1000);
+    const buildSeconds = Math.round((Date.now() - startedAll) / 1000);
+    writeFileSync(join(binDir, '.complete.json'), JSON.stringify({ ...versionsOnly(), digest, builtAt: new Date().toISOString(), buildSeconds, seconds }, null, 2));
+    log(`done in ${fmtDuration(Date.now() - startedAll)}: ${what} in ${binDir}`);
   });
 }
 
-function versionsOnly() {
-  return { kubernetes: versions.kubernetes, etcd: versions.etcd, helm: versions.helm };
+// --- pin: regenerate the tool modules' go.mod/go.sum from versions.json ----------
+const HEADER = '// Generated by `node scripts/build-k8s-tools.mjs pin` from test/tools/k8s/versions.json; do not edit.';
+const toolBlock = (pkgs) => ['tool (', ...pkgs.map((p) => `\t${p}`), ')'];
+
+// k8s.io/kubernetes requires its staging modules (k8s.io/api, k8s.io/apimachinery, …) at v0.0.0
+// and points them at ./staging with replace directives, which do not apply when it is a
+// dependency. Each is replaced here by the published tag of the same release: vX.Y.Z ↔ v0.Y.Z.
+function kubernetesModule(name, k, upstream, cmds) {
+  const stagingVersion = `v0.${k.slice(1).split('.').slice(1).join('.')}`;
+  const staging = [...upstream.matchAll(/^\s*(k8s\.io\/[A-Za-z0-9._/-]+)\s+v0\.0\.0\s*$/gm)].map((m) => m[1]).sort();
+  if (staging.length === 0) fail(`found no k8s.io/* v0.0.0 requirements in k8s.io/kubernetes@${k}/go.mod — the module layout changed`);
+  const upGo = /^go (\d+)\.(\d+)/m.exec(upstream) ?? [null, '1', '26'];
+  // `tool` lines need go 1.24; an older release keeps its own language defaults through godebug.
+  const old = Number(upGo[2]) < 24;
+  const goLine = old ? 'go 1.24.0' : /^go .*$/m.exec(upstream)[0];
+  const godebug = old ? [`godebug default=go${upGo[1]}.${upGo[2]}`] : [...upstream.matchAll(/^godebug .*$/gm)].map((m) => m[0]);
+  return [
+    HEADER,
+    `// Builds ${cmds.join(', ')} ${k}.`,
+    `// Its staging modules are required at v0.0.0 upstream and are replaced by their published ${stagingVersion} tags below.`,
+    `module vmgpu.test/tools/k8s/${name}`, '', goLine, '', ...godebug, ...(godebug.length ? [''] : []),
+    ...toolBlock(cmds.map((c) => `k8s.io/kubernetes/cmd/${c}`)), '',
+    `require k8s.io/kubernetes ${k}`, '',
+    'replace (', ...staging.map((p) => `\t${p} => ${p} ${stagingVersion}`), ')', '',
+  ];
 }
 
-// --- pin: regenerate the tool modules' go.mod/go.sum from versions.json ----------
-// k8s.io/kubernetes requires its staging modules (k8s.io/api, k8s.io/apimachinery, …) at
-// v0.0.0 and points them at ./staging with replace directives, which do not apply when it is
-// a dependency. Each such requirement is replaced here by the published tag of the same
-// release: Kubernetes vX.Y.Z ↔ staging v0.Y.Z.
+const etcdModule = (name, v) => [
+  HEADER, `// Builds the etcd server ${v} (the root package of go.etcd.io/etcd/server/v3 is its main).`,
+  `module vmgpu.test/tools/k8s/${name}`, '', 'go 1.24', '', 'tool go.etcd.io/etcd/server/v3', '', `require go.etcd.io/etcd/server/v3 ${v}`, '',
+];
+
+function goModFiles(upstream) {
+  return {
+    kubernetes: kubernetesModule('kubernetes', versions.kubernetes, upstream.kubernetes, ['kube-apiserver', 'kubelet', 'kube-scheduler', 'kube-controller-manager']),
+    etcd: etcdModule('etcd', versions.etcd),
+    'oldest-kubernetes': kubernetesModule('oldest-kubernetes', versions.oldest.kubernetes, upstream['oldest-kubernetes'], ['kube-apiserver']),
+    'oldest-etcd': etcdModule('oldest-etcd', versions.oldest.etcd),
+    helm: [
+      HEADER, `// Builds helm ${versions.helm}.`,
+      'module vmgpu.test/tools/k8s/helm', '', 'go 1.24', '', `tool helm.sh/helm/${helmMajor}/cmd/helm`, '', `require helm.sh/helm/${helmMajor} ${versions.helm}`, '',
+    ],
+    containerd: [
+      HEADER, `// Builds containerd ${versions.containerd}: the daemon, containerd-shim-runc-v2 and ctr. \`go install …@version\``,
+      '// refuses this module (its go.mod has exclude directives), so it is built as a tool of this one.',
+      'module vmgpu.test/tools/k8s/containerd', '', 'go 1.24', '',
+      ...toolBlock(['containerd', 'containerd-shim-runc-v2', 'ctr'].map((c) => `github.com/containerd/containerd/v2/cmd/${c}`)), '',
+      `require github.com/containerd/containerd/v2 ${versions.containerd}`, '',
+    ],
+  };
+}
+
+// Versions of `mod`'s requirements that differ from the ones `upstream` (its release's go.mod) names.
+function movedVersions(ourMod, upstream) {
+  const req = (text) => new Map([...text.matchAll(/^\s*(?:require\s+)?([a-z0-9.-]+\.[a-z]{2,}\/\S+)\s+(v\S+)/gm)].map((m) => [m[1], m[2]]));
+  const up = req(upstream.replace(/^replace[\s\S]*?^\)/m, ''));
+  const ours = req(ourMod.replace(/^replace[\s\S]*?^\)/m, ''));
+  return [...ours].filter(([p, v]) => up.has(p) && up.get(p) !== 'v0.0.0' && up.get(p) !== v).map(([p, v]) => `${p} ${up.get(p)} -> ${v}`);
+}
+
 function pin() {
   const found = findGo();
   if (!found) fail(`the Go toolchain was not found. ${goInstallHint('go1.26.0')}`);
-  const go = found.go;
   const env = { ...goEnv(), GOFLAGS: '-mod=mod' };
   const goRun = (cwd, args) => {
-    const r = spawnSync(go, args, { cwd, env, encoding: 'utf8' });
+    const r = spawnSync(found.go, args, { cwd, env, encoding: 'utf8' });
     if (r.status !== 0) fail(`go ${args.join(' ')} in ${cwd} failed:\n${lastLines(`${r.stdout}${r.stderr}`, 20)}`);
     return r.stdout;
   };
-  const k = versions.kubernetes;
-  const stagingVersion = `v0.${k.slice(1).split('.').slice(1).join('.')}`;
-  const info = JSON.parse(goRun(toolsDir, ['mod', 'download', '-json', `k8s.io/kubernetes@${k}`]));
-  const upstream = readFileSync(info.GoMod, 'utf8');
-  const staging = [...upstream.matchAll(/^\s*(k8s\.io\/[A-Za-z0-9._/-]+)\s+v0\.0\.0\s*$/gm)].map((m) => m[1]).sort();
-  if (staging.length === 0) fail(`found no k8s.io/* v0.0.0 requirements in k8s.io/kubernetes@${k}/go.mod — the module layout changed; inspect ${info.GoMod}`);
-  const goLine = /^go .*$/m.exec(upstream)?.[0] ?? 'go 1.25.0';
-  const godebug = [...upstream.matchAll(/^godebug .*$/gm)].map((m) => m[0]);
-
-  const mods = {
-    'kube-apiserver': [
-      `// Generated by \`node scripts/build-k8s-tools.mjs pin\` from test/tools/k8s/versions.json; do not edit.`,
-      `// Builds kube-apiserver ${k}. Its staging modules are required at v0.0.0 upstream and are`,
-      `// replaced by their published ${stagingVersion} tags below.`,
-      `module vmgpu.test/tools/k8s/kube-apiserver`,
-      '',
-      goLine,
-      '',
-      ...godebug,
-      godebug.length ? '' : null,
-      `tool k8s.io/kubernetes/cmd/kube-apiserver`,
-      '',
-      `require k8s.io/kubernetes ${k}`,
-      '',
-      'replace (',
-      ...staging.map((p) => `\t${p} => ${p} ${stagingVersion}`),
-      ')',
-      '',
-    ],
-    etcd: [
-      `// Generated by \`node scripts/build-k8s-tools.mjs pin\` from test/tools/k8s/versions.json; do not edit.`,
-      `// Builds the etcd server ${versions.etcd} (the root package of go.etcd.io/etcd/server/v3 is its main).`,
-      `module vmgpu.test/tools/k8s/etcd`,
-      '',
-      'go 1.24',
-      '',
-      `tool go.etcd.io/etcd/server/v3`,
-      '',
-      `require go.etcd.io/etcd/server/v3 ${versions.etcd}`,
-      '',
-    ],
-    helm: [
-      `// Generated by \`node scripts/build-k8s-tools.mjs pin\` from test/tools/k8s/versions.json; do not edit.`,
-      `// Builds helm ${versions.helm}.`,
-      `module vmgpu.test/tools/k8s/helm`,
-      '',
-      'go 1.24',
-      '',
-      `tool helm.sh/helm/${versions.helm.split('.')[0]}/cmd/helm`,
-      '',
-      `require helm.sh/helm/${versions.helm.split('.')[0]} ${versions.helm}`,
-      '',
-    ],
+  const upstreamMod = (mod, ver) => readFileSync(JSON.parse(goRun(toolsDir, ['mod', 'download', '-json', `${mod}@${ver}`])).GoMod, 'utf8');
+  const upstream = {
+    kubernetes: upstreamMod('k8s.io/kubernetes', versions.kubernetes),
+    'oldest-kubernetes': upstreamMod('k8s.io/kubernetes', versions.oldest.kubernetes),
+    containerd: upstreamMod('github.com/containerd/containerd/v2', versions.containerd),
   };
-  for (const [name, lines] of Object.entries(mods)) {
+  for (const [name, lines] of Object.entries(goModFiles(upstream))) {
     const dir = join(toolsDir, name);
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'go.mod'), lines.filter((l) => l !== null).join('\n'));
+    writeFileSync(join(dir, 'go.mod'), lines.join('\n'));
     writeFileSync(join(dir, 'go.sum'), '');
     log(`pin ${name}: go mod tidy…`);
     goRun(dir, ['mod', 'tidy']);
+    if (upstream[name]) {
+      const moved = movedVersions(readFileSync(join(dir, 'go.mod'), 'utf8'), upstream[name]);
+      if (moved.length) fail(`pin ${name}: go mod tidy moved versions away from the release's own go.mod:\n    ${moved.join('\n    ')}\nSplit the tools into separate modules instead.`);
+    }
   }
-  log(`pinned kubernetes ${k} (${staging.length} staging modules → ${stagingVersion}), etcd ${versions.etcd}, helm ${versions.helm}; commit test/tools/k8s/*/go.{mod,sum}`);
+  log(`pinned ${PINNED.map((k) => `${k} ${versions[k]}`).join(', ')}, oldest kubernetes ${versions.oldest.kubernetes} and etcd ${versions.oldest.etcd}; commit test/tools/k8s/*/go.{mod,sum}`);
 }
 
 const isMain = process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url);

@@ -6,7 +6,8 @@ import { spawnSync } from 'node:child_process';
 
 const steps = [
   // [description, command, args]
-  ['kube-apiserver, etcd and helm for the real control plane (built once into the cache; needs Go)', process.execPath, ['scripts/build-k8s-tools.mjs']],
+  ['kube-apiserver, etcd, helm, kubelet, kube-scheduler, kube-controller-manager and containerd for the real cluster (built once into the cache; needs Go)', process.execPath, ['scripts/build-k8s-tools.mjs']],
+  ["the test node's runc and busybox (Debian packages, unpacked into the cache), pause program and OCI images (needs apt-get and Go)", process.execPath, ['scripts/build-node-tools.mjs']],
   ['Go test peers: fake kubelet device manager and pod-resources server (built once into the cache; needs Go)', process.execPath, ['scripts/build-peers.mjs']],
 ];
 

@@ -11,10 +11,7 @@
 // forgets stop(), fails, or is interrupted, an exit/SIGINT/SIGTERM/SIGHUP hook does the same,
 // and a small watchdog process does it if this Node process is killed outright (SIGKILL).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
-import { createServer } from 'node:net';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import './client-node-check.js';
@@ -28,6 +25,7 @@ import {
 } from '@kubernetes/client-node';
 import { makePki, type CertFiles, type Pki } from './controlplane-pki.js';
 import { k8sTools, type K8sTools } from './k8s-tools.js';
+import { freePort, get, killGroupSync, launch, PortClash, sleep, stopProc, waitReady, type Proc } from './procs.js';
 
 export interface ControlPlaneOptions {
   /** Directory holding kube-apiserver and etcd; default: the build script's cache. */
@@ -89,6 +87,10 @@ export interface ControlPlane {
   serviceAccountKubeConfig(namespace: string, name: string, opts?: ServiceAccountKubeConfigOptions): Promise<ServiceAccountCredentials>;
   /** A kubeconfig for the kubelet identity system:node:<name> (group system:nodes). */
   nodeKubeConfig(nodeName: string): { kubeConfig: KubeConfig; kubeconfigPath: string };
+  /** A kubeconfig with a client certificate for user `cn` in `groups` (e.g. system:kube-scheduler). */
+  clientKubeConfig(cn: string, groups?: string[]): { kubeConfig: KubeConfig; kubeconfigPath: string };
+  /** The test CA's certificate file (clients verify the API server with it; it signs every client certificate). */
+  caFile: string;
   /** Resident memory of etcd and kube-apiserver, from /proc/<pid>/status VmRSS. */
   memoryUsage(): ControlPlaneMemory;
 }
@@ -121,14 +123,6 @@ export function kubevirtCrd(): V1CustomResourceDefinition {
 
 // ---- process bookkeeping ------------------------------------------------------------
 
-interface Proc {
-  name: string;
-  child: ChildProcess;
-  logFile: string;
-  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>;
-  exited: boolean;
-}
-
 interface Live {
   dir: string;
   procs: Proc[];
@@ -137,15 +131,6 @@ interface Live {
 
 const live = new Set<Live>();
 let hooksInstalled = false;
-
-function killGroupSync(pid: number | undefined, signal: NodeJS.Signals): void {
-  if (!pid) return;
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    /* already gone */
-  }
-}
 
 function destroySync(l: Live): void {
   for (const p of l.procs) killGroupSync(p.child.pid, 'SIGKILL');
@@ -197,127 +182,11 @@ function recordPgids(l: Live): void {
   writeFileSync(join(l.dir, 'pgids'), l.procs.map((p) => p.child.pid).filter(Boolean).join('\n') + '\n');
 }
 
-function launch(l: Live, name: string, bin: string, args: string[], attempt: number): Proc {
-  // One log per attempt, so a retry's failure is never read from an earlier attempt's log.
-  const logFile = join(l.dir, attempt === 1 ? `${name}.log` : `${name}.attempt${attempt}.log`);
-  const fd = openSync(logFile, 'a');
-  let child: ChildProcess;
-  try {
-    child = spawn(bin, args, {
-      cwd: l.dir,
-      detached: true, // own process group, so the whole tree can be ended
-      stdio: ['ignore', fd, fd],
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: l.dir, TMPDIR: l.dir },
-    });
-  } finally {
-    closeSync(fd);
-  }
-  const proc: Proc = {
-    name,
-    child,
-    logFile,
-    exited: false,
-    exit: new Promise((resolve) => {
-      child.once('error', (error) => {
-        proc.exited = true;
-        resolve({ code: null, signal: null, error });
-      });
-      child.once('exit', (code, signal) => {
-        proc.exited = true;
-        resolve({ code, signal });
-      });
-    }),
-  };
-  child.unref();
+function launchIn(l: Live, name: string, bin: string, args: string[], attempt: number): Proc {
+  const proc = launch(l.dir, name, bin, args, { attempt });
   l.procs.push(proc);
   recordPgids(l);
   return proc;
-}
-
-async function stopProc(p: Proc, graceMs: number): Promise<void> {
-  if (p.exited) return;
-  killGroupSync(p.child.pid, 'SIGTERM');
-  const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs));
-  if ((await Promise.race([p.exit, timer])) === 'timeout') {
-    killGroupSync(p.child.pid, 'SIGKILL');
-    await p.exit;
-  }
-}
-
-function logTail(p: Proc, lines = 15): string {
-  let text: string;
-  try {
-    text = readFileSync(p.logFile, 'utf8');
-  } catch {
-    return '    (no output)';
-  }
-  const out = text.trimEnd().split('\n').slice(-lines);
-  return out.length && out[0] !== '' ? out.map((l) => `    ${l}`).join('\n') : '    (no output)';
-}
-
-function portClash(p: Proc): boolean {
-  try {
-    return /address already in use/i.test(readFileSync(p.logFile, 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
-class PortClash extends Error {}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-type Probe = { status: number; body: string } | { error: string };
-
-function get(url: string, tls?: { ca: string; cert: string; key: string }): Promise<Probe> {
-  return new Promise((resolve) => {
-    const opts = { timeout: 2000, ...(tls ?? {}) };
-    const req = (tls ? httpsRequest : httpRequest)(url, opts, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', (e) => resolve({ error: e.message }));
-    req.end();
-  });
-}
-
-/**
- * Polls `probe` until it returns 200, the process exits (an Error with its last log
- * lines), or the deadline passes.
- */
-async function waitReady(p: Proc, what: string, timeoutMs: number, probe: () => Promise<Probe>, cmd: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last: Probe;
-  for (;;) {
-    if (p.exited) {
-      const ex = await p.exit;
-      if (portClash(p)) throw new PortClash(`${p.name}: address already in use`);
-      const how = ex.error ? `could not be started (${ex.error.message})` : `exited (code ${ex.code}, signal ${ex.signal}) before ${what}`;
-      throw new Error(`${p.name} ${how}. Command: ${cmd}\n  last output (${p.logFile}):\n${logTail(p)}`);
-    }
-    last = await probe();
-    if ('status' in last && last.status === 200) return;
-    if (Date.now() > deadline) {
-      const detail = 'status' in last ? `HTTP ${last.status}: ${last.body.slice(0, 2000)}` : last.error;
-      throw new Error(`${p.name} did not become ready (${what}) within ${timeoutMs} ms; last probe: ${detail}\n  last output (${p.logFile}):\n${logTail(p)}`);
-    }
-    await sleep(50);
-  }
 }
 
 function kubeConfigFor(server: string, caPem: string, user: Record<string, string>, userName: string): KubeConfig {
@@ -398,7 +267,7 @@ async function startIn(l: Live, tools: K8sTools, opts: ControlPlaneOptions): Pro
       '--unsafe-no-fsync', // test data only: skip fsync for speed
       '--log-level=warn',
     ];
-    const p = launch(l, 'etcd', tools.etcd, args, attempt);
+    const p = launchIn(l, 'etcd', tools.etcd, args, attempt);
     if (!pki) {
       // Made while etcd starts: etcd needs none of it.
       const tPki = Date.now();
@@ -429,6 +298,9 @@ async function startIn(l: Live, tools: K8sTools, opts: ControlPlaneOptions): Pro
       `--etcd-servers=${etcdUrl}`,
       '--bind-address=127.0.0.1',
       '--advertise-address=127.0.0.1',
+      // Since 1.37 the default (lease) endpoint reconciler refuses a loopback advertise address;
+      // nothing in the tests reaches the API server through the kubernetes Service.
+      '--endpoint-reconciler-type=none',
       `--secure-port=${port}`,
       `--cert-dir=${join(l.dir, 'apiserver-certs')}`,
       `--tls-cert-file=${pki.serving.cert}`,
@@ -443,7 +315,7 @@ async function startIn(l: Live, tools: K8sTools, opts: ControlPlaneOptions): Pro
       '--profiling=false',
       ...(opts.apiServerArgs ?? []),
     ];
-    const p = launch(l, 'kube-apiserver', tools.kubeApiserver, args, attempt);
+    const p = launchIn(l, 'kube-apiserver', tools.kubeApiserver, args, attempt);
     try {
       await waitReady(p, 'answering /readyz with 200', opts.readyTimeoutMs ?? 60_000, () => get(`${server}/readyz`, adminTls), `${tools.kubeApiserver} ${args.join(' ')}`);
       apiserver = p;
@@ -466,7 +338,7 @@ async function startIn(l: Live, tools: K8sTools, opts: ControlPlaneOptions): Pro
   writeFileSync(kubeconfigPath, kubeConfig.exportConfig(), { mode: 0o600 });
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const apiext = kubeConfig.makeApiClient(ApiextensionsV1Api);
-  let nodeCerts = 0;
+  let clientCerts = 0;
   let stopped: Promise<void> | undefined;
 
   const cp: ControlPlane = {
@@ -474,6 +346,7 @@ async function startIn(l: Live, tools: K8sTools, opts: ControlPlaneOptions): Pro
     kubeconfigPath,
     kubeConfig,
     caPem: pki.caPem,
+    caFile: pki.ca.cert,
     versions: tools.versions,
     dir: l.dir,
     pids: { etcd: etcd.child.pid ?? 0, apiserver: apiserver.child.pid ?? 0 },
@@ -549,14 +422,13 @@ async function startIn(l: Live, tools: K8sTools, opts: ControlPlaneOptions): Pro
 
     nodeKubeConfig(nodeName) {
       if (!DNS_SUBDOMAIN.test(nodeName)) throw new Error(`node name ${JSON.stringify(nodeName)} is not a DNS subdomain`);
-      const stem = `node-${++nodeCerts}`;
-      const files: CertFiles = pki.clientCert(stem, `system:node:${nodeName}`, ['system:nodes']);
-      const kc = kubeConfigFor(
-        server,
-        pki.caPem,
-        { certData: readFileSync(files.cert).toString('base64'), keyData: readFileSync(files.key).toString('base64') },
-        `system:node:${nodeName}`,
-      );
+      return cp.clientKubeConfig(`system:node:${nodeName}`, ['system:nodes']);
+    },
+
+    clientKubeConfig(cn, groups = []) {
+      const stem = `client-${++clientCerts}`;
+      const files: CertFiles = pki.clientCert(stem, cn, groups);
+      const kc = kubeConfigFor(server, pki.caPem, { certData: readFileSync(files.cert).toString('base64'), keyData: readFileSync(files.key).toString('base64') }, cn);
       const path = join(l.dir, `${stem}.kubeconfig`);
       writeFileSync(path, kc.exportConfig(), { mode: 0o600 });
       return { kubeConfig: kc, kubeconfigPath: path };

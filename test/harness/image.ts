@@ -22,3 +22,15 @@ export function imageEnv(): { NODE_OPTIONS: string; malloc: Record<string, strin
   if (!nodeOptions || !Object.keys(malloc).length) throw new Error('deploy/Dockerfile: no NODE_OPTIONS="..." or MALLOC_*="..." in its ENV; the image settings the bundle is run with are missing');
   return { NODE_OPTIONS: nodeOptions, malloc };
 }
+
+/** Every variable the image's runtime stage sets with ENV (deploy/Dockerfile), plus the base image's PATH. */
+export function imageRuntimeEnv(): Record<string, string> {
+  const dockerfile = readFileSync(join(repo, 'deploy', 'Dockerfile'), 'utf8');
+  const runtime = dockerfile.slice(dockerfile.search(/^FROM .* AS runtime$/m));
+  const env: Record<string, string> = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
+  for (const m of runtime.matchAll(/^ENV\s+((?:.*\\\n)*.*)$/gm)) {
+    for (const kv of m[1]!.matchAll(/([A-Z_][A-Z0-9_]*)=("([^"]*)"|\S+)/g)) env[kv[1]!] = kv[3] ?? kv[2]!;
+  }
+  if (!env.NODE_OPTIONS) throw new Error('deploy/Dockerfile: no ENV in the runtime stage sets NODE_OPTIONS; the image settings the agent runs with are missing');
+  return env;
+}

@@ -227,23 +227,22 @@ test('health: Unhealthy within 1 s when a VF loses its type, a /dev/vfio node or
   for (const [what, ms] of Object.entries(times)) assert.ok(ms < 1000, `${what}: the kubelet saw the change after ${ms.toFixed(0)} ms (limit 1000)`);
 });
 
-test('kubelet restart: every plugin registers again within 1 s and streams its devices', async (t) => {
+// Plain kubelet restarts are tested with the real kubelet (node.test.ts, bench/node.bench.ts);
+// a kubelet that refuses a registration is a case only the fake one can produce.
+test('kubelet restart that refuses the first registration: the plugin retries, registers within 1 s and streams its devices', async (t) => {
   const c = await setup();
   t.after(() => teardown(c));
   await waitRegisteredAll(c.kubelet);
-  for (let round = 0; round < 3; round++) {
-    const from = c.kubelet.mark();
-    const t0 = performance.now();
-    await c.kubelet.restart(round === 2 ? { rejectFirst: 1 } : {});
-    await Promise.all(ALL.map((r) => c.kubelet.waitFor('registered', (e) => e.resourceName === r, { from, timeoutMs: 3000 })));
-    const ms = performance.now() - t0;
-    // round 2: one registration is refused first and retried after the backoff (100 ms)
-    assert.ok(ms < 1000, `round ${round}: re-registration took ${ms.toFixed(0)} ms (limit 1000)`);
-    await waitRegisteredAll(c.kubelet, from, 3000);
-    const state = await c.kubelet.state();
-    assert.deepEqual(state.map((p) => [p.resourceName, p.streaming]).sort(), ALL.map((r) => [r, true]));
-  }
-  // still allocatable after the restarts
+  const from = c.kubelet.mark();
+  const t0 = performance.now();
+  await c.kubelet.restart({ rejectFirst: 1 });
+  await Promise.all(ALL.map((r) => c.kubelet.waitFor('registered', (e) => e.resourceName === r, { from, timeoutMs: 3000 })));
+  const ms = performance.now() - t0;
+  // one registration is refused first and retried after the backoff (100 ms)
+  assert.ok(ms < 1000, `re-registration took ${ms.toFixed(0)} ms (limit 1000)`);
+  await waitRegisteredAll(c.kubelet, from, 3000);
+  const state = await c.kubelet.state();
+  assert.deepEqual(state.map((p) => [p.resourceName, p.streaming]).sort(), ALL.map((r) => [r, true]));
   const id = lastDevices(c.kubelet, L40S)[0]!.ID;
   const res = await c.kubelet.allocate(L40S, [[id]]);
   assert.deepEqual(res.container_responses[0]!.envs, { 'PCI_RESOURCE_NVIDIA_COM_L40S-12Q': id });

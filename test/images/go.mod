@@ -1,0 +1,3 @@
+module vmgpu.test/images
+
+go 1.24
