@@ -143,7 +143,8 @@ function checkAgentDaemonSet(objs: K8sObject[], what: string): void {
   const ds = find(objs, 'DaemonSet');
   const spec = podSpec(ds);
   assert.equal(spec.priorityClassName, 'system-node-critical', `${what}: priorityClassName`);
-  assert.ok(!spec.hostNetwork && !spec.hostPID, `${what}: the agent must not use the host network or PID namespace`);
+  assert.ok(!spec.hostNetwork, `${what}: the agent must not use the host network`);
+  assert.equal(spec.hostPID, true, `${what}: the host PID namespace, to see which VFIO devices VMs hold open (issue 11, defect 3)`);
   assert.equal(spec.containers.length, 1, `${what}: one container`);
   const c = spec.containers[0]!;
   assert.equal(c.args[0], 'agent', `${what}: runs \`vmgpu agent\``);
@@ -265,7 +266,13 @@ void describe('helm chart: lint, template and schema', { timeout: 120_000 }, () 
       role.rules.map((r) => `${r.apiGroups.join(',')}/${r.resources.join(',')}:${[...r.verbs].sort().join(',')}`),
       ['/nodes:get,list,patch,watch', '/events:create,patch'],
     );
-    assert.ok(!objs.some((o) => o.kind === 'Role'), 'no namespaced Role without config.readThroughApi');
+    const roles = objs.filter((o) => o.kind === 'Role') as unknown as { metadata: { name: string }; rules: { resources: string[]; resourceNames?: string[]; verbs: string[] }[] }[];
+    assert.deepEqual(
+      roles.map((r) => [r.metadata.name, r.rules]),
+      [[CATALOG_MAP, [{ apiGroups: [''], resources: ['configmaps'], resourceNames: [CATALOG_MAP], verbs: ['get', 'list', 'watch', 'patch'] }]]],
+      'one namespaced Role without config.readThroughApi: the cluster catalog, that one ConfigMap only',
+    );
+    assert.ok(!render([], ['clusterCatalog.enabled=false']).some((o) => o.kind === 'Role' || o.metadata.name === CATALOG_MAP), 'no catalog, no Role');
     assert.ok(!objs.some((o) => o.kind === 'Deployment'), 'the KubeVirt sync is off by default');
     assert.ok(!objs.some((o) => o.kind === 'ServiceMonitor'), 'the ServiceMonitor is off by default');
     find(objs, 'ValidatingAdmissionPolicy', `${AGENT_SA}-own-node`);
@@ -288,6 +295,10 @@ void describe('helm chart: lint, template and schema', { timeout: 120_000 }, () 
     assert.ok(podSpec(find(objs, 'DaemonSet')).containers[0]!.args.includes(`--config-map=${NS}/${CONFIG_MAP}`));
     const role = find(objs, 'Role', 'vmgpu-agent') as unknown as { rules: { resources: string[]; resourceNames?: string[]; verbs: string[] }[] };
     assert.deepEqual(role.rules, [{ apiGroups: [''], resources: ['configmaps'], resourceNames: [CONFIG_MAP], verbs: ['get', 'list', 'watch'] }]);
+  });
+
+  void test('agent.hostPID=false renders a pod without the host PID namespace (the agent then changes no GPU; node-safety.test.ts)', () => {
+    assert.equal(podSpec(find(render([], ['agent.hostPID=false']), 'DaemonSet')).hostPID, false);
   });
 
   void test("the host driver's tools: a host install mounts two directories read-only, the GPU Operator's root whole, none when unset", () => {
