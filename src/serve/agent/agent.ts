@@ -250,9 +250,10 @@ export class Agent {
     if (this.stopped || !this.bootDone || this.worker.busy() || !status || !want?.ok || keyOf(want) !== status.observedGeneration) return null;
     let found: DriftFinding | null;
     try {
-      found = await lookForDrift(this.machine, want.desired, status, this.opts.nodeName);
+      found = await lookForDrift(this.machine, want.desired, status, this.opts.nodeName, await this.askKubelet());
     } catch (err) {
-      this.log.warn('the periodic check of the node failed', { error: messageOf(err) });
+      // Without the kubelet's answer a waiting change would look like drift: skip this look.
+      this.log.warn('the periodic check of the node could not run', { error: messageOf(err) });
       return null;
     }
     if (!found || this.stopped) return found;

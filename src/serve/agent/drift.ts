@@ -12,7 +12,7 @@
  */
 import type { Machine } from '../../machine/machine.js';
 import { planOn } from '../../machine/plan-on.js';
-import { describeAction, type Plan } from '../../plan/types.js';
+import { describeAction, type InUse, type Plan } from '../../plan/types.js';
 import { resolveDesired } from './desired.js';
 import type { Desired } from './state.js';
 import type { AgentStatus } from './status.js';
@@ -23,10 +23,14 @@ export type DriftFinding =
   /** Fewer vGPUs are unknown than the status says: plan again. */
   | { kind: 'names'; summary: string };
 
-/** Plan `desired` on the node now and compare with `status`; null when the node is as reported. */
-export async function lookForDrift(machine: Machine, desired: Desired, status: AgentStatus, nodeId: string): Promise<DriftFinding | null> {
+/**
+ * Plan `desired` on the node now, with what pods hold (`podsHold`, from the
+ * kubelet: a change waiting for a pod is not drift), and compare with
+ * `status`; null when the node is as reported.
+ */
+export async function lookForDrift(machine: Machine, desired: Desired, status: AgentStatus, nodeId: string, podsHold: InUse): Promise<DriftFinding | null> {
   const { file, config } = resolveDesired(desired);
-  const { plan } = await planOn(machine, { file, name: config.name, nodeId });
+  const { plan } = await planOn(machine, { file, name: config.name, nodeId, extraInUse: podsHold });
   return driftOf(status, plan);
 }
 

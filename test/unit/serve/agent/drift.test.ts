@@ -29,23 +29,33 @@ async function applied(spec = { nvidiaSmi: true }) {
 
 void test('a node that still matches shows no drift', async () => {
   const { env, status } = await applied();
-  assert.equal(await lookForDrift(env.machine, desired, status, 'n1'), null);
+  assert.equal(await lookForDrift(env.machine, desired, status, 'n1', new Map()), null);
+});
+
+void test('a change waiting for a device a pod holds is not drift', async () => {
+  const { sim, env, status } = await applied();
+  const other = { ...desired, configText: CONFIG.replace('L40S-12Q: 4', 'L40S-24Q: 2') };
+  const vf = sim.gpus[0]!.vfs[0]!.fn.addr;
+  const out = await reconcileDesired({ ...env, podsHolding: async () => new Map([[vf, 'pod tenant/vm-a (nvidia.com/L40S-12Q)']]) }, { desired: other, mode: 'reconcile' });
+  const pending = statusOf(verdictOf(out, 'l40s-12q'), 'k2', status, null);
+  assert.equal(pending.state, 'pending');
+  assert.equal(await lookForDrift(env.machine, other, pending, 'n1', new Map([[vf, 'pod tenant/vm-a']])), null);
 });
 
 void test('a driver reload (VFs, types gone) and an sriov_numvfs reset are drift, with what is missing; the repair makes it go away', async () => {
   const { sim, env, status } = await applied();
   sim.reboot();
-  const reload = await lookForDrift(env.machine, desired, status, 'n1');
+  const reload = await lookForDrift(env.machine, desired, status, 'n1', new Map());
   assert.equal(reload?.kind, 'drift');
   assert.match(reload!.summary, /enable 32 VFs on 0000:18:00\.0/);
 
   const repaired = await reconcileDesired(env, { desired, mode: 'reconcile' });
   const after = statusOf(verdictOf(repaired, 'l40s-12q'), 'k', status, null);
   assert.equal(after.state, 'success');
-  assert.equal(await lookForDrift(env.machine, desired, after, 'n1'), null);
+  assert.equal(await lookForDrift(env.machine, desired, after, 'n1', new Map()), null);
 
   sim.port.writeSriovNumVfs(checkPciAddress(sim.gpus[1]!.pf.addr), 0);
-  const reset = await lookForDrift(env.machine, desired, after, 'n1');
+  const reset = await lookForDrift(env.machine, desired, after, 'n1', new Map());
   assert.equal(reset?.kind, 'drift');
   assert.match(reset!.summary, /0000:2a:00\.0/);
 });
