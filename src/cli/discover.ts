@@ -107,7 +107,7 @@ export function formatUnknownTypes(inv: Inventory): string[] {
   const version = inv.node.nvidiaDriverVersion ?? 'unknown';
   return [
     '',
-    'Unknown vGPU types: vmgpu leaves these GPUs exactly as they are (plan, apply and assert exit 6) until the types are named:',
+    'Unknown vGPU types: vmgpu leaves these GPUs exactly as they are (apply and assert exit 6, plan lists them) until the types are named:',
     ...rows,
     'Any one of these names them:',
     "  - make the host driver's nvidia-smi and libnvidia-ml reachable (on a host: the driver's user-space tools; in Kubernetes the Helm chart mounts them from agent.driverRoot);",
