@@ -19,18 +19,9 @@ import { openSimulated } from '../../src/machine/simulated.js';
 import { createSimulatedNode, loadSimulation, saveSimulation } from '../../src/simulator/index.js';
 import { loadSeed001 } from '../support/shell-loader.js';
 import { eventually } from '../support/wait.js';
+import { L40S_12Q_24Q } from './agent-helpers.js';
 
-const CONFIG = `version: v1
-vgpu-configs:
-  l40s-12q:
-    - devices: all
-      vgpu-devices:
-        L40S-12Q: 4
-  l40s-24q:
-    - devices: all
-      vgpu-devices:
-        L40S-24Q: 2
-`;
+const CONFIG = L40S_12Q_24Q;
 const T = { timeout: 240_000 };
 const CATALOG = 'vmgpu-catalog';
 

@@ -16,19 +16,10 @@ import { runDevicePlugins } from '../../src/serve/deviceplugin/manager.js';
 import { memoryLogger } from '../../src/serve/kube/logger.js';
 import { ANNOTATION_STATUS, LABEL_CONFIG, LABEL_STATE, LABEL_WORKLOAD } from '../../src/serve/agent/desired.js';
 import { eventually } from '../support/wait.js';
+import { L40S_12Q_24Q } from './agent-helpers.js';
 
 const RESOURCE = 'nvidia.com/L40S-12Q';
-const CONFIG = `version: v1
-vgpu-configs:
-  l40s-12q:
-    - devices: all
-      vgpu-devices:
-        L40S-12Q: 4
-  l40s-24q:
-    - devices: all
-      vgpu-devices:
-        L40S-24Q: 2
-`;
+const CONFIG = L40S_12Q_24Q;
 const T = { timeout: 180_000 };
 
 describe('vmgpu on a real Kubernetes node', { timeout: 1_200_000 }, () => {
