@@ -30,6 +30,9 @@ export interface AgentStatus {
   observedGeneration: string;
 }
 
+/** Undetermined devices listed in the status; the reason counts them all. */
+export const MAX_UNDETERMINED_LISTED = 16;
+
 /** A reconcile's ending in the status's terms. */
 export interface Verdict {
   state: ConfigState;
@@ -99,7 +102,8 @@ export function statusOf(v: Verdict, key: string, prev: AgentStatus | null, reco
     reason: v.reason,
     gpus: (v.plan?.gpus ?? []).map((g) => ({ gpu: g.gpu, model: g.model, mode: g.mode, want: g.want, kept: g.kept })),
     blocked: v.blocked.map((b) => ({ device: b.device, change: b.change, reason: b.reason, waitsFor: b.waitsFor })),
-    undetermined: (v.plan?.undetermined ?? []).map((u) => ({ device: u.device, reason: u.reason, fix: u.fix })),
+    // Bounded: the annotation must stay small on a node with hundreds of VFs; the reason gives the count.
+    undetermined: (v.plan?.undetermined ?? []).slice(0, MAX_UNDETERMINED_LISTED).map((u) => ({ device: u.device, reason: u.reason, fix: u.fix })),
     errors: v.errors,
     appliedAt: v.state === 'failed' ? (prev?.appliedAt ?? recordedAt) : recordedAt,
     observedGeneration: key,

@@ -71,6 +71,10 @@ void test('undetermined (defect 1): a plan that leaves GPUs untouched because vm
     assert.deepEqual(s.undetermined.map((u) => u.device), ['0000:3b:00.4', '0000:3b:00.5']);
     assert.equal(s.undetermined[0]!.fix, "make the host driver's nvidia-smi reachable");
   }
+  const many = Array.from({ length: 64 }, (_, i) => ({ gpu: '0000:3b:00.0', device: `vf${i}`, reason: 'cannot name', fix: 'nvidia-smi' }));
+  const big = statusOf(verdictOf({ kind: 'noop', planned: { ...planned, plan: { ...plan, undetermined: many } } }, 'c'), 'k', null, null);
+  assert.equal(big.undetermined.length, 16, 'the annotation lists a bounded number');
+  assert.match(big.reason, /64 device\(s\)/, 'the reason counts them all');
 });
 
 void test('the pending re-check looks at what each change waits for: a change blocked by capacity is re-planned only when a device it waits for is released', () => {
