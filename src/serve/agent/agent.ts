@@ -256,7 +256,8 @@ export class Agent {
       this.log.warn('the periodic check of the node could not run', { error: messageOf(err) });
       return null;
     }
-    if (!found || this.stopped) return found;
+    // A pass that ran meanwhile may have changed the node: what was seen is stale, not drift.
+    if (!found || this.stopped || this.worker.busy() || this.reporter.current() !== status) return null;
     if (found.kind === 'drift') {
       this.metrics.drift.inc();
       this.log.warn('the node no longer matches its config; repairing what is free', { config: status.config, found: found.summary });
