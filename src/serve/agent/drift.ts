@@ -42,7 +42,9 @@ export function driftOf(status: AgentStatus, plan: Plan): DriftFinding | null {
   const now = plan.undetermined.map((u) => u.device);
   if (now.length < then.size && now.every((d) => then.has(d))) return { kind: 'names', summary: `${then.size - now.length} vGPU(s) can be named now` };
   if (now.some((d) => !then.has(d))) return { kind: 'drift', summary: `vmgpu can no longer tell what is on ${now.filter((d) => !then.has(d)).join(', ')}` };
-  const todo = plan.actions.map(describeAction);
+  // A waiting GPU whose holders left can go on: the pending re-check's business, not drift.
+  const waiting = new Set(status.state === 'pending' ? status.blocked.map((b) => b.gpu) : []);
+  const todo = plan.actions.filter((a) => !waiting.has(a.gpu)).map(describeAction);
   if (todo.length > 0) return { kind: 'drift', summary: `${todo.length} change(s) needed again: ${todo.slice(0, 3).join('; ')}${todo.length > 3 ? '; ...' : ''}` };
   if (status.state === 'success' && plan.blocked.length > 0) return { kind: 'drift', summary: `${plan.blocked.length} change(s) needed again, waiting for devices in use: ${plan.blocked[0]!.change}` };
   return null;

@@ -20,8 +20,8 @@ export interface AgentStatus {
   state: ConfigState;
   reason: string;
   gpus: { gpu: string; model: string; mode: string; want: Record<string, number>; kept: number }[];
-  /** Changes that wait; `waitsFor`: the devices in use whose release unblocks each. */
-  blocked: { device: string; change: string; reason: string; waitsFor: string[] }[];
+  /** Changes that wait, on GPU `gpu`; `waitsFor`: the devices in use whose release unblocks each. */
+  blocked: { gpu: string; device: string; change: string; reason: string; waitsFor: string[] }[];
   /** Devices vmgpu cannot tell about (a vGPU type it cannot name, a blind VFIO scan): their GPUs are left as they are. */
   undetermined: { device: string; reason: string; fix: string }[];
   errors: string[];
@@ -101,7 +101,7 @@ export function statusOf(v: Verdict, key: string, prev: AgentStatus | null, reco
     state: v.state,
     reason: v.reason,
     gpus: (v.plan?.gpus ?? []).map((g) => ({ gpu: g.gpu, model: g.model, mode: g.mode, want: g.want, kept: g.kept })),
-    blocked: v.blocked.map((b) => ({ device: b.device, change: b.change, reason: b.reason, waitsFor: b.waitsFor })),
+    blocked: v.blocked.map((b) => ({ gpu: b.gpu, device: b.device, change: b.change, reason: b.reason, waitsFor: b.waitsFor })),
     // Bounded: the annotation must stay small on a node with hundreds of VFs; the reason gives the count.
     undetermined: (v.plan?.undetermined ?? []).slice(0, MAX_UNDETERMINED_LISTED).map((u) => ({ device: u.device, reason: u.reason, fix: u.fix })),
     errors: v.errors,

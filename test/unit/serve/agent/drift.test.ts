@@ -40,6 +40,11 @@ void test('a change waiting for a device a pod holds is not drift', async () => 
   const pending = statusOf(verdictOf(out, 'l40s-12q'), 'k2', status, null);
   assert.equal(pending.state, 'pending');
   assert.equal(await lookForDrift(env.machine, other, pending, 'n1', new Map([[vf, 'pod tenant/vm-a']])), null);
+  assert.equal(await lookForDrift(env.machine, other, pending, 'n1', new Map()), null, 'released, not yet re-planned: the pending re-check goes on, it is not drift');
+  sim.port.writeSriovNumVfs(checkPciAddress(sim.gpus[1]!.pf.addr), 0);
+  const other2 = await lookForDrift(env.machine, other, pending, 'n1', new Map([[vf, 'pod tenant/vm-a']]));
+  assert.equal(other2?.kind, 'drift', 'while one GPU waits, another that lost its VFs is drift');
+  assert.match(other2!.summary, /0000:2a:00\.0/);
 });
 
 void test('a driver reload (VFs, types gone) and an sriov_numvfs reset are drift, with what is missing; the repair makes it go away', async () => {

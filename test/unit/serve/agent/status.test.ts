@@ -27,7 +27,7 @@ void test('verdict: each outcome gives its state, reason, metric result and erro
 void test('status: the plan’s GPUs and the blocked changes; a failure keeps the apply time the Node showed', () => {
   const ok = statusOf(verdictOf({ kind: 'applied', planned, writes: 1, blocked: blocked(1) }, 'small'), 'key1', null, '2026-01-01T00:00:00.000Z');
   assert.deepEqual(ok.gpus, [{ gpu: '0000:3b:00.0', model: 'L40S', mode: 'vgpu', want: { 'L40S-1Q': 32 }, kept: 0 }]);
-  assert.deepEqual(ok.blocked, [{ device: '0000:3b:00.4', change: 'clear L40S-1Q', reason: 'held by pod ns/vm', waitsFor: ['0000:3b:00.4'] }]);
+  assert.deepEqual(ok.blocked, [{ gpu: '0000:3b:00.0', device: '0000:3b:00.4', change: 'clear L40S-1Q', reason: 'held by pod ns/vm', waitsFor: ['0000:3b:00.4'] }]);
   assert.equal(ok.observedGeneration, 'key1');
   assert.equal(ok.appliedAt, '2026-01-01T00:00:00.000Z');
   const failed = verdictOf({ kind: 'failed', stage: 'apply', error: 'EIO', planned, writes: 1 }, 'large');
