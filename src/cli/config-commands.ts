@@ -4,21 +4,20 @@
  * value: file (src/spec/load.ts) -> plan (src/plan/plan.ts, pure) -> apply
  * (src/apply/apply.ts) -> the one write method in src/sysfs/port.ts.
  */
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { applyPlan, type ApplyResult } from '../apply/apply.js';
 import { parseDuration } from '../serve/kube/backoff.js';
 import type { Inventory } from '../inventory/types.js';
-import { boardForProfile, profileFact } from '../model/boards.js';
 import { stripVendorPrefix } from '../model/profile.js';
 import type { Machine } from '../machine/machine.js';
 import { planOn } from '../machine/plan-on.js';
 import { describeAction, type Plan } from '../plan/types.js';
+import { validateOnPaper } from '../plan/validate.js';
 import { defaultEntry, isConfigError, type ConfigEntry, type ConfigFile } from '../spec/config.js';
-import { cozystackToConfig, parseCozystackProfiles } from '../spec/cozystack.js';
+import { cozystackToConfig, loadCozystackFile } from '../spec/cozystack.js';
+import { checkConfigName } from '../spec/grammar.js';
 import { loadConfigFile, selectConfig } from '../spec/load.js';
 import { serializeConfig } from '../spec/serialize.js';
-import { didYouMean } from '../spec/suggest.js';
 import { write, type Command } from './command.js';
 import { lockNode, openMachine, GLOBAL_OPTIONS, type GlobalFlags } from './context.js';
 import { CliError, EXIT } from './exit-codes.js';
@@ -132,7 +131,7 @@ export function formatApply(res: ApplyResult): string {
 
 export const configCommands: Record<string, Command> = {
   'validate-config': {
-    summary: 'check a config file (schema and profile names) without touching hardware',
+    summary: 'check a config file without touching hardware: format, and what plan would refuse on any node (profiles, counts, mixing, conflicting entries)',
     usage: 'vmgpu validate-config -f FILE [-c NAME]',
     options: { file: { type: 'string', short: 'f' }, config: { type: 'string', short: 'c' } },
     async run(v) {
@@ -145,10 +144,11 @@ export const configCommands: Record<string, Command> = {
           throw err;
         }
       }
-      const { errors, notes } = checkProfileNames(file, v.config ? String(v.config) : null);
-      if (errors.length) throw new CliError(errors.join('\n'), EXIT.BAD_INPUT);
+      const { errors, notes } = validateOnPaper(file, v.config ? String(v.config) : null);
+      if (errors.length) throw new CliError(errors.map((e) => `${e.where}: ${e.message}`).join('\n'), EXIT.BAD_INPUT);
       for (const n of notes) write(`note: ${n}`);
-      write(`${file.filename}: valid (${file.configs.length} config(s): ${file.configs.map((c) => c.name).join(', ')})`);
+      const names = file.configs.map((c) => c.name);
+      write(`${file.filename}: valid (${names.length} config(s)${names.length <= 12 ? `: ${names.join(', ')}` : ''})`);
       return EXIT.OK;
     },
   },
@@ -220,8 +220,10 @@ export const configCommands: Record<string, Command> = {
     usage: 'vmgpu export [--name NAME] [--sysfs-root DIR | --simulate DIR]',
     options: { ...GLOBAL_OPTIONS, name: { type: 'string' } },
     async run(v) {
-      const inv = await openMachine(v as GlobalFlags).inventory();
       const name = (v.name as string | undefined) ?? 'current';
+      const badName = checkConfigName(name);
+      if (badName) throw new CliError(`--name: ${badName}`);
+      const inv = await openMachine(v as GlobalFlags).inventory();
       const { file, notes } = exportConfig(inv, name);
       write(serializeConfig(file, { header: [`Exported by vmgpu from ${inv.source} on ${new Date().toISOString()}`, ...notes] }));
       return EXIT.OK;
@@ -234,16 +236,20 @@ export const configCommands: Record<string, Command> = {
     async run(v, pos) {
       const path = pos[0];
       if (!path) throw new CliError('usage: vmgpu import cozystack FILE');
-      let text: string;
+      const configName = (v.name as string | undefined) ?? 'imported';
+      // Every name is checked before the node is read.
+      const badName = checkConfigName(configName);
+      if (badName) throw new CliError(`--name: ${badName}`);
+      let lines;
       try {
-        text = fs.readFileSync(path, 'utf8');
+        lines = loadCozystackFile(path);
       } catch (err) {
-        throw new CliError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        if (isConfigError(err)) throw new CliError(err.message, EXIT.BAD_INPUT);
+        throw err;
       }
       const inv = await openMachine(v as GlobalFlags).inventory({ fullCatalog: true });
       const cannotName: string[] = [];
       try {
-        const lines = parseCozystackProfiles(text, path);
         const file = cozystackToConfig(
           lines,
           (busId, profileId) => {
@@ -261,7 +267,7 @@ export const configCommands: Record<string, Command> = {
             }
             return { error: `profile ID ${profileId} is not a vGPU type of ${where} (known: ${g.catalog.map((c) => `${c.id}=${c.profile}`).join(', ')})` };
           },
-          (v.name as string | undefined) ?? 'imported',
+          configName,
         );
         write(serializeConfig(file, { header: [`Imported by vmgpu from ${path} (Cozystack vgpu-profiles format)`] }));
       } catch (err) {
@@ -284,32 +290,6 @@ export const configCommands: Record<string, Command> = {
 function catalogIsComplete(g: Inventory['gpus'][number]): boolean {
   if (g.catalog.some((t) => t.source === 'nvidia-smi' || t.source === 'mdev')) return true;
   return g.vfs.length > 0 && g.vfs.every((v) => v.currentTypeId === 0);
-}
-
-/**
- * Profile names checked without hardware: a name whose board vmgpu knows
- * (`L40S-13Q`) must be one of that board's profiles; a name of a board vmgpu
- * has no facts for (`M60-0Q`) is left to the node's driver at plan time.
- */
-export function checkProfileNames(file: ConfigFile, only: string | null): { errors: string[]; notes: string[] } {
-  const errors: string[] = [];
-  const notes = new Set<string>();
-  for (const c of file.configs) {
-    if (only !== null && c.name !== only) continue;
-    for (const e of c.entries) {
-      const names = [...e.vgpuDevices.map((r) => ({ profile: r.profile, original: r.original })), ...Object.keys(e.vfPlacement).map((p) => ({ profile: stripVendorPrefix(p), original: p }))];
-      for (const r of names) {
-        if (profileFact(r.profile)) continue;
-        const board = boardForProfile(r.profile);
-        if (board) {
-          errors.push(`${file.filename}:${e.line}:${e.column}: ${e.path}: ${r.original} is not a vGPU profile of ${board.model}.${didYouMean(r.profile, board.profiles.map((f) => f.profile))}`);
-        } else {
-          notes.add(`${r.original} (config ${c.name}) is not checked: vmgpu has no profile facts for its board; the node's driver decides at plan time`);
-        }
-      }
-    }
-  }
-  return { errors, notes: [...notes] };
 }
 
 /** The node's layout as a config: one entry per GPU, by PCI address. */

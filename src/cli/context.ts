@@ -11,31 +11,15 @@ import { DEFAULT_STATE_DIR, openHost } from '../machine/host.js';
 import { acquireNodeLock, nodeLockPath, NodeLockBusyError, type NodeLock } from '../machine/lock.js';
 import type { Machine } from '../machine/machine.js';
 import { openSimulatedDir } from '../machine/simulated.js';
+import { markSimTreeEdited, simTreeProblem, SIM_STATE_FILE } from '../simulator/index.js';
 import { extractCapture, readCaptureMeta } from '../sysfs/capture.js';
 import { driverToolsAt, type DriverTools } from '../sysfs/driver-root.js';
 import { CliError, EXIT } from './exit-codes.js';
+import { isCaptureArchive, type GlobalFlags } from './flags.js';
 
 export { DEFAULT_STATE_DIR } from '../machine/host.js';
 
-export interface GlobalFlags {
-  'sysfs-root'?: string;
-  'dev-root'?: string;
-  'host-root'?: string;
-  'pci-ids'?: string;
-  'state-dir'?: string;
-  'driver-root'?: string;
-  simulate?: string;
-}
-
-export const GLOBAL_OPTIONS = {
-  'sysfs-root': { type: 'string' },
-  'dev-root': { type: 'string' },
-  'host-root': { type: 'string' },
-  'pci-ids': { type: 'string' },
-  'state-dir': { type: 'string' },
-  'driver-root': { type: 'string' },
-  simulate: { type: 'string' },
-} as const;
+export { GLOBAL_OPTIONS, type GlobalFlags } from './flags.js';
 
 /**
  * Take the writer lock of the node the flags name, before anything is read
@@ -65,8 +49,44 @@ export function openMachine(flags: GlobalFlags, found?: { driverTools: DriverToo
     if (flags['sysfs-root']) throw new CliError('--simulate and --sysfs-root are mutually exclusive: --simulate DIR reads and changes the simulated node in DIR');
     return openSimulatedDir(flags.simulate, { pciIds, stateDir });
   }
-  const { roots, kernelRelease } = resolveRoots(flags);
-  return openHost({ roots, pciIds, kernelRelease, stateDir, driverTools: found ? found.driverTools : driverTools(flags) });
+  const { roots, kernelRelease, archive, simTree } = resolveRoots(flags);
+  const machine = openHost({
+    roots,
+    pciIds,
+    kernelRelease,
+    stateDir,
+    driverTools: found ? found.driverTools : driverTools(flags),
+    archive,
+    // A write through --sysfs-root into a simulator's tree: its next --simulate save rewrites the tree.
+    ...(simTree ? { beforeFirstWrite: () => markSimTreeEdited(simTree.dir) } : {}),
+  });
+  if (!simTree) return machine;
+  return {
+    ...machine,
+    async inventory(req) {
+      const inv = await machine.inventory(req);
+      // A simulator's tree saved while we read it may have been half old, half new.
+      checkSimTree(simTree);
+      return inv;
+    },
+  };
+}
+
+/** A simulator's directory read through --sysfs-root, and its state file as it was when resolved. */
+interface SimTree {
+  dir: string;
+  state: string;
+}
+
+function stateStamp(dir: string): string {
+  const st = fs.statSync(path.join(dir, SIM_STATE_FILE), { throwIfNoEntry: false });
+  return st ? `${st.ino}/${st.mtimeMs}/${st.size}` : 'none';
+}
+
+/** Refuse a simulator tree that is half saved, or was saved while we read it. */
+function checkSimTree(t: SimTree): void {
+  const problem = simTreeProblem(t.dir) ?? (stateStamp(t.dir) !== t.state ? `the simulated node in ${t.dir} was saved while it was being read; read it again` : null);
+  if (problem) throw new CliError(problem, EXIT.NO_SYSFS);
 }
 
 /**
@@ -93,6 +113,10 @@ function loadPciIds(explicit: string | undefined): PciIds {
 interface ResolvedRoots {
   roots: { sys: string; dev: string; host: string };
   kernelRelease: string | null;
+  /** The capture archive the tree was extracted from, if it was. */
+  archive: string | null;
+  /** Set when the root is a simulated node's directory (it holds a state file). */
+  simTree: SimTree | null;
 }
 
 /**
@@ -103,7 +127,8 @@ interface ResolvedRoots {
 export function resolveRoots(flags: GlobalFlags): ResolvedRoots {
   let sys = flags['sysfs-root'] ?? '/sys';
   let base: string | null = null;
-  if (/\.(tar\.gz|tgz)$/.test(sys)) {
+  const archive = isCaptureArchive(flags['sysfs-root']) ? flags['sysfs-root'] : null;
+  if (archive) {
     if (!fs.existsSync(sys)) throw new CliError(`--sysfs-root ${sys}: no such capture archive`, EXIT.NO_SYSFS);
     base = extractCapture(sys);
     sys = path.join(base, 'sys');
@@ -114,8 +139,15 @@ export function resolveRoots(flags: GlobalFlags): ResolvedRoots {
   if (!fs.existsSync(sys)) throw new CliError(`--sysfs-root ${sys}: no such directory`, EXIT.NO_SYSFS);
   const dev = flags['dev-root'] ?? (base ? path.join(base, 'dev') : '/dev');
   const host = flags['host-root'] ?? (base ? path.join(base, 'host') : '/');
+  let simTree: SimTree | null = null;
+  // A simulated node's directory, given as DIR or as DIR/sys.
+  const simDir = base ?? path.dirname(path.resolve(sys));
+  if (!archive && fs.existsSync(path.join(simDir, SIM_STATE_FILE))) {
+    simTree = { dir: simDir, state: stateStamp(simDir) };
+    checkSimTree(simTree);
+  }
   let kernelRelease: string | null = null;
   if (base) kernelRelease = readCaptureMeta(base)?.kernelRelease ?? null;
   else if (sys === '/sys') kernelRelease = os.release();
-  return { roots: { sys, dev, host }, kernelRelease };
+  return { roots: { sys, dev, host }, kernelRelease, archive, simTree };
 }

@@ -3,7 +3,7 @@
  * a vGPU guest (the NVIDIA ClientConfigToken and gridd.conf), as in seed 001 §4.
  * Licensing happens in the guest; the host never needs the token.
  */
-import * as fs from 'node:fs';
+import { FileTooLargeError, formatBytes, readFileBounded } from '../io/files.js';
 import { write, type Command } from './command.js';
 import { CliError, EXIT } from './exit-codes.js';
 
@@ -11,6 +11,8 @@ export const TOKEN_PATH = '/etc/nvidia/ClientConfigToken/client_configuration_to
 export const GRIDD_PATH = '/etc/nvidia/gridd.conf';
 export const FEATURE_TYPES = [0, 1, 2, 4] as const;
 export type FeatureType = (typeof FEATURE_TYPES)[number];
+/** A client configuration token is a few KiB. */
+const MAX_TOKEN_BYTES = 64 * 1024;
 
 const FEATURE_DOC: Record<FeatureType, string> = {
   0: 'unlicensed state (no license requested)',
@@ -54,14 +56,22 @@ export const guestCloudInitCommand: Command = {
   async run(v) {
     const file = v.token as string | undefined;
     if (!file) throw new CliError('give the client configuration token with --token FILE (download it from your NVIDIA License Server instance)');
+    // The flag first: nothing is read for a command that cannot succeed.
+    let featureType: FeatureType;
+    try {
+      featureType = parseFeatureType(v['feature-type'] as string | undefined);
+    } catch (err) {
+      throw new CliError((err as Error).message);
+    }
     let token: Buffer;
     try {
-      token = fs.readFileSync(file);
+      token = readFileBounded(file, MAX_TOKEN_BYTES);
     } catch (err) {
-      throw new CliError(`cannot read the token ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+      const why = err instanceof FileTooLargeError ? `it holds more than ${formatBytes(MAX_TOKEN_BYTES)}, and a client configuration token is a few KiB` : (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
+      throw new CliError(`cannot read the token ${file}: ${why}`);
     }
     try {
-      write(guestCloudInit(token, parseFeatureType(v['feature-type'] as string | undefined), file));
+      write(guestCloudInit(token, featureType, file));
     } catch (err) {
       throw new CliError((err as Error).message);
     }

@@ -9,7 +9,7 @@
  */
 import type { Gpu, Inventory, VgpuType } from '../inventory/types.js';
 import { toVgpuType } from '../inventory/catalog.js';
-import { boardForDevice, boardForProfile, profileFact } from '../model/boards.js';
+import { boardForDevice, boardProfile } from '../model/boards.js';
 import { cleanTypeName, parseProfile } from '../model/profile.js';
 import type { Machine } from './machine.js';
 
@@ -58,7 +58,7 @@ export function sharedNameProblem(g: Gpu, id: number, name: string): string | nu
   if (cleanTypeName(name) !== name || parseProfile(name) === undefined) return `${JSON.stringify(name)} is not a vGPU type name`;
   const board = boardForDevice(g.pci.deviceId, g.pci.subsystemDeviceId);
   if (!board) return `vmgpu has no profile table for device ${g.pci.deviceId}, so it cannot check a name learned elsewhere`;
-  if (!profileFact(name) || boardForProfile(name) !== board) return `${name} is not a profile of the ${board.model}`;
+  if (!boardProfile(board, name)) return `${name} is not a profile of the ${board.model}`;
   const own = g.catalog.find((t) => t.name === name && OWN_SOURCES.has(t.source));
   if (own && own.id !== id) return `this node names type ID ${own.id} ${name} itself`;
   return null;

@@ -9,105 +9,12 @@
  * or the on-disk catalog cache.
  */
 import { toPciId } from './pci.js';
-import { stripVendorPrefix, type VgpuSeries } from './profile.js';
+import { BLACKWELL_BOARDS } from './boards-blackwell.js';
+import { HOPPER_REF, VGPU_CONFIG, VGPU_GUIDE, GIB, fill, migBacked, timeSliced, type BoardFacts, type ProfileFact } from './board-facts.js';
+import { parseProfile, stripVendorPrefix } from './profile.js';
 
-/**
- * How a fact was established (see docs/profiles.md):
- * - `vgpuconfig`: NVIDIA's vgpuConfig.xml (shipped with the vGPU manager), as
- *   rendered into NVIDIA/vgpu-device-manager `examples/config-example.yaml`;
- * - `secondary`: a third-party copy of NVIDIA's vGPU types reference table;
- * - `derived`: computed from the board's framebuffer, VF count and MIG geometry
- *   by the rule the verified tables follow; not checked against a table.
- */
-export type FactBasis = 'vgpuconfig' | 'secondary' | 'derived';
+export type { BoardFacts, FactBasis, ProfileFact } from './board-facts.js';
 
-export interface ProfileFact {
-  /** Profile name without the `NVIDIA ` / `GRID ` prefix: `L40S-12Q`, `A100-1-5C`. */
-  profile: string;
-  /** Nominal framebuffer: the GB in the name times 1024 (the driver's mdev description is exact). */
-  framebufferMiB: number;
-  /** Maximum instances of this profile on one GPU (homogeneous). */
-  maxInstances: number;
-  series: VgpuSeries;
-  migBacked: boolean;
-  /** Where this fact comes from; absent means the board's `basis`. */
-  basis?: FactBasis;
-}
-
-export interface BoardFacts {
-  /** Board prefix used in profile names: `L40S`, `RTX6000-Ada`, `H100XM`, `A100D`. */
-  board: string;
-  /** Marketing name: `NVIDIA L40S`, `NVIDIA H200 NVL`, `NVIDIA A100 80GB PCIe`. */
-  model: string;
-  /** PCI device IDs (vendor 10de, lower-case hex) these profiles apply to. */
-  deviceIds: string[];
-  /**
-   * When several boards share a device ID (A16 and A2 are both 10de:25b6), the
-   * PCI subsystem device IDs that pick this board.
-   */
-  subsystemDeviceIds?: string[];
-  /** SR-IOV vGPU (Ada, Hopper, Blackwell) or mdev (Turing, Ampere). */
-  framework: 'sriov' | 'mdev';
-  /** Ampere: mdev types live on the SR-IOV VFs, not on the PF. */
-  mdevOnVfs: boolean;
-  /** Total framebuffer usable for vGPU on one GPU. */
-  framebufferMiB: number;
-  /**
-   * sriov_totalvfs for boards with SR-IOV, null without SR-IOV (Turing). Where
-   * NVIDIA does not state it, the largest max-instance count of any profile (a
-   * lower bound: every vGPU needs its own VF); docs/profiles.md says which.
-   */
-  maxVfs: number | null;
-  /** Document and table the facts come from. */
-  source: string;
-  basis: FactBasis;
-  profiles: ProfileFact[];
-}
-
-const GIB = 1024;
-
-const VGPU_GUIDE =
-  'NVIDIA Virtual GPU Software User Guide, "Virtual GPU Types for Supported GPUs" (https://docs.nvidia.com/vgpu/latest/grid-vgpu-user-guide/index.html#virtual-gpu-types-grid)';
-const VGPU_CONFIG =
-  'vgpuConfig.xml as rendered in NVIDIA/vgpu-device-manager examples/config-example.yaml (per-profile max instances, device-ID to board map)';
-const HOPPER_REF =
-  'NVIDIA AI Enterprise "NVIDIA vGPU Types Reference", Hopper (https://docs.nvidia.com/ai-enterprise/release-7/7.5/infra-software/vgpu/reference/hopper.html)';
-
-type Sized = readonly (readonly [gb: number, max: number])[];
-
-function timeSliced(board: string, series: VgpuSeries, sizes: Sized, basis?: FactBasis): ProfileFact[] {
-  return sizes.map(([gb, max]) => {
-    const fact: ProfileFact = {
-      profile: `${board}-${gb}${series}`,
-      framebufferMiB: gb * GIB,
-      maxInstances: max,
-      series,
-      migBacked: false,
-    };
-    if (basis) fact.basis = basis;
-    return fact;
-  });
-}
-
-/** MIG-backed C profiles: [gpu instance slices, GB, max instances, media extensions]. */
-function migBacked(board: string, rows: readonly (readonly [gi: number, gb: number, max: number, me?: boolean])[], basis?: FactBasis): ProfileFact[] {
-  return rows.map(([gi, gb, max, me]) => {
-    const fact: ProfileFact = {
-      profile: `${board}-${gi}-${gb}C${me ? 'ME' : ''}`,
-      framebufferMiB: gb * GIB,
-      maxInstances: max,
-      series: 'C',
-      migBacked: true,
-    };
-    if (basis) fact.basis = basis;
-    return fact;
-  });
-}
-
-/** Max instances by the rule every verified table follows: framebuffer / size, capped by the VF count. */
-function fill(totalGb: number, cap: number | null, gbs: readonly number[]): Sized {
-  return gbs.map((gb) => [gb, Math.min(Math.floor(totalGb / gb), cap ?? Number.MAX_SAFE_INTEGER)] as const);
-}
 
 // ---- Ada Lovelace (SR-IOV vGPU) -------------------------------------------------
 
@@ -123,6 +30,7 @@ function ada48(board: string, model: string, deviceIds: string[]): BoardFacts {
     mdevOnVfs: false,
     framebufferMiB: 48 * GIB,
     maxVfs: 32,
+    migSlices: null,
     source: `${VGPU_GUIDE}, ${model}; max instances from ${VGPU_CONFIG}`,
     basis: 'vgpuconfig',
     profiles: [
@@ -142,6 +50,7 @@ const L4: BoardFacts = {
   mdevOnVfs: false,
   framebufferMiB: 24 * GIB,
   maxVfs: 24,
+  migSlices: null,
   source: `${VGPU_GUIDE}, NVIDIA L4; max instances from ${VGPU_CONFIG}`,
   basis: 'vgpuconfig',
   profiles: [
@@ -164,6 +73,7 @@ function h100x80(board: string, model: string, deviceIds: string[]): BoardFacts 
     mdevOnVfs: false,
     framebufferMiB: 80 * GIB,
     maxVfs: 20,
+    migSlices: 7,
     source: `${VGPU_GUIDE}, ${model}; max instances from ${VGPU_CONFIG}`,
     basis: 'vgpuconfig',
     profiles: [
@@ -181,6 +91,7 @@ const H100L: BoardFacts = {
   mdevOnVfs: false,
   framebufferMiB: 94 * GIB,
   maxVfs: 23,
+  migSlices: 7,
   source: `${VGPU_GUIDE}, NVIDIA H100 PCIe 94GB (H100 NVL); max instances from ${VGPU_CONFIG}`,
   basis: 'vgpuconfig',
   profiles: [
@@ -199,11 +110,12 @@ function h200(board: string, model: string, deviceIds: string[]): BoardFacts {
     mdevOnVfs: false,
     framebufferMiB: 141 * GIB,
     maxVfs: 32,
-    source: `${HOPPER_REF}, ${model} (time-sliced table via a third-party copy; MIG-backed rows derived from the H200 MIG geometry, see docs/profiles.md)`,
-    basis: 'secondary',
+    migSlices: 7,
+    source: `${HOPPER_REF}, ${model}; max instances from ${VGPU_CONFIG} (vgpu-device-manager v0.5.0)`,
+    basis: 'vgpuconfig',
     profiles: [
       ...timeSliced(board, 'C', [[4, 32], [7, 20], [8, 16], [14, 10], [17, 8], [28, 5], [35, 4], [70, 2], [141, 1]]),
-      ...migBacked(board, [[1, 18, 7], [1, 18, 1, true], [1, 35, 4], [2, 35, 3], [3, 71, 2], [4, 71, 1], [7, 141, 1]], 'derived'),
+      ...migBacked(board, [[1, 18, 7], [1, 18, 1, true], [1, 35, 4], [2, 35, 3], [3, 71, 2], [4, 71, 1], [7, 141, 1]]),
     ],
   };
 }
@@ -220,6 +132,7 @@ function a100x40(board: string, model: string, deviceIds: string[]): BoardFacts 
     mdevOnVfs: true,
     framebufferMiB: 40 * GIB,
     maxVfs: 10,
+    migSlices: 7,
     source: `${VGPU_GUIDE}, ${model}; max instances from ${VGPU_CONFIG}`,
     basis: 'vgpuconfig',
     profiles: [
@@ -239,6 +152,7 @@ function a100x80(board: string, model: string, deviceIds: string[]): BoardFacts 
     mdevOnVfs: true,
     framebufferMiB: 80 * GIB,
     maxVfs: 20,
+    migSlices: 7,
     source: `${VGPU_GUIDE}, ${model}; max instances from ${VGPU_CONFIG}`,
     basis: 'vgpuconfig',
     profiles: [
@@ -256,6 +170,7 @@ const A10: BoardFacts = {
   mdevOnVfs: true,
   framebufferMiB: 24 * GIB,
   maxVfs: 24,
+  migSlices: null,
   source: `${VGPU_GUIDE}, NVIDIA A10; max instances from ${VGPU_CONFIG}`,
   basis: 'vgpuconfig',
   profiles: [
@@ -278,6 +193,7 @@ function ga107(board: 'A16' | 'A2', subsystem: string): BoardFacts {
     mdevOnVfs: true,
     framebufferMiB: 16 * GIB,
     maxVfs: 16,
+    migSlices: null,
     source: `${VGPU_GUIDE}, NVIDIA ${board}; max instances from ${VGPU_CONFIG}`,
     basis: 'vgpuconfig',
     profiles: [
@@ -299,6 +215,7 @@ const T4: BoardFacts = {
   mdevOnVfs: false,
   framebufferMiB: 16 * GIB,
   maxVfs: null,
+  migSlices: null,
   source: `${VGPU_GUIDE}, Tesla T4; max instances from ${VGPU_CONFIG}`,
   basis: 'vgpuconfig',
   profiles: [
@@ -327,11 +244,16 @@ const BOARDS: readonly BoardFacts[] = Object.freeze([
   ga107('A16', '14a9'),
   ga107('A2', '157e'),
   T4,
+  ...BLACKWELL_BOARDS,
 ]);
 
-const byProfile = new Map<string, { board: BoardFacts; fact: ProfileFact }>();
+/** Upper-case profile name -> every board that offers it (RTX PRO 6000 and 4500 Blackwell both offer `DC-16Q`). */
+const byProfile = new Map<string, { board: BoardFacts; fact: ProfileFact }[]>();
 for (const board of BOARDS) {
-  for (const fact of board.profiles) byProfile.set(fact.profile.toUpperCase(), { board, fact });
+  for (const fact of board.profiles) {
+    const key = fact.profile.toUpperCase();
+    byProfile.set(key, [...(byProfile.get(key) ?? []), { board, fact }]);
+  }
 }
 
 export function allBoards(): readonly BoardFacts[] {
@@ -352,21 +274,65 @@ export function boardForDevice(deviceId: string, subsystemDeviceId?: string | nu
   return matches.find((b) => b.subsystemDeviceIds?.includes(sub)) ?? matches[0];
 }
 
-export function profileFact(profile: string): ProfileFact | undefined {
-  if (typeof profile !== 'string') return undefined;
-  return byProfile.get(stripVendorPrefix(profile).toUpperCase())?.fact;
+/** Every board that uses a PCI device ID (25b6: A16 and A2). */
+export function boardsForDevice(deviceId: string): BoardFacts[] {
+  const id = toPciId(deviceId);
+  return id === undefined ? [] : BOARDS.filter((b) => b.deviceIds.includes(id));
 }
 
-/** `L40S-12Q` -> L40S; also profiles not in the table, by the longest board prefix. */
-export function boardForProfile(profile: string): BoardFacts | undefined {
-  if (typeof profile !== 'string') return undefined;
+/**
+ * The name under which `board` lists a profile: the name itself, or, as
+ * NVIDIA's device manager does, the name without its MIG attribute when the
+ * board's types lack it (RTX PRO 6000 Blackwell's `DC-1-24QGFX` is type
+ * `DC-1-24Q` on a GPU instance made with the graphics attribute).
+ */
+function lookupNames(profile: string): string[] {
   const p = stripVendorPrefix(profile).toUpperCase();
-  const known = byProfile.get(p);
-  if (known) return known.board;
-  let best: BoardFacts | undefined;
-  for (const b of BOARDS) {
-    const prefix = `${b.board.toUpperCase()}-`;
-    if (p.startsWith(prefix) && /^[0-9]/.test(p.slice(prefix.length)) && (!best || b.board.length > best.board.length)) best = b;
+  const parsed = parseProfile(p);
+  return parsed?.attribute ? [p, p.slice(0, -parsed.attribute.length)] : [p];
+}
+
+/** A board's fact for a profile name (exact, else without its MIG attribute); undefined when the board lacks it. */
+export function boardProfile(board: BoardFacts, profile: string): ProfileFact | undefined {
+  if (typeof profile !== 'string') return undefined;
+  for (const name of lookupNames(profile)) {
+    const hit = byProfile.get(name)?.find((x) => x.board === board);
+    if (hit) return hit.fact;
   }
-  return best;
+  return undefined;
+}
+
+/**
+ * The fact for a profile name when it does not depend on the card: one board
+ * offers the name, or every board that does agrees on it. Undefined when the
+ * name is unknown or means different things on different boards (`DC-16Q`: six
+ * fit on an RTX PRO 6000, two on a 4500); ask boardProfile() with the card's board.
+ */
+export function profileFact(profile: string): ProfileFact | undefined {
+  if (typeof profile !== 'string') return undefined;
+  for (const name of lookupNames(profile)) {
+    const hits = byProfile.get(name);
+    if (!hits) continue;
+    const first = hits[0]!.fact;
+    const same = hits.every(({ fact: f }) => f.maxInstances === first.maxInstances && f.framebufferMiB === first.framebufferMiB && f.series === first.series && f.migBacked === first.migBacked);
+    return same ? first : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * The boards a profile name can belong to without knowing the card: those
+ * that offer it, else those whose prefix it has (`DC-99Q`: both RTX PRO
+ * Blackwell boards), longest prefix first. Empty for boards vmgpu has no facts for.
+ */
+export function boardsForProfile(profile: string): BoardFacts[] {
+  if (typeof profile !== 'string') return [];
+  for (const name of lookupNames(profile)) {
+    const hits = byProfile.get(name);
+    if (hits) return hits.map((h) => h.board);
+  }
+  const p = stripVendorPrefix(profile).toUpperCase();
+  const prefixed = BOARDS.filter((b) => p.startsWith(`${b.board.toUpperCase()}-`) && /^[0-9]/.test(p.slice(b.board.length + 1)));
+  const longest = Math.max(0, ...prefixed.map((b) => b.board.length));
+  return prefixed.filter((b) => b.board.length === longest);
 }

@@ -24,6 +24,12 @@ type Row = [deviceId: string, name: string, pciName: string];
 
 /** [device, marketing name, pci.ids name]. Board and framework come from profiles.ts. */
 const ROWS: readonly Row[] = [
+  // Blackwell
+  ['2bb5', 'RTX PRO 6000 Blackwell Server Edition', 'GB202GL [RTX PRO 6000 Blackwell Server Edition]'],
+  ['2bb9', 'RTX 6000D', 'GB202GL [RTX 6000D]'],
+  ['2c3a', 'RTX PRO 4500 Blackwell Server Edition', 'GB203GL [RTX PRO 4500 Blackwell Server Edition]'],
+  ['2901', 'B200', 'GB100 [B200]'],
+  ['2941', 'GB200', 'GB100 [HGX GB200]'],
   // Ada Lovelace
   ['27b8', 'L4', 'AD104GL [L4]'],
   ['26b5', 'L40', 'AD102GL [L40]'],

@@ -9,9 +9,11 @@
  * - MIG-backed `<board>-<slices>-<GB><series>[attribute]`: `A100-1-5C`,
  *   `A30-1-6CME`, `DC-1-24CGFX` (RTX PRO 6000 Blackwell, graphics);
  * series Q (RTX vWS), B (vPC), A (vApps), C (compute); attributes ME, NOME,
- * MEALL (media extensions) and GFX (graphics). The driver writes boards with
- * spaces too (`RTX Pro 6000 Blackwell DC-12Q`), so the board part is any
- * printable text; `NVIDIA ` / `GRID ` prefixes are stripped.
+ * MEALL (media extensions) and GFX (graphics). The driver prefixes names with
+ * `NVIDIA ` or `GRID ` and, on Blackwell RTX PRO boards, the board's name
+ * (`NVIDIA RTX Pro 6000 Blackwell DC-1-3Q`): the profile is the last word, as
+ * NVIDIA's own tools read it (go-nvlib's mdev type name parser), so NVIDIA's
+ * configs (`DC-1-3Q`) name it.
  */
 import type { Brand } from './brand.js';
 
@@ -62,9 +64,14 @@ export function cleanTypeName(raw: string): string | undefined {
   return name;
 }
 
-/** `NVIDIA L40S-12Q` / `GRID T4-1Q` / `L40S-12Q` -> `L40S-12Q` (trimmed). */
+/**
+ * The profile part of a type name: its last word (`NVIDIA L40S-12Q`,
+ * `GRID T4-1Q`, `NVIDIA RTX Pro 6000 Blackwell DC-48Q` -> `L40S-12Q`, `T4-1Q`,
+ * `DC-48Q`).
+ */
 export function stripVendorPrefix(name: string): string {
-  return name.trim().replace(/^(?:NVIDIA|GRID)\s+/i, '').trim();
+  const words = name.trim().split(/\s+/);
+  return words[words.length - 1]!;
 }
 
 /** Parse a profile or type name in any of the shapes above; undefined when it is none of them. */

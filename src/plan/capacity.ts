@@ -4,7 +4,7 @@
  * more vGPU of a profile fits beside them. The request checks (requests.ts)
  * apply the same limits to the whole request before anything is placed.
  */
-import type { ProfileFacts } from './facts.js';
+import { framebufferTaken, type ProfileFacts } from './facts.js';
 
 export interface OccupancyRules {
   /** Total vGPU framebuffer of the board; null when unknown (no framebuffer check). */
@@ -37,8 +37,8 @@ export class Occupancy {
     if (otherSeries) return `the GPU keeps a ${otherSeries.profile}`;
     const counted = this.rules.instanceLimit === 'all' ? on.length : on.filter((o) => o.profile === f.profile).length;
     if (f.maxInstances !== null && counted >= f.maxInstances) return `${f.maxInstances} x ${f.profile} already there`;
-    const used = on.reduce((n, o) => n + (o.framebufferMiB ?? 0), 0);
-    if (this.rules.framebufferMiB !== null && f.framebufferMiB !== null && used + f.framebufferMiB > this.rules.framebufferMiB) return 'not enough framebuffer left';
+    const used = on.reduce((n, o) => n + framebufferTaken(o), 0);
+    if (this.rules.framebufferMiB !== null && used + framebufferTaken(f) > this.rules.framebufferMiB) return 'not enough framebuffer left';
     return null;
   }
 }

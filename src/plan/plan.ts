@@ -14,7 +14,7 @@
 import type { Gpu, Inventory } from '../inventory/types.js';
 import type { ConfigFile, NamedConfig } from '../spec/config.js';
 import { assignGpus, gpuIdentity } from '../spec/match.js';
-import { boardOf } from './facts.js';
+import { boardOf, offersEntry } from './facts.js';
 import { GpuPlan } from './gpu-plan.js';
 import { planMdev } from './mdev.js';
 import { planHost, planPassthrough, returnFromVfio } from './passthrough.js';
@@ -36,7 +36,11 @@ export interface PlanOptions {
 
 export function plan(inv: Inventory, file: ConfigFile, config: NamedConfig, opts: PlanOptions): Plan {
   const out: Plan = { configName: config.name, actions: [], blocked: [], undetermined: [], errors: [], gpus: [] };
-  const assignment = assignGpus(config.entries, inv.gpus.map(gpuIdentity));
+  const assignment = assignGpus(
+    config.entries,
+    inv.gpus.map((g) => ({ ...gpuIdentity(g), gpu: g })),
+    { offers: (e, id) => offersEntry(id.gpu, e) },
+  );
   for (const p of assignment.problems) out.errors.push({ gpu: null, where: `${file.filename}:${p.line}:${p.column}: ${p.path}`, message: p.message });
   const owner = new Map(assignment.assigned.map((a) => [a.gpu.address, a.entry]));
   for (const g of inv.gpus) {

@@ -6,7 +6,7 @@
 import { stripVendorPrefix } from '../model/profile.js';
 import type { ConfigEntry } from '../spec/config.js';
 import { didYouMean } from '../spec/suggest.js';
-import { boardFramebufferMiB, boardOf, factsFor, knownProfiles, type ProfileFacts } from './facts.js';
+import { boardFramebufferMiB, boardOf, factsFor, framebufferTaken, knownProfiles, type ProfileFacts } from './facts.js';
 import type { GpuPlan } from './gpu-plan.js';
 
 /** One requested profile with everything the entry says about it. */
@@ -80,7 +80,7 @@ function countProblems(p: GpuPlan, wanted: Map<string, Wanted>, limit: SlotLimit
   const total = list.reduce((n, w) => n + w.count, 0);
   if (total > limit.slots) out.push(`${total} vGPUs requested on ${g.pci.address} but ${g.model.name} offers ${limit.slots} ${limit.oneTypeOnly ? 'instances' : 'VFs'} (sriov_totalvfs)`);
   const fb = boardFramebufferMiB(g);
-  const used = list.reduce((n, w) => n + (w.facts.framebufferMiB ?? 0) * w.count, 0);
+  const used = list.reduce((n, w) => n + framebufferTaken(w.facts) * w.count, 0);
   if (fb !== null && used > fb) out.push(`${list.map((w) => `${w.count} x ${w.facts.profile}`).join(' + ')} needs ${Math.round(used / 1024)} GB of framebuffer; ${g.model.name} (${g.pci.address}) has ${Math.round(fb / 1024)} GB`);
   return out;
 }

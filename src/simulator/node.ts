@@ -5,7 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 import { SysfsError } from '../sysfs/errors.js';
-import { vfAddress } from '../model/pci.js';
+import { parsePciAddress, vfAddress } from '../model/pci.js';
+import { parseMdevUuid } from '../sysfs/names.js';
 import { SysfsPort } from '../sysfs/port.js';
 import type { VfioUser } from '../sysfs/vfio-users.js';
 import { simDriver, simModel, simTypes, boardOf, type SimDriver, type SimModel, type SimType } from './hardware.js';
@@ -106,6 +107,14 @@ interface SimGpu {
   mdevs: Map<string, SimMdev>;
 }
 
+/**
+ * What `hold` takes: an mdev UUID (anything that starts like one is checked as
+ * one) or a PCI address, canonical. Throws InvalidNameError for anything else.
+ */
+export function parseHeldDevice(id: string): string {
+  return /^[0-9a-fA-F]{8}-/.test(id) ? parseMdevUuid(id) : parsePciAddress(id);
+}
+
 const BUSES = ['18', '2a', '3b', '5d', '9a', 'ab', 'ba', 'db', '1c', '4e', '6f', '8c', 'c1', 'c9', 'e1', 'f1'];
 const VGPU_MODULES = ['nvidia_vgpu_vfio'];
 
@@ -152,10 +161,10 @@ export class SimulatedNode {
 
   /** Mark a VF, passthrough GPU (PCI address) or mdev (UUID) as held by a running VM. */
   hold(id: string): void {
-    this.held.add(id.toLowerCase());
+    this.held.add(parseHeldDevice(id));
   }
   release(id: string): void {
-    this.held.delete(id.toLowerCase());
+    this.held.delete(parseHeldDevice(id));
   }
   heldDevices(): string[] {
     return [...this.held].sort();
@@ -423,20 +432,22 @@ export class SimulatedNode {
     return out;
   }
 
-  /** Whether one more instance of `t` fits next to what the GPU already has. */
-  private fits(gpu: SimGpu, t: SimType): boolean {
-    const used = this.configured(gpu);
+  /** Whether one more instance of `t` fits next to what the GPU already has (`used`: its configured types, when known). */
+  private fits(gpu: SimGpu, t: SimType, used = this.configured(gpu)): boolean {
     if (used.some((u) => u.migBacked !== t.migBacked)) return false;
     if (!gpu.heterogeneous && used.some((u) => u.id !== t.id)) return false;
     if (gpu.heterogeneous && used.some((u) => u.series !== t.series)) return false;
     const sameType = used.filter((u) => u.id === t.id).length;
-    const usedFb = used.reduce((n, u) => n + u.framebufferMiB, 0);
-    return sameType < t.maxInstances && usedFb + t.framebufferMiB <= gpu.framebufferMiB;
+    // MIG-backed vGPUs live in GPU instances, whose memory the names round up: their max instances bound them.
+    const taken = (x: SimType) => (x.migBacked ? 0 : x.framebufferMiB);
+    const usedFb = used.reduce((n, u) => n + taken(u), 0);
+    return sameType < t.maxInstances && usedFb + taken(t) <= gpu.framebufferMiB;
   }
 
   private creatable(gpu: SimGpu, vf: SimVf): SimType[] {
     if (vf.typeId !== 0) return [];
-    return gpu.types.filter((t) => this.fits(gpu, t));
+    const used = this.configured(gpu);
+    return gpu.types.filter((t) => this.fits(gpu, t, used));
   }
 
   private availableInstances(gpu: SimGpu, t: SimType, parent: SimFn): number {
@@ -804,6 +815,7 @@ export class SimulatedNode {
     this.addMdev(g, parent, t, uuid);
     // Patch the current tree instead of rebuilding it: a rebuild per create made filling 8 x A100 take seconds.
     if (this.tree) this.buildMdevInstance(this.tree.sys, this.tree.dev, g.mdevs.get(uuid)!);
+    this.backend.forget();
   }
 
   private mdevRemove(g: SimGpu, m: SimMdev, data: string): void {
@@ -820,6 +832,7 @@ export class SimulatedNode {
       unput(sys, `kernel/iommu_groups/${m.group}`);
       unput(dev, `vfio/${m.group}`);
     }
+    this.backend.forget();
   }
 }
 
@@ -902,7 +915,8 @@ export function restoreNode(state: SimState): SimulatedNode {
       g.mdevs.set(m.uuid, { uuid: m.uuid, gpu: g, parent, type, group: m.group, params: m.params });
     }
   }
-  n.held = new Set(state.held);
+  // Names from a file: checked like any other (a state file can be handed to us).
+  n.held = new Set(state.held.map(parseHeldDevice));
   n.removedDevNodes = new Set(state.removedDevNodes);
   n.nextGroup = state.nextGroup;
   n.nextVfio = state.nextVfio;

@@ -4,6 +4,7 @@
  * in load.ts turns text into these types, serializeConfig() in serialize.ts
  * turns them back into text.
  */
+import { cutLines, cutQuoted } from '../io/cut.js';
 import type { DeviceFilter } from './grammar.js';
 
 export type { DeviceFilter } from './grammar.js';
@@ -108,6 +109,9 @@ export function formatProblem(filename: string, p: ConfigProblem): string {
   return p.path ? `${where}: ${p.path}: ${p.message}` : `${where}: ${p.message}`;
 }
 
+/** A ConfigError's message lists at most this many problems and counts the rest. */
+export const MAX_LISTED_PROBLEMS = 100;
+
 /** Every problem found in a config file (or a cozystack profiles file), sorted by position. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -117,7 +121,11 @@ export class ConfigError extends Error {
     problems: ConfigProblem[],
   ) {
     const sorted = [...problems].sort((a, b) => a.line - b.line || a.column - b.column);
-    super(sorted.map((p) => formatProblem(filename, p)).join('\n'));
+    // A hostile file can hold a megabyte key or a million problems: the message quotes
+    // values cut and lists the first problems, counting the rest; `problems` keeps all.
+    const shown = sorted.slice(0, MAX_LISTED_PROBLEMS).map((p) => cutLines(cutQuoted(formatProblem(filename, p)), 1));
+    if (sorted.length > MAX_LISTED_PROBLEMS) shown.push(`${filename}: ... and ${sorted.length - MAX_LISTED_PROBLEMS} more problems (fix these and run again)`);
+    super(shown.join('\n'));
     this.problems = sorted;
   }
 }

@@ -7,8 +7,8 @@
  * The reference for the format is docs/config.md.
  */
 import { isMigBacked, type Profile } from '../model/profile.js';
-import { readFileSync } from 'node:fs';
-import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Node } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, type Node } from 'yaml';
+import { FileTooLargeError, formatBytes, readFileBounded } from '../io/files.js';
 import { parsePciAddress } from '../model/pci.js';
 import {
   ConfigError,
@@ -32,7 +32,7 @@ import {
   type DeviceFilter,
 } from './grammar.js';
 import { closestNames, didYouMean } from './suggest.js';
-import { MAX_ALIAS_EXPANSIONS, plainInteger, ReaderAbort, scalarText, YamlReader, type Field } from './yaml-reader.js';
+import { MAX_ALIAS_EXPANSIONS, parseYamlDocuments, plainInteger, ReaderAbort, scalarText, TOO_DEEP_MESSAGE, YamlReader, type Field } from './yaml-reader.js';
 
 /** Files larger than this are refused before parsing (NVIDIA's full example is ~54 KB). */
 export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
@@ -71,7 +71,7 @@ export function parseConfig(text: string, filename: string): ConfigFile {
     ]);
   }
   const lc = new LineCounter();
-  const docs = parseAllDocuments(text, {
+  const docs = parseYamlDocuments(text, {
     lineCounter: lc,
     prettyErrors: false,
     uniqueKeys: false, // duplicates are reported by the reader, with their key path
@@ -82,6 +82,7 @@ export function parseConfig(text: string, filename: string): ConfigFile {
     const p = lc.linePos(Math.max(0, offset));
     return { line: p.line, column: p.col };
   };
+  if ('tooDeepAt' in docs) throw new ConfigError(filename, [{ path: '', ...at(docs.tooDeepAt), message: TOO_DEEP_MESSAGE }]);
 
   if (!Array.isArray(docs) || docs.length === 0) {
     throw new ConfigError(filename, [
@@ -163,27 +164,44 @@ function readFile(r: YamlReader, contents: unknown, filename: string): ConfigFil
 /** Read a config file from disk (`-` reads standard input). Throws ConfigError. */
 export function loadConfigFile(path: string): ConfigFile {
   const name = path === '-' ? '<stdin>' : path;
+  const text = readTextFile(path, MAX_CONFIG_BYTES, 'config');
+  return parseConfig(text, name);
+}
+
+/**
+ * The UTF-8 text of a user's file (`-` reads standard input), at most `limit`
+ * bytes, checked while reading (so /dev/zero or an endless pipe stops at the
+ * limit). `what` names the file in messages ("config", "profiles"). Throws ConfigError.
+ */
+export function readTextFile(path: string, limit: number, what: string, kind = `${what} files`): string {
+  const name = path === '-' ? '<stdin>' : path;
+  const fail = (message: string): never => {
+    throw new ConfigError(name, [{ path: '', line: 0, column: 0, message }]);
+  };
   let buf: Buffer;
   try {
-    buf = readFileSync(path === '-' ? 0 : path);
+    buf = readFileBounded(path === '-' ? 0 : path, limit);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const why =
-      e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EISDIR' ? 'is a directory' : String(e.message);
-    throw new ConfigError(name, [{ path: '', line: 0, column: 0, message: `cannot read the config file: ${why}` }]);
-  }
-  if (buf.length > MAX_CONFIG_BYTES) {
-    throw new ConfigError(name, [
-      { path: '', line: 0, column: 0, message: `the file is ${buf.length} bytes; config files are limited to ${MAX_CONFIG_BYTES} bytes` },
-    ]);
+      err instanceof FileTooLargeError
+        ? `it holds more than ${formatBytes(limit)}; ${kind} are limited to ${limit} bytes`
+        : e.code === 'ENOENT'
+          ? 'no such file'
+          : e.code === 'EACCES'
+            ? 'permission denied'
+            : e.code === 'EISDIR'
+              ? 'is a directory'
+              : String(e.message);
+    return fail(`cannot read the ${what} file: ${why}`);
   }
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(buf);
   } catch {
-    throw new ConfigError(name, [{ path: '', line: 0, column: 0, message: 'the file is not valid UTF-8 text' }]);
+    return fail('the file is not valid UTF-8 text');
   }
-  return parseConfig(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text, name);
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
 
 /** The names of the configs in a file, in file order. */

@@ -83,3 +83,30 @@ export class RealHostTools implements HostTools {
     }
   }
 }
+
+/**
+ * The host tools of a node vmgpu must never run a program for: a capture
+ * archive, or any plain directory tree (its `host/usr/lib/nvidia/sriov-manage`
+ * is a file someone gave us, and the host's own nvidia-smi describes other
+ * hardware). Nothing can run through it, by construction: a change is refused
+ * with `why`, and what nvidia-smi would tell is unknown.
+ */
+export class NoHostTools implements HostTools {
+  constructor(private readonly why: string) {}
+
+  async sriovManageEnable(pf: PciAddress): Promise<void> {
+    throw new SysfsError('exec', `sriov-manage -e ${checkPciAddress(pf)}`, 'EPERM', this.why);
+  }
+
+  async nvidiaSmiSupportedTypes(_pf: PciAddress): Promise<string | undefined> {
+    return undefined;
+  }
+
+  async heterogeneousMode(_pf: PciAddress): Promise<boolean | undefined> {
+    return undefined;
+  }
+
+  async setHeterogeneousMode(pf: PciAddress, enabled: boolean): Promise<void> {
+    throw new SysfsError('exec', `nvidia-smi vgpu -shm ${enabled ? 1 : 0} -i ${checkPciAddress(pf)}`, 'EPERM', this.why);
+  }
+}

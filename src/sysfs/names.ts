@@ -6,6 +6,7 @@
  * accepts a narrow grammar, normalises it, and throws InvalidNameError for
  * anything else (so `/`, `..`, NUL, whitespace and friends never get through).
  */
+import { quoteCut } from '../io/cut.js';
 import type { Brand } from '../model/brand.js';
 import { InvalidNameError } from '../model/invalid-name.js';
 
@@ -23,7 +24,7 @@ const DECIMAL_RE = /^[0-9]{1,9}$/;
 const VFIO_DEV_RE = /^vfio[0-9]{1,6}$/;
 
 function describe(input: unknown): string {
-  return typeof input === 'string' ? JSON.stringify(input) : String(input);
+  return typeof input === 'string' ? quoteCut(input) : String(input).slice(0, 80);
 }
 
 export function parseMdevUuid(input: string): MdevUuid {

@@ -22,6 +22,7 @@ import type { Inventory } from '../../src/inventory/types.js';
 import { isConfigError } from '../../src/spec/config.js';
 import { loadConfigFile } from '../../src/spec/load.js';
 import { loadSimulation, SIM_STATE_FILE } from '../../src/simulator/index.js';
+import { nvidiaExampleYaml } from '../unit/spec/nvidia-example.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const ENGINE = path.join(ROOT, 'test/fixtures/configs/engine');
@@ -362,8 +363,22 @@ void test('bad input: exit 2, a message with file:line and the fix, and nothing 
   }
   const unknown = vmgpu('validate-config', '-f', errs, '-c', 'unknown-profile');
   assert.equal(unknown.code, 2);
-  assert.match(unknown.stderr, /errors\.yaml:7:\d+: vgpu-configs\.unknown-profile\[0\]: L40S-13Q is not a vGPU profile of NVIDIA L40S/);
+  assert.match(unknown.stderr, /errors\.yaml:7:\d+: vgpu-configs\.unknown-profile\[0\]: L40S-13Q is not a vGPU profile of L40S\. Did you mean/);
   assert.equal(vmgpu('validate-config', '-f', errs, '-c', 'nope').code, 2);
+  // What plan refuses on every node, validate-config refuses without one; what depends on the node it leaves.
+  const all = vmgpu('validate-config', '-f', errs);
+  assert.equal(all.code, 2);
+  for (const c of ['unknown-profile', 'over-capacity', 'selected-twice', 'mdev-two-types']) assert.match(all.stderr, new RegExp(`vgpu-configs\\.${c}\\[`), c);
+  for (const c of ['mixed-without-flag', 'index-out-of-range', 'filter-matches-nothing', 'placement-out-of-range', 'good']) assert.doesNotMatch(all.stderr, new RegExp(`vgpu-configs\\.${c}\\[`), c);
+});
+
+void test("validate-config takes NVIDIA's own example config (vgpu-device-manager v0.5.0) unchanged", () => {
+  const f = path.join(TMP, 'nvidia-config-example.yaml');
+  fs.writeFileSync(f, nvidiaExampleYaml());
+  const r = ok(vmgpu('validate-config', '-f', f), 'validate-config');
+  assert.match(r.stdout, /valid \(711 config\(s\)\)/);
+  assert.match(r.stdout, /note: not checked, vmgpu has no profile facts for their boards/);
+  ok(vmgpu('validate-config', '-f', f, '-c', 'default'), 'validate-config -c default');
 });
 
 void test('exit codes: 3 mismatch, 4 blocked by a VM, 5 no sysfs, 1 runtime failure', () => {

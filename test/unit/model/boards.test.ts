@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { allBoards, boardForDevice, boardForProfile, profileFact } from '../../../src/model/boards.js';
+import { allBoards, boardForDevice, boardProfile, boardsForDevice, boardsForProfile, profileFact } from '../../../src/model/boards.js';
 import { isMigBacked, parseProfile, stripVendorPrefix } from '../../../src/model/profile.js';
 
 void test('every board the issue requires is present, with the documented framework', () => {
@@ -40,19 +40,24 @@ void test('L40S facts match NVIDIA: 48 GB, 32 VFs, Q sizes 1..48 with 32/24/16/1
 });
 
 void test('profile facts are internally consistent on every board', () => {
-  const seen = new Set<string>();
+  const devices = new Set<string>();
   for (const b of allBoards()) {
     assert.ok(b.source.length > 20, `${b.board} names its source`);
     assert.ok(b.deviceIds.every((d) => /^[0-9a-f]{4}$/.test(d)), `${b.board} device ids`);
+    // Boards may share a device ID only when the subsystem tells them apart (A16/A2).
+    for (const d of b.deviceIds) {
+      if (devices.has(d)) assert.ok(b.subsystemDeviceIds?.length, `${b.board}: device ${d} is another board's too`);
+      devices.add(d);
+    }
     assert.equal(b.maxVfs === null, b.framework === 'mdev' && !b.mdevOnVfs, `${b.board}: SR-IOV iff maxVfs`);
+    assert.equal(new Set(b.profiles.map((p) => p.profile)).size, b.profiles.length, `${b.board}: a profile listed twice`);
     for (const p of b.profiles) {
-      assert.ok(!seen.has(p.profile), `duplicate profile ${p.profile}`);
-      seen.add(p.profile);
       assert.ok(p.profile.startsWith(`${b.board}-`), p.profile);
       assert.ok(p.maxInstances >= 1, p.profile);
-      // Time-sliced instances never overcommit the framebuffer; MIG slices never exceed 7.
-      if (!p.migBacked) assert.ok(p.maxInstances * p.framebufferMiB <= b.framebufferMiB, `${p.profile} overcommits`);
-      else assert.ok(p.maxInstances <= 7, p.profile);
+      // No profile overcommits the framebuffer (MIG-backed names round the instance's memory up:
+      // H100L-1-24C is a quarter of 94 GB); MIG-backed ones need the board's MIG and fit its slices.
+      assert.ok(p.maxInstances * p.framebufferMiB <= b.framebufferMiB * (p.migBacked ? 1.05 : 1), `${p.profile} overcommits`);
+      if (p.migBacked) assert.ok(b.migSlices !== null && parseProfile(p.profile)!.gpuInstanceSlices! <= b.migSlices, `${p.profile}: ${b.board} has ${b.migSlices} MIG slices`);
       if (b.maxVfs !== null) assert.ok(p.maxInstances <= b.maxVfs, `${p.profile} exceeds the VF count`);
       // The name grammar agrees with the facts.
       const parsed = parseProfile(`NVIDIA ${p.profile}`);
@@ -86,14 +91,58 @@ void test('profileFact accepts the driver prefixes and any case; rejects the unk
   assert.equal(stripVendorPrefix('NVIDIA RTX6000-Ada-4Q'), 'RTX6000-Ada-4Q');
 });
 
-void test('boardForProfile: known profiles, unknown sizes by longest prefix, and no false matches', () => {
-  assert.equal(boardForProfile('L40S-12Q')?.board, 'L40S');
-  assert.equal(boardForProfile('NVIDIA L40-12Q')?.board, 'L40');
-  assert.equal(boardForProfile('RTX6000-Ada-7Q')?.board, 'RTX6000-Ada');
-  assert.equal(boardForProfile('A100D-99C')?.board, 'A100D');
-  assert.equal(boardForProfile('A100DX-80C')?.board, 'A100DX');
-  assert.equal(boardForProfile('L40SX-1Q'), undefined);
-  assert.equal(boardForProfile('V100-1Q'), undefined);
+void test('boardsForProfile: boards offering the name, else by the longest prefix, and no false matches', () => {
+  const boards = (p: string) => boardsForProfile(p).map((b) => b.model);
+  assert.deepEqual(boards('L40S-12Q'), ['NVIDIA L40S']);
+  assert.deepEqual(boards('NVIDIA L40-12Q'), ['NVIDIA L40']);
+  assert.deepEqual(boards('RTX6000-Ada-7Q'), ['NVIDIA RTX 6000 Ada Generation']);
+  assert.deepEqual(boards('A100D-99C'), ['NVIDIA A100 80GB PCIe']);
+  assert.deepEqual(boards('A100DX-80C'), ['NVIDIA A100 SXM4 80GB']);
+  assert.deepEqual(boards('L40SX-1Q'), []);
+  assert.deepEqual(boards('V100-1Q'), []);
+  // Two Blackwell boards share the DC prefix.
+  assert.deepEqual(boards('DC-16Q'), ['NVIDIA RTX PRO 6000 Blackwell Server Edition', 'NVIDIA RTX PRO 4500 Blackwell Server Edition']);
+  assert.deepEqual(boards('DC-2-8C'), ['NVIDIA RTX PRO 4500 Blackwell Server Edition']);
+  assert.deepEqual(boards('DC-2-48QGFX'), ['NVIDIA RTX PRO 6000 Blackwell Server Edition']);
+  assert.deepEqual(boards('DC-99Q'), ['NVIDIA RTX PRO 6000 Blackwell Server Edition', 'NVIDIA RTX PRO 4500 Blackwell Server Edition']);
+});
+
+void test("the Blackwell boards of NVIDIA's example, by the device IDs of its default config", () => {
+  const want: [string, string, string, number, number][] = [
+    ['2bb5', 'DC', 'NVIDIA RTX PRO 6000 Blackwell Server Edition', 96, 4],
+    ['2bb9', '6000D', 'NVIDIA RTX 6000D', 84, 2],
+    ['2c3a', 'DC', 'NVIDIA RTX PRO 4500 Blackwell Server Edition', 32, 2],
+    ['2901', 'B200X', 'NVIDIA B200', 180, 7],
+    ['2941', 'GB200', 'NVIDIA GB200', 189, 7],
+  ];
+  for (const [dev, board, model, gb, slices] of want) {
+    const b = boardForDevice(dev)!;
+    assert.deepEqual([b.board, b.model, b.framework, b.framebufferMiB / 1024, b.migSlices], [board, model, 'sriov', gb, slices], dev);
+    assert.ok(b.profiles.some((p) => p.migBacked) && b.profiles.some((p) => !p.migBacked), `${dev}: time-sliced and MIG-backed profiles`);
+  }
+  const pro6000 = boardForDevice('2bb5')!;
+  assert.equal(boardProfile(pro6000, 'DC-48Q')?.maxInstances, 2);
+  assert.equal(boardProfile(pro6000, 'DC-1-2Q')?.maxInstances, 48, 'time-sliced inside four 1g.24gb instances');
+  assert.equal(boardProfile(boardForDevice('2901')!, 'B200X-1-23CME')?.maxInstances, 1);
+  assert.equal(boardProfile(boardForDevice('2bb9')!, '6000D-84Q')?.maxInstances, 1);
+});
+
+void test('a name two boards offer differently has no card-free fact; the device tells them apart', () => {
+  assert.equal(profileFact('DC-16Q'), undefined, 'six fit on an RTX PRO 6000, two on a 4500');
+  assert.equal(boardProfile(boardForDevice('2bb5')!, 'DC-16Q')?.maxInstances, 6);
+  assert.equal(boardProfile(boardForDevice('2c3a')!, 'DC-16Q')?.maxInstances, 2);
+  assert.equal(profileFact('DC-2-48Q')?.maxInstances, 2, 'only the 6000 offers it');
+  assert.equal(boardProfile(boardForDevice('2c3a')!, 'DC-2-48Q'), undefined);
+  assert.deepEqual(boardsForDevice('25b6').map((b) => b.board), ['A16', 'A2']);
+});
+
+void test("MIG attributes: the exact name first, else the driver's type without it, as NVIDIA's device manager does", () => {
+  const pro6000 = boardForDevice('2bb5')!;
+  assert.equal(boardProfile(pro6000, 'DC-1-24QGFX')?.profile, 'DC-1-24Q');
+  assert.equal(boardProfile(pro6000, 'NVIDIA DC-4-96CGFX')?.profile, 'DC-4-96C');
+  assert.equal(profileFact('6000D-2-84QGFX')?.profile, '6000D-2-84Q');
+  assert.equal(boardProfile(boardForDevice('20f1')!, 'A100-1-5CME')?.maxInstances, 1, 'ME is a type of its own on A100');
+  assert.equal(boardProfile(pro6000, 'DC-48QGFX'), undefined, 'time-sliced names carry no MIG attribute');
 });
 
 void test('boardForDevice normalises IDs and uses the subsystem to tell A16 from A2', () => {

@@ -21,6 +21,11 @@ void test('the models the issue lists are known, spelled as pci.ids spells them'
     '2236': ['A10', 'GA102GL [A10]', 'mdev'],
     '25b6': ['A16', 'GA107GL [A2 / A16]', 'mdev'],
     '1eb8': ['T4', 'TU104GL [Tesla T4]', 'mdev'],
+    '2bb5': ['RTX PRO 6000 Blackwell Server Edition', 'GB202GL [RTX PRO 6000 Blackwell Server Edition]', 'sriov'],
+    '2bb9': ['RTX 6000D', 'GB202GL [RTX 6000D]', 'sriov'],
+    '2c3a': ['RTX PRO 4500 Blackwell Server Edition', 'GB203GL [RTX PRO 4500 Blackwell Server Edition]', 'sriov'],
+    '2901': ['B200', 'GB100 [B200]', 'sriov'],
+    '2941': ['GB200', 'GB100 [HGX GB200]', 'sriov'],
   };
   for (const [id, [name, pciName, fw]] of Object.entries(want)) {
     const m = knownModel(id);

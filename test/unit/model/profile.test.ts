@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { isMigBacked, isNvidiaProfileShape, parseProfile } from '../../../src/model/profile.js';
+import { isMigBacked, isNvidiaProfileShape, parseProfile, stripVendorPrefix } from '../../../src/model/profile.js';
 
 void test('parseProfile: time-sliced, MIG-backed and prefixed names', () => {
   assert.deepEqual(parseProfile('NVIDIA L40S-12Q'), { name: 'L40S-12Q', board: 'L40S', framebufferGB: 12, series: 'Q', gpuInstanceSlices: null, attribute: null });
@@ -15,13 +15,21 @@ void test('parseProfile: time-sliced, MIG-backed and prefixed names', () => {
   assert.equal(parseProfile('A100D-4-20C')?.board, 'A100D');
   assert.equal(parseProfile('A100-1-5CME')?.attribute, 'ME');
   assert.equal(parseProfile('NVIDIA RTX6000-Ada-4Q')?.board, 'RTX6000-Ada');
-  assert.equal(parseProfile('NVIDIA RTX Pro 6000 Blackwell DC-2B')?.board, 'RTX Pro 6000 Blackwell DC');
   assert.equal(parseProfile('GRID M60-0Q')?.framebufferGB, 0);
   assert.equal(parseProfile('NVIDIA L40S-12Q\n')?.name, 'L40S-12Q', 'a sysfs trailing newline is fine');
   assert.equal(parseProfile('GRID M60-2B4')?.series, 'B');
   for (const bad of ['', 'L40S', 'L40S-Q', 'L40S-12X', '-12Q', 'NVIDIA ', 'L40S-12Q/..', 'L40S\n-12Q', 'A100-9-5C x', 'A100-5CME']) {
     assert.equal(parseProfile(bad), undefined, JSON.stringify(bad));
   }
+});
+
+void test("a driver type name is read as NVIDIA's tools read it: its last word is the profile", () => {
+  // The RTX PRO 6000 Blackwell driver prints "NVIDIA RTX Pro 6000 Blackwell DC-1-3Q"; NVIDIA's configs say DC-1-3Q.
+  assert.deepEqual(parseProfile('NVIDIA RTX Pro 6000 Blackwell DC-1-3Q'), { name: 'DC-1-3Q', board: 'DC', framebufferGB: 3, series: 'Q', gpuInstanceSlices: 1, attribute: null });
+  assert.equal(parseProfile('NVIDIA RTX Pro 6000 Blackwell DC-2B')?.name, 'DC-2B');
+  assert.equal(stripVendorPrefix('NVIDIA RTX Pro 6000 Blackwell DC-48Q\n'), 'DC-48Q');
+  assert.equal(stripVendorPrefix('GRID T4-1Q'), 'T4-1Q');
+  assert.equal(parseProfile('NVIDIA RTX Pro 6000 Blackwell'), undefined);
 });
 
 void test("parseProfile: the shapes of NVIDIA's vGPU 20 example config (Blackwell MIG-backed graphics, Ada boards, media attributes)", () => {

@@ -14,6 +14,7 @@ import type { Plan } from '../../../src/plan/types.js';
 import { parseConfig } from '../../../src/spec/load.js';
 import type { ConfigFile } from '../../../src/spec/config.js';
 import { createSimulatedNode, SimHostTools, type SimNodeSpec, type SimulatedNode } from '../../../src/simulator/index.js';
+import type { SimModel } from '../../../src/simulator/hardware.js';
 import type { SysfsBackend } from '../../../src/sysfs/backend.js';
 import type { HostTools } from '../../../src/sysfs/host-tools.js';
 import { SysfsPort } from '../../../src/sysfs/port.js';
@@ -61,6 +62,21 @@ export async function converge(node: SimulatedNode, file: ConfigFile, name = fil
   const result = await applyOn(node, plan);
   assert.equal(result.failure, null, `apply failed: ${result.failure?.message}`);
   return { plan, result };
+}
+
+/** A fresh node with `count` GPUs of a simulated model, in its vGPU mode. */
+export function freshNode(m: SimModel, count = 2): SimulatedNode {
+  return sim({ gpus: [{ model: m.key, count, mode: m.framework === 'sriov' ? 'sriov-vgpu' : 'mdev-vgpu' }] });
+}
+
+/** On a fresh node of the model, the config plans with changes and no errors, applies, and the node then matches it. */
+export async function convergesOnFresh(m: SimModel, file: ConfigFile, name: string): Promise<void> {
+  const node = freshNode(m);
+  const { plan } = await planOn(node, file, name);
+  assert.deepEqual(plan.errors, [], `${name} on ${m.key}`);
+  assert.ok(plan.actions.length > 0, `${name} changes nothing on a fresh ${m.key} node`);
+  await converge(node, file, name);
+  await assertMatches(node, file, name);
 }
 
 /** `vmgpu assert`: the plan from the node as it is has no actions and nothing blocked. */

@@ -27,10 +27,8 @@ test('NVIDIA\'s examples/config-example.yaml style (4-space indent, device-filte
   const f = loadConfigFile(fixture('nvidia-example-style.yaml'));
   assert.equal(f.configs.length, 10);
   const def = selectConfig(f, 'default');
-  assert.deepEqual(def[0]!.deviceFilter, [
-    { deviceId: '26b5', vendorId: '10de' },
-    { deviceId: '26b9', vendorId: '10de' },
-  ]);
+  assert.deepEqual(def[0]!.deviceFilter, [{ deviceId: '26b9', vendorId: '10de' }]);
+  assert.deepEqual(def[2]!.deviceFilter, [{ deviceId: '26b5', vendorId: '10de' }]);
   assert.deepEqual(def[0]!.vgpuDevices, [{ profile: 'L40S-24Q', original: 'L40S-24Q', count: 2 }]);
   assert.equal(def[1]!.line, 10);
   assert.deepEqual(selectConfig(f, 'A100-1-5C')[0]!.deviceFilter, [{ deviceId: '20f1', vendorId: '10de' }]);
@@ -134,7 +132,7 @@ test('every YAML example in docs/config.md that is a config file parses', () => 
   }
 });
 
-test('assignGpus: one entry per GPU; out-of-range indices, unknown addresses, double claims and empty selections are positioned errors', () => {
+test('assignGpus: one entry per GPU; out-of-range indices, unknown addresses, conflicting claims and empty selections are positioned errors', () => {
   const cfg = (...entryLines: string[]): ReturnType<typeof parseConfig> =>
     parseConfig(['version: v1', 'vgpu-configs:', '  c:', ...entryLines, ''].join('\n'), 'node.yaml');
 
@@ -160,7 +158,7 @@ test('assignGpus: one entry per GPU; out-of-range indices, unknown addresses, do
     '    - devices: [0, 7]',
     '      vgpu-devices: {}',
     '    - pci-addresses: ["0000:3b:00.0", "0000:99:00.0"]',
-    '      vgpu-devices: {}',
+    '      mode: passthrough',
   );
   const b = assignGpus(bad.configs[0]!.entries, gpus);
   assert.deepEqual(
@@ -173,7 +171,7 @@ test('assignGpus: one entry per GPU; out-of-range indices, unknown addresses, do
   );
   assert.match(b.problems[0]!.message, /GPU index 7 is out of range: this node has 3 NVIDIA GPUs \(indices 0-2\)/);
   assert.match(b.problems[1]!.message, /0000:99:00\.0 is not an NVIDIA GPU on this node \(GPUs: 0000:3b:00\.0, 0000:5e:00\.0, 0000:86:00\.0\)/);
-  assert.match(b.problems[2]!.message, /selects GPU 0000:3b:00\.0 \(10de:26b9, index 0\), which vgpu-configs\.c\[0\] \(line 4\) already selects/);
+  assert.match(b.problems[2]!.message, /selects GPU 0000:3b:00\.0 \(10de:26b9, index 0\), which vgpu-configs\.c\[0\] \(line 4\) also selects and sets differently/);
 
   const none = cfg('    - device-filter: "0x233110DE"', '      devices: all', '      vgpu-devices: {}');
   const n = assignGpus(none.configs[0]!.entries, gpus);

@@ -271,7 +271,7 @@ test('names the driver prints beyond NVIDIA\'s strict grammar are accepted (inve
   const f = parseConfig(withEntry('devices: all', 'vgpu-devices:', '  "NVIDIA RTX6000-Ada-12Q": 1', '  "RTX Pro 6000 Blackwell DC-4Q": 1'), 'x');
   assert.deepEqual(
     f.configs[0]!.entries[0]!.vgpuDevices.map((d) => d.profile),
-    ['RTX6000-Ada-12Q', 'RTX Pro 6000 Blackwell DC-4Q'],
+    ['RTX6000-Ada-12Q', 'DC-4Q'],
   );
   // ... and the MIG rule still sees DC-2-32C as MIG-backed.
   const p = oneProblem(withEntry('devices: all', 'vgpu-devices:', '  "DC-32C": 1', '  "DC-2-32C": 1'));
