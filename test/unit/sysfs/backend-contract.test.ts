@@ -16,7 +16,7 @@ import { withScratch } from '../../support/scratch.js';
 
 interface Pair {
   node: SimulatedNode;
-  backends: [string, SysfsBackend][];
+  backends: [[string, SysfsBackend], [string, SysfsBackend]];
 }
 
 async function withPair(f: (p: Pair) => void): Promise<void> {
