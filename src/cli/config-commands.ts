@@ -31,15 +31,10 @@ const CONFIG_OPTIONS = {
   json: { type: 'boolean' },
 } as const;
 
-/** Load a config file; a ConfigError becomes a CliError with exit code 2. null when no file was given. */
+/** Load a config file (a bad one throws ConfigError: exit 2); null when no file was given. */
 export function loadConfigOrNull(path: string | undefined): ConfigFile | null {
   if (!path) return null;
-  try {
-    return loadConfigFile(path);
-  } catch (err) {
-    if (isConfigError(err)) throw new CliError(err.message, EXIT.BAD_INPUT);
-    throw err;
-  }
+  return loadConfigFile(path);
 }
 
 function loadConfig(v: Record<string, unknown>): ConfigFile {
@@ -95,23 +90,14 @@ export function formatUndetermined(plan: Plan): string[] {
 async function planFromFlags(v: Record<string, unknown>): Promise<{ machine: Machine; plan: Plan }> {
   const file = loadConfig(v);
   const machine = openMachine(v as GlobalFlags);
-  try {
-    const { plan } = await planOn(machine, { file, name: configName(v), nodeId: nodeIdentity(v) });
-    return { machine, plan };
-  } catch (err) {
-    if (isConfigError(err)) throw new CliError(err.message, EXIT.BAD_INPUT);
-    throw err;
-  }
+  const { plan } = await planOn(machine, { file, name: configName(v), nodeId: nodeIdentity(v) });
+  return { machine, plan };
 }
 
 /** `--wait DURATION` (default 1m): how long apply waits for another writer of the node. */
 function waitMs(v: Record<string, unknown>): number {
   const text = (v.wait as string | undefined) ?? '1m';
-  try {
-    return parseDuration(text, '--wait');
-  } catch (err) {
-    throw new CliError((err as Error).message);
-  }
+  return parseDuration(text, '--wait');
 }
 
 function planErrorsExit(plan: Plan): void {
@@ -137,12 +123,7 @@ export const configCommands: Record<string, Command> = {
     async run(v) {
       const file = loadConfig(v);
       if (v.config) {
-        try {
-          selectConfig(file, String(v.config));
-        } catch (err) {
-          if (isConfigError(err)) throw new CliError(err.message, EXIT.BAD_INPUT);
-          throw err;
-        }
+        selectConfig(file, String(v.config));
       }
       const { errors, notes } = validateOnPaper(file, v.config ? String(v.config) : null);
       if (errors.length) throw new CliError(errors.map((e) => `${e.where}: ${e.message}`).join('\n'), EXIT.BAD_INPUT);
@@ -240,13 +221,7 @@ export const configCommands: Record<string, Command> = {
       // Every name is checked before the node is read.
       const badName = checkConfigName(configName);
       if (badName) throw new CliError(`--name: ${badName}`);
-      let lines;
-      try {
-        lines = loadCozystackFile(path);
-      } catch (err) {
-        if (isConfigError(err)) throw new CliError(err.message, EXIT.BAD_INPUT);
-        throw err;
-      }
+      const lines = loadCozystackFile(path);
       const inv = await openMachine(v as GlobalFlags).inventory({ fullCatalog: true });
       const cannotName: string[] = [];
       try {
@@ -274,7 +249,6 @@ export const configCommands: Record<string, Command> = {
         if (isConfigError(err) && cannotName.length > 0 && cannotName.length === err.problems.length) {
           throw new CliError([...cannotName, `To fix: run the import where nvidia-smi works (the host), or once a VF of a GPU of this model and driver is free so vmgpu's catalog learns the names.`].join('\n'), EXIT.UNDETERMINED);
         }
-        if (isConfigError(err)) throw new CliError(err.message, EXIT.BAD_INPUT);
         throw err;
       }
       return EXIT.OK;

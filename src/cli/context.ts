@@ -8,10 +8,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { PciIds, loadFirstPciIds, DEFAULT_PCI_IDS_PATHS } from '../inventory/pciids.js';
 import { DEFAULT_STATE_DIR, openHost } from '../machine/host.js';
-import { acquireNodeLock, nodeLockPath, NodeLockBusyError, type NodeLock } from '../machine/lock.js';
+import { acquireNodeLock, nodeLockPath, type NodeLock } from '../machine/lock.js';
 import type { Machine } from '../machine/machine.js';
 import { openSimulatedDir } from '../machine/simulated.js';
-import { markSimTreeEdited, simTreeProblem, SIM_STATE_FILE } from '../simulator/index.js';
+import { beforeWritingSimulatorTree, guardedBySimulatorTree, simulatorTreeAt, type SimulatorTree } from '../machine/simulator-tree.js';
 import { extractCapture, readCaptureMeta } from '../sysfs/capture.js';
 import { driverToolsAt, type DriverTools } from '../sysfs/driver-root.js';
 import { CliError, EXIT } from './exit-codes.js';
@@ -29,16 +29,11 @@ export async function lockNode(flags: GlobalFlags, command: string, waitMs: numb
   const where = flags.simulate
     ? { simulateDir: flags.simulate }
     : { sysRoot: resolveRoots(flags).roots.sys, stateDir: flags['state-dir'] ?? (process.env.VMGPU_STATE_DIR || DEFAULT_STATE_DIR) };
-  try {
-    return await acquireNodeLock(nodeLockPath(where), {
-      command,
-      waitMs,
-      onWait: (h) => process.stderr.write(`waiting for the node lock: ${h ? `${h.command} (PID ${h.pid})` : 'another vmgpu process'} is changing this node…\n`),
-    });
-  } catch (err) {
-    if (err instanceof NodeLockBusyError) throw new CliError(err.message, EXIT.FAILURE);
-    throw err;
-  }
+  return acquireNodeLock(nodeLockPath(where), {
+    command,
+    waitMs,
+    onWait: (h) => process.stderr.write(`waiting for the node lock: ${h ? `${h.command} (PID ${h.pid})` : 'another vmgpu process'} is changing this node…\n`),
+  });
 }
 
 /** `found`: the driver tools the caller looked up already (the agent logs what it found). */
@@ -58,35 +53,9 @@ export function openMachine(flags: GlobalFlags, found?: { driverTools: DriverToo
     driverTools: found ? found.driverTools : driverTools(flags),
     archive,
     // A write through --sysfs-root into a simulator's tree: its next --simulate save rewrites the tree.
-    ...(simTree ? { beforeFirstWrite: () => markSimTreeEdited(simTree.dir) } : {}),
+    ...(simTree ? { beforeFirstWrite: beforeWritingSimulatorTree(simTree) } : {}),
   });
-  if (!simTree) return machine;
-  return {
-    ...machine,
-    async inventory(req) {
-      const inv = await machine.inventory(req);
-      // A simulator's tree saved while we read it may have been half old, half new.
-      checkSimTree(simTree);
-      return inv;
-    },
-  };
-}
-
-/** A simulator's directory read through --sysfs-root, and its state file as it was when resolved. */
-interface SimTree {
-  dir: string;
-  state: string;
-}
-
-function stateStamp(dir: string): string {
-  const st = fs.statSync(path.join(dir, SIM_STATE_FILE), { throwIfNoEntry: false });
-  return st ? `${st.ino}/${st.mtimeMs}/${st.size}` : 'none';
-}
-
-/** Refuse a simulator tree that is half saved, or was saved while we read it. */
-function checkSimTree(t: SimTree): void {
-  const problem = simTreeProblem(t.dir) ?? (stateStamp(t.dir) !== t.state ? `the simulated node in ${t.dir} was saved while it was being read; read it again` : null);
-  if (problem) throw new CliError(problem, EXIT.NO_SYSFS);
+  return simTree ? guardedBySimulatorTree(machine, simTree) : machine;
 }
 
 /**
@@ -116,7 +85,7 @@ interface ResolvedRoots {
   /** The capture archive the tree was extracted from, if it was. */
   archive: string | null;
   /** Set when the root is a simulated node's directory (it holds a state file). */
-  simTree: SimTree | null;
+  simTree: SimulatorTree | null;
 }
 
 /**
@@ -139,13 +108,8 @@ export function resolveRoots(flags: GlobalFlags): ResolvedRoots {
   if (!fs.existsSync(sys)) throw new CliError(`--sysfs-root ${sys}: no such directory`, EXIT.NO_SYSFS);
   const dev = flags['dev-root'] ?? (base ? path.join(base, 'dev') : '/dev');
   const host = flags['host-root'] ?? (base ? path.join(base, 'host') : '/');
-  let simTree: SimTree | null = null;
   // A simulated node's directory, given as DIR or as DIR/sys.
-  const simDir = base ?? path.dirname(path.resolve(sys));
-  if (!archive && fs.existsSync(path.join(simDir, SIM_STATE_FILE))) {
-    simTree = { dir: simDir, state: stateStamp(simDir) };
-    checkSimTree(simTree);
-  }
+  const simTree = archive ? null : simulatorTreeAt(base ?? path.dirname(path.resolve(sys)));
   let kernelRelease: string | null = null;
   if (base) kernelRelease = readCaptureMeta(base)?.kernelRelease ?? null;
   else if (sys === '/sys') kernelRelease = os.release();

@@ -13,9 +13,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { cutLines, cutQuoted, quoteCut } from '../io/cut.js';
-import { InvalidNameError, SysfsError } from '../sysfs/errors.js';
 import { write, type Command } from './command.js';
-import { CliError, EXIT } from './exit-codes.js';
+import { CliError, EXIT, exitCodeOf } from './exit-codes.js';
 import { isCaptureArchive } from './flags.js';
 import { flushAndExit } from './output.js';
 
@@ -122,13 +121,8 @@ function readVersion(): string {
 /** Turn any error into a message and an exit code. */
 export function report(err: unknown): number {
   const e = err as Error;
-  let code: number = EXIT.FAILURE;
-  let msg = e?.message ?? String(err);
-  if (err instanceof CliError) code = err.exitCode;
-  else if (err instanceof InvalidNameError) code = EXIT.BAD_INPUT;
-  // By name: importing the inventory here would load it for every command.
-  else if (err instanceof Error && err.name === 'InventoryError') code = EXIT.NO_SYSFS;
-  else if (err instanceof SysfsError) msg = `${err.message}`;
+  const code = exitCodeOf(err);
+  const msg = e?.message ?? String(err);
   // Cut as a last resort: no message should be megabytes, but its values come from users.
   process.stderr.write(`vmgpu: ${cutLines(cutQuoted(msg), 200)}\n`);
   if (process.env.VMGPU_DEBUG) process.stderr.write(`${e?.stack ?? ''}\n`);

@@ -115,11 +115,7 @@ export const serveCommands: Record<string, Command> = {
     async run(v) {
       const nodeName = str(v, 'node-name', 'NODE_NAME');
       if (!nodeName) throw new CliError('give the node name with --node-name NAME (or env NODE_NAME, e.g. from the downward API spec.nodeName)');
-      try {
-        checkObjectName(nodeName, '--node-name');
-      } catch (err) {
-        throw new CliError((err as Error).message);
-      }
+      checkObjectName(nodeName, '--node-name');
       const level = logLevel(v);
       const logger = jsonLogger({ level, base: { component: 'agent', node: nodeName }, write: (l) => process.stdout.write(l) });
       const stateDir = str(v, 'state-dir', 'VMGPU_STATE_DIR') ?? DEFAULT_STATE_DIR;

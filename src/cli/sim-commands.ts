@@ -2,7 +2,7 @@
  * `vmgpu sim ...`: create a simulated GPU node on disk, list what the
  * simulator knows, and mark its devices as held by a (simulated) VM.
  */
-import { createSimulatedNode, materialize, parseHeldDevice, simModels, SIM_DRIVERS, loadSimulation, saveSimulation, type SimMode } from '../simulator/index.js';
+import { createSimulatedNodeDir, setHeld, simulatorDrivers, simulatorModels, type SimMode } from '../machine/simulation.js';
 import { write, type Command } from './command.js';
 import { CliError, EXIT } from './exit-codes.js';
 
@@ -48,19 +48,16 @@ export const simCommands: Record<string, Command> = {
           ...(v.profiles && i === 0 ? { profiles: String(v.profiles).split(',').filter(Boolean) } : {}),
         };
       });
-      let node;
-      try {
-        node = createSimulatedNode({
+      const node = createSimulatedNodeDir(
+        {
           gpus,
           ...(v['driver-version'] ? { driverVersion: String(v['driver-version']) } : {}),
           ...(v['no-iommu'] ? { iommu: false } : {}),
           ...(v['no-nvidia-smi'] ? { nvidiaSmi: false } : {}),
-        });
-      } catch (err) {
-        throw new CliError((err as Error).message);
-      }
-      const res = materialize(node, out);
-      write(`simulated node written to ${out}: ${node.gpus.length} GPU(s), ${res.files} files, ${res.links} links (driver ${node.driver.version})`);
+        },
+        out,
+      );
+      write(`simulated node written to ${out}: ${node.gpus} GPU(s), ${node.files} files, ${node.links} links (driver ${node.driverVersion})`);
       write(`read it:   vmgpu discover --sysfs-root ${out}`);
       write(`change it: vmgpu apply --simulate ${out} -f CONFIG -c NAME`);
       return EXIT.OK;
@@ -71,8 +68,8 @@ export const simCommands: Record<string, Command> = {
     usage: 'vmgpu sim models',
     options: {},
     async run() {
-      for (const m of simModels()) write(`${m.key.padEnd(12)} 10de:${m.deviceId}  ${m.framework === 'sriov' ? 'SR-IOV vGPU' : 'mdev vGPU'}${m.totalVfs ? `, ${m.totalVfs} VFs` : ''}`);
-      write(`driver versions: ${SIM_DRIVERS.map((d) => `${d.version}${d.rejectsTrailingNewline ? ' (rejects trailing newline)' : ''}`).join(', ')}`);
+      for (const m of simulatorModels()) write(`${m.key.padEnd(12)} 10de:${m.deviceId}  ${m.framework === 'sriov' ? 'SR-IOV vGPU' : 'mdev vGPU'}${m.totalVfs ? `, ${m.totalVfs} VFs` : ''}`);
+      write(`driver versions: ${simulatorDrivers().map((d) => `${d.version}${d.rejectsTrailingNewline ? ' (rejects trailing newline)' : ''}`).join(', ')}`);
       return EXIT.OK;
     },
   },
@@ -97,12 +94,8 @@ export const simCommands: Record<string, Command> = {
 async function simHold(pos: string[], hold: boolean): Promise<number> {
   const [dir, id] = pos;
   if (!dir || !id) throw new CliError(`usage: vmgpu sim ${hold ? 'hold' : 'release'} DIR ADDRESS|UUID`);
-  // The name first: nothing is read for a name that could never be held.
-  const key = parseHeldDevice(id);
-  const node = loadSimulation(dir);
-  if (hold) node.hold(key);
-  else node.release(key);
-  saveSimulation(node, dir);
+  // The name is checked first: nothing is read for a name that could never be held.
+  const key = setHeld(dir, id, hold);
   write(`${key} ${hold ? 'is now held by a (simulated) VM' : 'released'}`);
   return EXIT.OK;
 }

@@ -4,6 +4,7 @@
  * host. See docs/simulator.md for what is modelled and what is not.
  */
 import { createHash } from 'node:crypto';
+import { InputError } from '../model/errors.js';
 import { SysfsError } from '../sysfs/errors.js';
 import { parsePciAddress, vfAddress } from '../model/pci.js';
 import { parseMdevUuid } from '../sysfs/names.js';
@@ -348,26 +349,26 @@ export class SimulatedNode {
       mdevs: new Map(),
     } satisfies Omit<SimGpu, never>);
     if (gs.mode === 'sriov-vgpu') {
-      if (model.framework !== 'sriov') throw new Error(`simulator: ${model.key} uses mdev vGPU, not SR-IOV vGPU; use --mode mdev-vgpu`);
+      if (model.framework !== 'sriov') throw new InputError(`simulator: ${model.key} uses mdev vGPU, not SR-IOV vGPU; use --mode mdev-vgpu`);
       if (gs.vfsEnabled ?? true) this.enableVfs(gpu, model.totalVfs);
       for (const [i, p] of (gs.profiles ?? []).entries()) {
         const vf = gpu.vfs[i];
         const t = this.typeByProfile(gpu, p);
-        if (!vf) throw new Error(`simulator: ${model.key} has ${gpu.vfs.length} VFs enabled; cannot configure profile #${i + 1}`);
-        if (!this.creatable(gpu, vf).includes(t)) throw new Error(`simulator: ${p} does not fit on ${pf.addr} after ${i} profiles`);
+        if (!vf) throw new InputError(`simulator: ${model.key} has ${gpu.vfs.length} VFs enabled; cannot configure profile #${i + 1}`);
+        if (!this.creatable(gpu, vf).includes(t)) throw new InputError(`simulator: ${p} does not fit on ${pf.addr} after ${i} profiles`);
         vf.typeId = t.id;
       }
     } else if (gs.mode === 'mdev-vgpu') {
-      if (model.framework !== 'mdev') throw new Error(`simulator: ${model.key} uses SR-IOV vGPU, not mdev; use --mode sriov-vgpu`);
+      if (model.framework !== 'mdev') throw new InputError(`simulator: ${model.key} uses SR-IOV vGPU, not mdev; use --mode sriov-vgpu`);
       if (gpu.mdevOnVfs && (gs.vfsEnabled ?? true)) this.enableVfs(gpu, model.totalVfs);
       for (const [i, p] of (gs.profiles ?? []).entries()) {
         const t = this.typeByProfile(gpu, p);
         const parent = this.mdevParents(gpu).find((x) => this.availableInstances(gpu, t, x) > 0);
-        if (!parent) throw new Error(`simulator: ${p} does not fit on ${pf.addr} after ${i} instances`);
+        if (!parent) throw new InputError(`simulator: ${p} does not fit on ${pf.addr} after ${i} instances`);
         this.addMdev(gpu, parent, t, deterministicUuid(`${pf.addr}/${i}`));
       }
     } else if (gs.profiles?.length) {
-      throw new Error(`simulator: profiles only apply to modes sriov-vgpu and mdev-vgpu`);
+      throw new InputError(`simulator: profiles only apply to modes sriov-vgpu and mdev-vgpu`);
     }
     return gpu;
   }
@@ -378,7 +379,7 @@ export class SimulatedNode {
 
   private typeByProfile(gpu: SimGpu, profile: string): SimType {
     const t = gpu.types.find((x) => x.profile === profile || x.name === profile);
-    if (!t) throw new Error(`simulator: ${gpu.model.key} has no profile ${profile} (has ${gpu.types.map((x) => x.profile).join(', ')})`);
+    if (!t) throw new InputError(`simulator: ${gpu.model.key} has no profile ${profile} (has ${gpu.types.map((x) => x.profile).join(', ')})`);
     return t;
   }
 
@@ -577,7 +578,7 @@ export class SimulatedNode {
 
   private gpuByPf(pf: string): SimGpu {
     const g = this.gpus.find((x) => x.pf.addr === pf.toLowerCase());
-    if (!g) throw new Error(`simulator: no GPU at ${pf}`);
+    if (!g) throw new InputError(`simulator: no GPU at ${pf}`);
     return g;
   }
 

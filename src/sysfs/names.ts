@@ -8,7 +8,7 @@
  */
 import { quoteCut } from '../io/cut.js';
 import type { Brand } from '../model/brand.js';
-import { InvalidNameError } from '../model/invalid-name.js';
+import { InvalidNameError } from '../model/errors.js';
 
 /** An mdev instance UUID in canonical lower-case 8-4-4-4-12 form. */
 export type MdevUuid = Brand<string, 'MdevUuid'>;

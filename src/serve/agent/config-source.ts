@@ -13,6 +13,7 @@ import type { V1ConfigMap } from '@kubernetes/client-node';
 import { Informer } from '../kube/informer.js';
 import { checkNamespace, checkObjectName, type Kube } from '../kube/kube.js';
 import { messageOf } from '../errors.js';
+import { InputError } from '../../model/errors.js';
 
 export interface ConfigSnapshot {
   text: string;
@@ -107,7 +108,7 @@ export const CONFIG_MAP_KEY = 'config.yaml';
 /** `NAMESPACE/NAME` (of `flag`: --config-map, --catalog-map) -> parts, validated. */
 export function parseConfigMapRef(ref: string, flag = '--config-map'): { namespace: string; name: string } {
   const [ns, name, extra] = ref.split('/');
-  if (!ns || !name || extra !== undefined) throw new Error(`${flag} ${JSON.stringify(ref)}: give NAMESPACE/NAME`);
+  if (!ns || !name || extra !== undefined) throw new InputError(`${flag} ${JSON.stringify(ref)}: give NAMESPACE/NAME`);
   return { namespace: checkNamespace(ns, `${flag} namespace`), name: checkObjectName(name, `${flag} name`) };
 }
 

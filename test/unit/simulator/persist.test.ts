@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { openMachine } from '../../../src/cli/context.js';
-import { CliError } from '../../../src/cli/exit-codes.js';
+import { exitCodeOf } from '../../../src/cli/exit-codes.js';
 import {
   createSimulatedNode,
   loadSimulation,
@@ -98,7 +98,7 @@ void test('killed at every point of a save: the state is old or new, and the tre
       assert.ok(JSON.stringify(state) === JSON.stringify(oldState) || JSON.stringify(state) === JSON.stringify(snapshotNode(n)), `k=${k}: the state is neither old nor new`);
       if (fs.existsSync(path.join(d, SIM_SAVING_MARKER))) {
         // A --sysfs-root reader is told (the CLI's check is tested once, below: it loads the PCI IDs database).
-        if (told++ === 0) assert.throws(() => openMachine({ 'sysfs-root': d }), (e: unknown) => e instanceof CliError && e.exitCode === 5 && /is half saved/.test(e.message), `k=${k}`);
+        if (told++ === 0) assert.throws(() => openMachine({ 'sysfs-root': d }), (e: unknown) => exitCodeOf(e) === 5 && /is half saved/.test((e as Error).message), `k=${k}`);
         assert.match(simTreeProblem(d) ?? '', /is half saved/);
       } else {
         assertDiskTreeIs(d, back, `k=${k}`);
