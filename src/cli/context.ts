@@ -13,6 +13,7 @@ import type { Machine } from '../machine/machine.js';
 import { openSimulatedDir } from '../machine/simulated.js';
 import { beforeWritingSimulatorTree, guardedBySimulatorTree, simulatorTreeAt, type SimulatorTree } from '../machine/simulator-tree.js';
 import { extractCapture, readCaptureMeta } from '../sysfs/capture.js';
+import { driverToolsAt, type DriverTools } from '../sysfs/driver-root.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { isCaptureArchive, type GlobalFlags } from './flags.js';
 
@@ -35,7 +36,8 @@ export async function lockNode(flags: GlobalFlags, command: string, waitMs: numb
   });
 }
 
-export function openMachine(flags: GlobalFlags): Machine {
+/** `found`: the driver tools the caller looked up already (the agent logs what it found). */
+export function openMachine(flags: GlobalFlags, found?: { driverTools: DriverTools | undefined }): Machine {
   const pciIds = loadPciIds(flags['pci-ids']);
   const stateDir = flags['state-dir'] ?? (process.env.VMGPU_STATE_DIR || undefined);
   if (flags.simulate) {
@@ -48,11 +50,22 @@ export function openMachine(flags: GlobalFlags): Machine {
     pciIds,
     kernelRelease,
     stateDir,
+    driverTools: found ? found.driverTools : driverTools(flags),
     archive,
     // A write through --sysfs-root into a simulator's tree: its next --simulate save rewrites the tree.
     ...(simTree ? { beforeFirstWrite: beforeWritingSimulatorTree(simTree) } : {}),
   });
   return simTree ? guardedBySimulatorTree(machine, simTree) : machine;
+}
+
+/**
+ * `--driver-root DIR` (env VMGPU_DRIVER_ROOT): the host driver's root as this
+ * process sees it (the chart mounts it at /host/driver; on a GPU Operator
+ * node /run/nvidia/driver). Without it, nvidia-smi on PATH.
+ */
+export function driverTools(flags: GlobalFlags): DriverTools | undefined {
+  const root = flags['driver-root'] ?? (process.env.VMGPU_DRIVER_ROOT || undefined);
+  return root === undefined ? undefined : driverToolsAt(root, os.tmpdir());
 }
 
 function loadPciIds(explicit: string | undefined): PciIds {

@@ -9,6 +9,7 @@ export interface GlobalFlags {
   'host-root'?: string;
   'pci-ids'?: string;
   'state-dir'?: string;
+  'driver-root'?: string;
   simulate?: string;
 }
 
@@ -18,6 +19,7 @@ export const GLOBAL_OPTIONS = {
   'host-root': { type: 'string' },
   'pci-ids': { type: 'string' },
   'state-dir': { type: 'string' },
+  'driver-root': { type: 'string' },
   simulate: { type: 'string' },
 } as const;
 

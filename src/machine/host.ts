@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import { CatalogCache } from '../inventory/catalog-cache.js';
 import type { PciIds } from '../inventory/pciids.js';
 import { DiskBackend, type DiskRoots } from '../sysfs/disk-backend.js';
-import { NoHostTools, RealHostTools } from '../sysfs/host-tools.js';
+import type { DriverTools } from '../sysfs/driver-root.js';
+import { NoHostTools, RealHostTools, type RealHostToolsOptions } from '../sysfs/host-tools.js';
 import { SysfsPort } from '../sysfs/port.js';
 import { seesHostProcesses } from '../sysfs/processes.js';
 import { openVfioDevices } from '../sysfs/vfio-users.js';
@@ -22,6 +23,11 @@ export interface HostOptions {
   kernelRelease: string | null;
   /** Where the catalog cache lives; undefined: the default state dir when it is writable, else none. */
   stateDir?: string | undefined;
+  /**
+   * The host driver's nvidia-smi and libnvidia-ml under a mounted driver root
+   * (driver-root.ts); undefined: nvidia-smi on PATH, as on a host.
+   */
+  driverTools?: DriverTools | undefined;
   /** The capture archive the tree was extracted from: the machine is then read-only. */
   archive?: string | null;
   /** Called once before the first write to a plain tree (a simulator marks its tree edited). */
@@ -47,7 +53,7 @@ export function openHost(opts: HostOptions): Machine {
   return machineOf({
     port,
     // Programs run only on a live host: never from an archive or a directory tree someone handed us.
-    tools: backend.live ? new RealHostTools({ sriovManage: port.sriovManagePath() }) : new NoHostTools(noToolsReason(opts)),
+    tools: backend.live ? new RealHostTools({ sriovManage: port.sriovManagePath(), ...nvidiaSmiOptions(opts.driverTools) }) : new NoHostTools(noToolsReason(opts)),
     pciIds: opts.pciIds,
     kernelRelease: opts.kernelRelease,
     catalogCache: opts.stateDir ? new CatalogCache(opts.stateDir) : defaultCatalogCache(),
@@ -56,6 +62,11 @@ export function openHost(opts: HostOptions): Machine {
     commit: () => {},
     lockPath: nodeLockPath({ sysRoot: opts.roots.sys, stateDir: opts.stateDir ?? DEFAULT_STATE_DIR }),
   });
+}
+
+function nvidiaSmiOptions(t: DriverTools | undefined): Partial<RealHostToolsOptions> {
+  if (t === undefined) return {};
+  return t.found ? { nvidiaSmi: t.nvidiaSmi, libraryPath: t.libraryPath } : { nvidiaSmi: null, nvidiaSmiMissing: t.why };
 }
 
 /** The default cache lives in the state dir when it is writable, else nowhere (read-only use still works). */

@@ -203,13 +203,17 @@ export class SimulatedNode {
     this.gpuByPf(pf).present = true;
     this.invalidate();
   }
-  /** Remove `/dev/vfio/<group>` (or restore it). */
-  removeDevNode(group: number): void {
-    this.removedDevNodes.add(String(group));
+  /**
+   * Remove a device node (or restore it): a number is an IOMMU group's
+   * `/dev/vfio/<group>`; a string a path under /dev (`vfio/devices/vfio3`,
+   * `vfio/vfio`, `iommu`).
+   */
+  removeDevNode(node: number | string): void {
+    this.removedDevNodes.add(String(node));
     this.invalidate();
   }
-  restoreDevNode(group: number): void {
-    this.removedDevNodes.delete(String(group));
+  restoreDevNode(node: number | string): void {
+    this.removedDevNodes.delete(String(node));
     this.invalidate();
   }
   /** Simulate a reboot: VFs, vGPU types and mdevs vanish; drivers go back to their defaults. */
@@ -621,8 +625,8 @@ export class SimulatedNode {
     if (this.iommu) {
       mkdirp(sys, 'devices/virtual/iommu/dmar0');
       put(sys, 'class/iommu/dmar0', link('../../devices/virtual/iommu/dmar0'));
-      put(dev, 'vfio/vfio', chardev());
-      if (this.iommufd) put(dev, 'iommu', chardev());
+      if (!this.removedDevNodes.has('vfio/vfio')) put(dev, 'vfio/vfio', chardev());
+      if (this.iommufd && !this.removedDevNodes.has('iommu')) put(dev, 'iommu', chardev());
     } else {
       mkdirp(sys, 'class/iommu');
     }
@@ -688,7 +692,7 @@ export class SimulatedNode {
     }
     if (fn.vfio !== null && fn.driver !== null) {
       put(sys, `${p}/vfio-dev/vfio${fn.vfio}/dev`, text(`511:${fn.vfio}\n`));
-      put(dev, `vfio/devices/vfio${fn.vfio}`, chardev());
+      if (!this.removedDevNodes.has(`vfio/devices/vfio${fn.vfio}`)) put(dev, `vfio/devices/vfio${fn.vfio}`, chardev());
     }
     if (fn.kind === 'vf') {
       const vf = fn.gpu.vfs.find((v) => v.fn === fn)!;

@@ -25,8 +25,11 @@ export interface HostTools {
 export interface RealHostToolsOptions {
   /** Host path of sriov-manage (from SysfsPort.sriovManagePath()). */
   sriovManage: string;
-  /** nvidia-smi command; default `nvidia-smi` on PATH. */
-  nvidiaSmi?: string;
+  /** nvidia-smi command; default `nvidia-smi` on PATH; null when it is not reachable (`nvidiaSmiMissing` says why). */
+  nvidiaSmi?: string | null;
+  nvidiaSmiMissing?: string;
+  /** LD_LIBRARY_PATH for nvidia-smi: a directory holding the host driver's libnvidia-ml.so.1 (driver-root.ts). */
+  libraryPath?: string;
   timeoutMs?: number;
 }
 
@@ -40,7 +43,7 @@ export class RealHostTools implements HostTools {
 
   async nvidiaSmiSupportedTypes(pf: PciAddress): Promise<string | undefined> {
     try {
-      return await this.exec(this.opts.nvidiaSmi ?? 'nvidia-smi', ['vgpu', '-s', '-v', '-i', checkPciAddress(pf)]);
+      return await this.exec(this.nvidiaSmi(), ['vgpu', '-s', '-v', '-i', checkPciAddress(pf)]);
     } catch (err) {
       if (err instanceof SysfsError && err.code === 'ENOENT') return undefined;
       throw err;
@@ -50,7 +53,7 @@ export class RealHostTools implements HostTools {
   async heterogeneousMode(pf: PciAddress): Promise<boolean | undefined> {
     let out: string;
     try {
-      out = await this.exec(this.opts.nvidiaSmi ?? 'nvidia-smi', ['-q', '-i', checkPciAddress(pf)]);
+      out = await this.exec(this.nvidiaSmi(), ['-q', '-i', checkPciAddress(pf)]);
     } catch {
       return undefined;
     }
@@ -60,12 +63,18 @@ export class RealHostTools implements HostTools {
   }
 
   async setHeterogeneousMode(pf: PciAddress, enabled: boolean): Promise<void> {
-    await this.exec(this.opts.nvidiaSmi ?? 'nvidia-smi', ['vgpu', '-shm', enabled ? '1' : '0', '-i', checkPciAddress(pf)]);
+    await this.exec(this.nvidiaSmi(), ['vgpu', '-shm', enabled ? '1' : '0', '-i', checkPciAddress(pf)]);
   }
 
-  private async exec(cmd: string, args: string[], timeout = this.opts.timeoutMs ?? 30_000): Promise<string> {
+  private nvidiaSmi(): string | null {
+    return this.opts.nvidiaSmi === undefined ? 'nvidia-smi' : this.opts.nvidiaSmi;
+  }
+
+  private async exec(cmd: string | null, args: string[], timeout = this.opts.timeoutMs ?? 30_000): Promise<string> {
+    if (cmd === null) throw new SysfsError('exec', `nvidia-smi ${args.join(' ')}`, 'ENOENT', this.opts.nvidiaSmiMissing ?? 'nvidia-smi is not reachable');
     try {
-      const { stdout } = await run(cmd, args, { timeout, maxBuffer: 4 << 20 });
+      const env = this.opts.libraryPath ? { ...process.env, LD_LIBRARY_PATH: this.opts.libraryPath } : process.env;
+      const { stdout } = await run(cmd, args, { timeout, maxBuffer: 4 << 20, env });
       return stdout;
     } catch (err) {
       const e = err as NodeJS.ErrnoException & { stderr?: string };
