@@ -84,6 +84,8 @@ try {
     stateDir: path.join(dir, 'state'),
     devicePluginDir: kubelet.dir,
     podResourcesSocket: path.join(dir, 'none.sock'),
+    // Declared: the benchmark measures the agent, not the kubelet's answer; VM protection rests on open VFIO files.
+    noKubelet: true,
     metricsAddr: null,
     logger: silentLogger,
     validateIntervalMs: 0,
@@ -162,7 +164,7 @@ try {
     const auditLinesAtSpawn = countAgentRequests().length;
     child = spawn(
       process.execPath,
-      [...(nodeOptions ? nodeOptions.split(' ') : []), main, 'agent', '--node-name', NODE2, '--kubeconfig', cp.kubeconfigPath, '--simulate', simDir, '--config-file', mount.file, '--state-dir', path.join(dir, `state-idle-${i}`), '--device-plugin-dir', kubelet2.dir, '--pod-resources-socket', path.join(dir, 'none.sock'), '--metrics-addr', '127.0.0.1:0', '--log-level', 'warn'],
+      [...(nodeOptions ? nodeOptions.split(' ') : []), main, 'agent', '--node-name', NODE2, '--kubeconfig', cp.kubeconfigPath, '--simulate', simDir, '--config-file', mount.file, '--state-dir', path.join(dir, `state-idle-${i}`), '--device-plugin-dir', kubelet2.dir, '--no-kubelet', '--metrics-addr', '127.0.0.1:0', '--log-level', 'warn'],
       { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, ...env } },
     );
     await eventually('the child agent is watching', async () => fs.readFileSync(auditLog, 'utf8').includes('"userAgent":"vmgpu-agent/agent'), 60_000, 100);

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const cli = ['dist/cli/main.js'];
+const cli = [JSON.parse(readFileSync('package.json', 'utf8')).bin.vmgpu];
 function vmgpu(args, { allowFail = false } = {}) {
   console.log(`\n$ vmgpu ${args.join(' ')}`);
   const r = spawnSync(process.execPath, [...cli, ...args], { stdio: 'inherit' });
@@ -47,5 +47,5 @@ if (hostHasNvidiaGpu() && !process.env.VMGPU_QUICKSTART_SIMULATE) {
   vmgpu(['apply', '--simulate', dir, '-f', 'examples/quickstart.yaml', '-c', 'quickstart']);
   vmgpu(['discover', '--simulate', dir]);
   vmgpu(['assert', '--simulate', dir, '-f', 'examples/quickstart.yaml', '-c', 'quickstart']);
-  console.log(`\nThe simulated node stays in ${dir}: try \`node dist/cli/main.js discover --json --simulate ${dir}\`, or \`vmgpu sim hold ${dir} <VF>\` and apply another config to see in-use protection.`);
+  console.log(`\nThe simulated node stays in ${dir}: try \`node dist/bundle/vmgpu.mjs discover --json --simulate ${dir}\`, or \`vmgpu sim hold ${dir} <VF>\` and apply another config to see in-use protection.`);
 }

@@ -4,7 +4,6 @@
  * value: file (src/spec/load.ts) -> plan (src/plan/plan.ts, pure) -> apply
  * (src/apply/apply.ts) -> the one write method in src/sysfs/port.ts.
  */
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { applyPlan, type ApplyResult } from '../apply/apply.js';
 import { parseDuration } from '../serve/kube/backoff.js';
@@ -15,7 +14,8 @@ import { planOn } from '../machine/plan-on.js';
 import { describeAction, type Plan } from '../plan/types.js';
 import { validateOnPaper } from '../plan/validate.js';
 import { defaultEntry, isConfigError, type ConfigEntry, type ConfigFile } from '../spec/config.js';
-import { cozystackToConfig, parseCozystackProfiles } from '../spec/cozystack.js';
+import { cozystackToConfig, loadCozystackFile } from '../spec/cozystack.js';
+import { checkConfigName } from '../spec/grammar.js';
 import { loadConfigFile, selectConfig } from '../spec/load.js';
 import { serializeConfig } from '../spec/serialize.js';
 import { write, type Command } from './command.js';
@@ -31,15 +31,10 @@ const CONFIG_OPTIONS = {
   json: { type: 'boolean' },
 } as const;
 
-/** Load a config file; a ConfigError becomes a CliError with exit code 2. null when no file was given. */
+/** Load a config file (a bad one throws ConfigError: exit 2); null when no file was given. */
 export function loadConfigOrNull(path: string | undefined): ConfigFile | null {
   if (!path) return null;
-  try {
-    return loadConfigFile(path);
-  } catch (err) {
-    if (isConfigError(err)) throw new CliError(err.message, EXIT.BAD_INPUT);
-    throw err;
-  }
+  return loadConfigFile(path);
 }
 
 function loadConfig(v: Record<string, unknown>): ConfigFile {
@@ -95,23 +90,14 @@ export function formatUndetermined(plan: Plan): string[] {
 async function planFromFlags(v: Record<string, unknown>): Promise<{ machine: Machine; plan: Plan }> {
   const file = loadConfig(v);
   const machine = openMachine(v as GlobalFlags);
-  try {
-    const { plan } = await planOn(machine, { file, name: configName(v), nodeId: nodeIdentity(v) });
-    return { machine, plan };
-  } catch (err) {
-    if (isConfigError(err)) throw new CliError(err.message, EXIT.BAD_INPUT);
-    throw err;
-  }
+  const { plan } = await planOn(machine, { file, name: configName(v), nodeId: nodeIdentity(v) });
+  return { machine, plan };
 }
 
 /** `--wait DURATION` (default 1m): how long apply waits for another writer of the node. */
 function waitMs(v: Record<string, unknown>): number {
   const text = (v.wait as string | undefined) ?? '1m';
-  try {
-    return parseDuration(text, '--wait');
-  } catch (err) {
-    throw new CliError((err as Error).message);
-  }
+  return parseDuration(text, '--wait');
 }
 
 function planErrorsExit(plan: Plan): void {
@@ -137,12 +123,7 @@ export const configCommands: Record<string, Command> = {
     async run(v) {
       const file = loadConfig(v);
       if (v.config) {
-        try {
-          selectConfig(file, String(v.config));
-        } catch (err) {
-          if (isConfigError(err)) throw new CliError(err.message, EXIT.BAD_INPUT);
-          throw err;
-        }
+        selectConfig(file, String(v.config));
       }
       const { errors, notes } = validateOnPaper(file, v.config ? String(v.config) : null);
       if (errors.length) throw new CliError(errors.map((e) => `${e.where}: ${e.message}`).join('\n'), EXIT.BAD_INPUT);
@@ -220,8 +201,10 @@ export const configCommands: Record<string, Command> = {
     usage: 'vmgpu export [--name NAME] [--sysfs-root DIR | --simulate DIR]',
     options: { ...GLOBAL_OPTIONS, name: { type: 'string' } },
     async run(v) {
-      const inv = await openMachine(v as GlobalFlags).inventory();
       const name = (v.name as string | undefined) ?? 'current';
+      const badName = checkConfigName(name);
+      if (badName) throw new CliError(`--name: ${badName}`);
+      const inv = await openMachine(v as GlobalFlags).inventory();
       const { file, notes } = exportConfig(inv, name);
       write(serializeConfig(file, { header: [`Exported by vmgpu from ${inv.source} on ${new Date().toISOString()}`, ...notes] }));
       return EXIT.OK;
@@ -234,16 +217,14 @@ export const configCommands: Record<string, Command> = {
     async run(v, pos) {
       const path = pos[0];
       if (!path) throw new CliError('usage: vmgpu import cozystack FILE');
-      let text: string;
-      try {
-        text = fs.readFileSync(path, 'utf8');
-      } catch (err) {
-        throw new CliError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-      }
+      const configName = (v.name as string | undefined) ?? 'imported';
+      // Every name is checked before the node is read.
+      const badName = checkConfigName(configName);
+      if (badName) throw new CliError(`--name: ${badName}`);
+      const lines = loadCozystackFile(path);
       const inv = await openMachine(v as GlobalFlags).inventory({ fullCatalog: true });
       const cannotName: string[] = [];
       try {
-        const lines = parseCozystackProfiles(text, path);
         const file = cozystackToConfig(
           lines,
           (busId, profileId) => {
@@ -261,14 +242,13 @@ export const configCommands: Record<string, Command> = {
             }
             return { error: `profile ID ${profileId} is not a vGPU type of ${where} (known: ${g.catalog.map((c) => `${c.id}=${c.profile}`).join(', ')})` };
           },
-          (v.name as string | undefined) ?? 'imported',
+          configName,
         );
         write(serializeConfig(file, { header: [`Imported by vmgpu from ${path} (Cozystack vgpu-profiles format)`] }));
       } catch (err) {
         if (isConfigError(err) && cannotName.length > 0 && cannotName.length === err.problems.length) {
           throw new CliError([...cannotName, `To fix: run the import where nvidia-smi works (the host), or once a VF of a GPU of this model and driver is free so vmgpu's catalog learns the names.`].join('\n'), EXIT.UNDETERMINED);
         }
-        if (isConfigError(err)) throw new CliError(err.message, EXIT.BAD_INPUT);
         throw err;
       }
       return EXIT.OK;

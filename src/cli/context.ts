@@ -8,31 +8,18 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { PciIds, loadFirstPciIds, DEFAULT_PCI_IDS_PATHS } from '../inventory/pciids.js';
 import { DEFAULT_STATE_DIR, openHost } from '../machine/host.js';
-import { acquireNodeLock, nodeLockPath, NodeLockBusyError, type NodeLock } from '../machine/lock.js';
+import { acquireNodeLock, nodeLockPath, type NodeLock } from '../machine/lock.js';
 import type { Machine } from '../machine/machine.js';
 import { openSimulatedDir } from '../machine/simulated.js';
+import { beforeWritingSimulatorTree, guardedBySimulatorTree, simulatorTreeAt, type SimulatorTree } from '../machine/simulator-tree.js';
 import { extractCapture, readCaptureMeta } from '../sysfs/capture.js';
+import { driverToolsAt, type DriverTools } from '../sysfs/driver-root.js';
 import { CliError, EXIT } from './exit-codes.js';
+import { isCaptureArchive, type GlobalFlags } from './flags.js';
 
 export { DEFAULT_STATE_DIR } from '../machine/host.js';
 
-export interface GlobalFlags {
-  'sysfs-root'?: string;
-  'dev-root'?: string;
-  'host-root'?: string;
-  'pci-ids'?: string;
-  'state-dir'?: string;
-  simulate?: string;
-}
-
-export const GLOBAL_OPTIONS = {
-  'sysfs-root': { type: 'string' },
-  'dev-root': { type: 'string' },
-  'host-root': { type: 'string' },
-  'pci-ids': { type: 'string' },
-  'state-dir': { type: 'string' },
-  simulate: { type: 'string' },
-} as const;
+export { GLOBAL_OPTIONS, type GlobalFlags } from './flags.js';
 
 /**
  * Take the writer lock of the node the flags name, before anything is read
@@ -42,27 +29,43 @@ export async function lockNode(flags: GlobalFlags, command: string, waitMs: numb
   const where = flags.simulate
     ? { simulateDir: flags.simulate }
     : { sysRoot: resolveRoots(flags).roots.sys, stateDir: flags['state-dir'] ?? (process.env.VMGPU_STATE_DIR || DEFAULT_STATE_DIR) };
-  try {
-    return await acquireNodeLock(nodeLockPath(where), {
-      command,
-      waitMs,
-      onWait: (h) => process.stderr.write(`waiting for the node lock: ${h ? `${h.command} (PID ${h.pid})` : 'another vmgpu process'} is changing this node…\n`),
-    });
-  } catch (err) {
-    if (err instanceof NodeLockBusyError) throw new CliError(err.message, EXIT.FAILURE);
-    throw err;
-  }
+  return acquireNodeLock(nodeLockPath(where), {
+    command,
+    waitMs,
+    onWait: (h) => process.stderr.write(`waiting for the node lock: ${h ? `${h.command} (PID ${h.pid})` : 'another vmgpu process'} is changing this node…\n`),
+  });
 }
 
-export function openMachine(flags: GlobalFlags): Machine {
+/** `found`: the driver tools the caller looked up already (the agent logs what it found). */
+export function openMachine(flags: GlobalFlags, found?: { driverTools: DriverTools | undefined }): Machine {
   const pciIds = loadPciIds(flags['pci-ids']);
   const stateDir = flags['state-dir'] ?? (process.env.VMGPU_STATE_DIR || undefined);
   if (flags.simulate) {
     if (flags['sysfs-root']) throw new CliError('--simulate and --sysfs-root are mutually exclusive: --simulate DIR reads and changes the simulated node in DIR');
     return openSimulatedDir(flags.simulate, { pciIds, stateDir });
   }
-  const { roots, kernelRelease } = resolveRoots(flags);
-  return openHost({ roots, pciIds, kernelRelease, stateDir });
+  const { roots, kernelRelease, archive, simTree } = resolveRoots(flags);
+  const machine = openHost({
+    roots,
+    pciIds,
+    kernelRelease,
+    stateDir,
+    driverTools: found ? found.driverTools : driverTools(flags),
+    archive,
+    // A write through --sysfs-root into a simulator's tree: its next --simulate save rewrites the tree.
+    ...(simTree ? { beforeFirstWrite: beforeWritingSimulatorTree(simTree) } : {}),
+  });
+  return simTree ? guardedBySimulatorTree(machine, simTree) : machine;
+}
+
+/**
+ * `--driver-root DIR` (env VMGPU_DRIVER_ROOT): the host driver's root as this
+ * process sees it (the chart mounts it at /host/driver; on a GPU Operator
+ * node /run/nvidia/driver). Without it, nvidia-smi on PATH.
+ */
+export function driverTools(flags: GlobalFlags): DriverTools | undefined {
+  const root = flags['driver-root'] ?? (process.env.VMGPU_DRIVER_ROOT || undefined);
+  return root === undefined ? undefined : driverToolsAt(root, os.tmpdir());
 }
 
 function loadPciIds(explicit: string | undefined): PciIds {
@@ -79,6 +82,10 @@ function loadPciIds(explicit: string | undefined): PciIds {
 interface ResolvedRoots {
   roots: { sys: string; dev: string; host: string };
   kernelRelease: string | null;
+  /** The capture archive the tree was extracted from, if it was. */
+  archive: string | null;
+  /** Set when the root is a simulated node's directory (it holds a state file). */
+  simTree: SimulatorTree | null;
 }
 
 /**
@@ -89,7 +96,8 @@ interface ResolvedRoots {
 export function resolveRoots(flags: GlobalFlags): ResolvedRoots {
   let sys = flags['sysfs-root'] ?? '/sys';
   let base: string | null = null;
-  if (/\.(tar\.gz|tgz)$/.test(sys)) {
+  const archive = isCaptureArchive(flags['sysfs-root']) ? flags['sysfs-root'] : null;
+  if (archive) {
     if (!fs.existsSync(sys)) throw new CliError(`--sysfs-root ${sys}: no such capture archive`, EXIT.NO_SYSFS);
     base = extractCapture(sys);
     sys = path.join(base, 'sys');
@@ -100,8 +108,10 @@ export function resolveRoots(flags: GlobalFlags): ResolvedRoots {
   if (!fs.existsSync(sys)) throw new CliError(`--sysfs-root ${sys}: no such directory`, EXIT.NO_SYSFS);
   const dev = flags['dev-root'] ?? (base ? path.join(base, 'dev') : '/dev');
   const host = flags['host-root'] ?? (base ? path.join(base, 'host') : '/');
+  // A simulated node's directory, given as DIR or as DIR/sys.
+  const simTree = archive ? null : simulatorTreeAt(base ?? path.dirname(path.resolve(sys)));
   let kernelRelease: string | null = null;
   if (base) kernelRelease = readCaptureMeta(base)?.kernelRelease ?? null;
   else if (sys === '/sys') kernelRelease = os.release();
-  return { roots: { sys, dev, host }, kernelRelease };
+  return { roots: { sys, dev, host }, kernelRelease, archive, simTree };
 }

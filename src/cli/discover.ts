@@ -20,7 +20,7 @@ export function vgpuSummary(g: Gpu): string {
         free++;
         continue;
       }
-      const k = v.currentProfile ?? `type ${v.currentTypeId}`;
+      const k = v.currentProfile ?? `unknown type ${v.currentTypeId}`;
       by.set(k, (by.get(k) ?? 0) + 1);
     }
     const parts = [...by].map(([k, n]) => `${k} x${n}`);
@@ -75,15 +75,44 @@ export function formatDiscover(inv: Inventory): string {
       if (!c.passthrough.usable && c.passthrough.reason) notes.push(`passthrough: ${c.passthrough.reason}`);
       if (!c.vgpu.usable && c.vgpu.reason) notes.push(`vGPU: ${c.vgpu.reason}`);
       if (g.heterogeneousMode) notes.push('mixed-size vGPU mode on');
-      for (const w of g.warnings) notes.push(`warning: ${w.message}`);
+      // Unknown types get their own section below, with what vmgpu does and how to name them.
+      for (const w of g.warnings) if (w.code !== 'unknown-type-id') notes.push(`warning: ${w.message}`);
       out.push(`GPU ${g.index} ${g.pci.address} ${g.pci.name}:`);
       for (const note of notes) out.push(`  - ${note}`);
     }
   }
+  out.push(...formatUnknownTypes(inv));
   if (inv.warnings.length) {
     out.push('');
     out.push('Warnings:');
     for (const w of inv.warnings) out.push(`  - ${w.message}`);
   }
   return out.join('\n');
+}
+
+/**
+ * The vGPUs whose type no source names: which, what vmgpu does about them
+ * (nothing: the GPU is left as it is), and every way to give them a name.
+ */
+export function formatUnknownTypes(inv: Inventory): string[] {
+  const rows: string[] = [];
+  const cards = new Set<string>();
+  for (const g of inv.gpus) {
+    const byId = new Map<number, string[]>();
+    for (const v of g.vfs) if (v.currentTypeId !== 0 && v.currentProfile === null) byId.set(v.currentTypeId, [...(byId.get(v.currentTypeId) ?? []), v.address]);
+    for (const [id, vfs] of byId) rows.push(`  GPU ${g.index} ${g.pci.address} (${g.model.name}): ${vfs.join(', ')} hold type ID ${id}`);
+    if (byId.size) cards.add(g.pci.deviceId);
+  }
+  if (rows.length === 0) return [];
+  const version = inv.node.nvidiaDriverVersion ?? 'unknown';
+  return [
+    '',
+    'Unknown vGPU types: vmgpu leaves these GPUs exactly as they are (apply and assert exit 6, plan lists them) until the types are named:',
+    ...rows,
+    'Any one of these names them:',
+    "  - make the host driver's nvidia-smi and libnvidia-ml reachable (on a host: the driver's user-space tools; in Kubernetes the Helm chart mounts them from agent.driverRoot);",
+    '  - let one VF of such a GPU be free while vmgpu reads the node: its creatable list names every type, and the catalog cache remembers them;',
+    `  - run the agent on a node with the same card (PCI device ID ${[...cards].join(', ')}) and driver version ${version}: agents share the names they learn (cluster catalog).`,
+    '  See docs/troubleshooting.md "Unknown vGPU types".',
+  ];
 }

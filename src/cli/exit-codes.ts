@@ -33,3 +33,25 @@ export class CliError extends Error {
     super(message);
   }
 }
+
+/**
+ * The exit code of any error, in one place: errors carry their meaning by
+ * class, and commands never re-wrap them. Matched by name so that this table
+ * loads nothing (every command imports it).
+ */
+const CODE_BY_ERROR: Record<string, number> = {
+  ConfigError: EXIT.BAD_INPUT,
+  InvalidNameError: EXIT.BAD_INPUT,
+  InputError: EXIT.BAD_INPUT,
+  KubeConfigError: EXIT.BAD_INPUT,
+  FileTooLargeError: EXIT.BAD_INPUT,
+  PciIdsError: EXIT.BAD_INPUT,
+  InventoryError: EXIT.NO_SYSFS,
+  NodeLockBusyError: EXIT.FAILURE,
+};
+
+export function exitCodeOf(err: unknown): number {
+  if (err instanceof CliError) return err.exitCode;
+  if (err instanceof Error && Object.hasOwn(CODE_BY_ERROR, err.name)) return CODE_BY_ERROR[err.name]!;
+  return EXIT.FAILURE;
+}

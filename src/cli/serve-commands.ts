@@ -22,9 +22,13 @@ import { jsonLogger } from '../serve/kube/logger.js';
 import { DEFAULT_PLUGIN_DIR } from '../serve/kubelet/device-plugin-api.js';
 import { DEFAULT_POD_RESOURCES_SOCKET } from '../serve/kubelet/pod-resources.js';
 import { permittedHostDevices } from '../serve/kubevirt/permitted.js';
+import { DEFAULT_CDI_DIR } from '../serve/dra/cdi.js';
+import { DraDriver, type DraDriverOptions } from '../serve/dra/driver.js';
+import { KUBELET_PLUGINS_DIR, KUBELET_REGISTRY_DIR } from '../serve/kubelet/dra-api.js';
+import type { Logger } from '../serve/kube/logger.js';
 import { KubevirtSync } from '../serve/kubevirt/sync.js';
 import { write, type Command } from './command.js';
-import { openMachine, DEFAULT_STATE_DIR, GLOBAL_OPTIONS, type GlobalFlags } from './context.js';
+import { driverTools, openMachine, DEFAULT_STATE_DIR, GLOBAL_OPTIONS, type GlobalFlags } from './context.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { guestCloudInitCommand } from './guest.js';
 import { configFromFlags, duration, kubeClient, logLevel, str, syncTarget, untilSignal } from './serve-flags.js';
@@ -35,18 +39,25 @@ const AGENT_OPTIONS = {
   kubeconfig: { type: 'string' },
   'config-file': { type: 'string' },
   'config-map': { type: 'string' },
+  'catalog-map': { type: 'string' },
   'default-config': { type: 'string' },
   'device-plugin-dir': { type: 'string' },
   'pod-resources-socket': { type: 'string' },
+  'no-kubelet': { type: 'boolean' },
   iommufd: { type: 'boolean' },
   'metrics-addr': { type: 'string' },
   'log-level': { type: 'string' },
   'validate-interval': { type: 'string' },
   'pending-recheck': { type: 'string' },
+  'drift-check-interval': { type: 'string' },
   'kubevirt-sync': { type: 'boolean' },
   'kubevirt-namespace': { type: 'string' },
   'kubevirt-name': { type: 'string' },
   'lease-namespace': { type: 'string' },
+  dra: { type: 'boolean' },
+  'kubelet-registry-dir': { type: 'string' },
+  'kubelet-plugins-dir': { type: 'string' },
+  'cdi-dir': { type: 'string' },
 } as const;
 
 const SYNC_OPTIONS = {
@@ -89,54 +100,77 @@ async function nodeAllocatable(v: Record<string, unknown>): Promise<Record<strin
   }
 }
 
+/** The in-process DRA driver (`--dra`), with the kubelet's directories from flags or env. */
+function draDriver(v: Record<string, unknown>, o: Pick<DraDriverOptions, 'machine' | 'kube' | 'nodeName' | 'stateDir' | 'iommufd'> & { logger: Logger }): DraDriver {
+  return new DraDriver({
+    ...o,
+    log: o.logger,
+    paths: {
+      registryDir: str(v, 'kubelet-registry-dir', 'VMGPU_KUBELET_REGISTRY_DIR') ?? KUBELET_REGISTRY_DIR,
+      pluginsDir: str(v, 'kubelet-plugins-dir', 'VMGPU_KUBELET_PLUGINS_DIR') ?? KUBELET_PLUGINS_DIR,
+    },
+    cdiDir: str(v, 'cdi-dir', 'VMGPU_CDI_DIR') ?? DEFAULT_CDI_DIR,
+  });
+}
+
+/** A `NAMESPACE/NAME` flag (--config-map, --catalog-map) or its env; null when unset. */
+function mapRef(v: Record<string, unknown>, flag: string, env: string): { namespace: string; name: string } | null {
+  const ref = str(v, flag, env);
+  if (!ref) return null;
+  try {
+    return parseConfigMapRef(ref, `--${flag}`);
+  } catch (err) {
+    throw new CliError((err as Error).message);
+  }
+}
+
 export const serveCommands: Record<string, Command> = {
   agent: {
     summary: 'run the node agent (DaemonSet): label-driven reconcile, device plugins, status, validator',
     usage:
-      'vmgpu agent --node-name NAME [--kubeconfig FILE] [--config-file /etc/vmgpu/config/config.yaml | --config-map NS/NAME] [--default-config NAME]\n' +
-      '       [--state-dir /var/lib/vmgpu] [--sysfs-root /sys] [--dev-root /dev] [--host-root /host] [--simulate DIR]\n' +
-      '       [--device-plugin-dir DIR] [--pod-resources-socket PATH] [--iommufd] [--metrics-addr 0.0.0.0:9400] [--log-level info]\n' +
-      '       [--validate-interval 5m] [--kubevirt-sync --kubevirt-namespace kubevirt --kubevirt-name kubevirt --lease-namespace NS]',
+      'vmgpu agent --node-name NAME [--kubeconfig FILE] [--config-file /etc/vmgpu/config/config.yaml | --config-map NS/NAME] [--default-config NAME] [--catalog-map NS/NAME]\n' +
+      '       [--state-dir /var/lib/vmgpu] [--sysfs-root /sys] [--dev-root /dev] [--host-root /host] [--driver-root /host/driver] [--simulate DIR]\n' +
+      '       [--device-plugin-dir DIR] [--pod-resources-socket PATH | --no-kubelet] [--iommufd] [--metrics-addr 0.0.0.0:9400] [--log-level info]\n' +
+      '       [--validate-interval 5m] [--drift-check-interval 30s] [--kubevirt-sync --kubevirt-namespace kubevirt --kubevirt-name kubevirt --lease-namespace NS]\n' +
+      '       [--dra [--kubelet-registry-dir /var/lib/kubelet/plugins_registry] [--kubelet-plugins-dir /var/lib/kubelet/plugins] [--cdi-dir /var/run/cdi]]',
     options: AGENT_OPTIONS,
     async run(v) {
       const nodeName = str(v, 'node-name', 'NODE_NAME');
       if (!nodeName) throw new CliError('give the node name with --node-name NAME (or env NODE_NAME, e.g. from the downward API spec.nodeName)');
-      try {
-        checkObjectName(nodeName, '--node-name');
-      } catch (err) {
-        throw new CliError((err as Error).message);
-      }
+      checkObjectName(nodeName, '--node-name');
       const level = logLevel(v);
       const logger = jsonLogger({ level, base: { component: 'agent', node: nodeName }, write: (l) => process.stdout.write(l) });
       const stateDir = str(v, 'state-dir', 'VMGPU_STATE_DIR') ?? DEFAULT_STATE_DIR;
       const flags: GlobalFlags = { ...(v as GlobalFlags), 'state-dir': stateDir };
       if (!flags['host-root'] && !flags.simulate && fs.existsSync('/host/proc')) flags['host-root'] = '/host';
-      const machine = openMachine(flags);
+      const tools = flags.simulate ? undefined : driverTools(flags);
+      if (tools && !tools.found) logger.warn("the host driver's nvidia-smi is not reachable: vGPU types on full cards are named from the catalogs only", { why: tools.why });
+      else if (tools) logger.info("naming vGPU types with the host driver's nvidia-smi", { nvidiaSmi: tools.nvidiaSmi });
+      const machine = openMachine(flags, { driverTools: tools });
       const kube = kubeClient(v, 'agent');
-      const cmRef = str(v, 'config-map', 'VMGPU_CONFIG_MAP');
-      let configMap: { namespace: string; name: string } | null = null;
-      if (cmRef) {
-        try {
-          configMap = parseConfigMapRef(cmRef);
-        } catch (err) {
-          throw new CliError((err as Error).message);
-        }
-      }
+      const configMap = mapRef(v, 'config-map', 'VMGPU_CONFIG_MAP');
+      const catalogMap = mapRef(v, 'catalog-map', 'VMGPU_CATALOG_MAP');
+      const iommufd = Boolean(v.iommufd) || process.env.VMGPU_IOMMUFD === 'true';
+      const dra = v.dra || process.env.VMGPU_DRA === 'true' ? draDriver(v, { machine, kube, nodeName, stateDir, iommufd, logger }) : null;
       const agent = new Agent({
         nodeName,
         machine,
         kube,
+        dra,
         configFile: str(v, 'config-file', 'VMGPU_CONFIG_FILE') ?? '/etc/vmgpu/config/config.yaml',
         configMap,
+        catalogMap,
         defaultConfig: str(v, 'default-config', 'DEFAULT_VGPU_CONFIG'),
         stateDir,
         devicePluginDir: str(v, 'device-plugin-dir', 'VMGPU_DEVICE_PLUGIN_DIR') ?? DEFAULT_PLUGIN_DIR,
         podResourcesSocket: str(v, 'pod-resources-socket', 'VMGPU_POD_RESOURCES_SOCKET') ?? DEFAULT_POD_RESOURCES_SOCKET,
-        iommufd: Boolean(v.iommufd) || process.env.VMGPU_IOMMUFD === 'true',
+        noKubelet: Boolean(v['no-kubelet']) || process.env.VMGPU_NO_KUBELET === 'true',
+        iommufd,
         metricsAddr: str(v, 'metrics-addr', 'VMGPU_METRICS_ADDR') ?? '0.0.0.0:9400',
         logger,
         validateIntervalMs: duration(v, 'validate-interval', 'VMGPU_VALIDATE_INTERVAL', '5m'),
         pendingRecheckMs: duration(v, 'pending-recheck', 'VMGPU_PENDING_RECHECK', '2s'),
+        driftCheckMs: duration(v, 'drift-check-interval', 'VMGPU_DRIFT_CHECK_INTERVAL', '30s'),
       });
       let sync: KubevirtSync | null = null;
       if (v['kubevirt-sync'] || process.env.VMGPU_KUBEVIRT_SYNC === 'true') {

@@ -24,19 +24,11 @@ export function logLevel(v: Record<string, unknown>): LogLevel {
 }
 
 export function duration(v: Record<string, unknown>, k: string, env: string, def: string): number {
-  try {
-    return parseDuration(str(v, k, env) ?? def, `--${k}`);
-  } catch (err) {
-    throw new CliError((err as Error).message);
-  }
+  return parseDuration(str(v, k, env) ?? def, `--${k}`);
 }
 
 export function kubeClient(v: Record<string, unknown>, component: string): Kube {
-  try {
-    return new Kube(loadKubeConfig(str(v, 'kubeconfig', 'KUBECONFIG')), { userAgent: `${USER_AGENT}/${component}` });
-  } catch (err) {
-    throw new CliError((err as Error).message);
-  }
+  return new Kube(loadKubeConfig(str(v, 'kubeconfig', 'KUBECONFIG')), { userAgent: `${USER_AGENT}/${component}` });
 }
 
 /** Resolve once, then wait for SIGTERM/SIGINT and run `stop`. */
@@ -57,14 +49,10 @@ export function untilSignal(stop: () => Promise<void>): Promise<number> {
 }
 
 export function syncTarget(v: Record<string, unknown>): { namespace: string; name: string; leaseNamespace: string | undefined } {
-  try {
-    const namespace = checkNamespace(str(v, 'kubevirt-namespace', 'KUBEVIRT_NAMESPACE') ?? 'kubevirt', '--kubevirt-namespace');
-    const name = checkObjectName(str(v, 'kubevirt-name', 'KUBEVIRT_NAME') ?? 'kubevirt', '--kubevirt-name');
-    const ln = str(v, 'lease-namespace', 'POD_NAMESPACE');
-    return { namespace, name, leaseNamespace: ln ? checkNamespace(ln, '--lease-namespace') : undefined };
-  } catch (err) {
-    throw new CliError((err as Error).message);
-  }
+  const namespace = checkNamespace(str(v, 'kubevirt-namespace', 'KUBEVIRT_NAMESPACE') ?? 'kubevirt', '--kubevirt-namespace');
+  const name = checkObjectName(str(v, 'kubevirt-name', 'KUBEVIRT_NAME') ?? 'kubevirt', '--kubevirt-name');
+  const ln = str(v, 'lease-namespace', 'POD_NAMESPACE');
+  return { namespace, name, leaseNamespace: ln ? checkNamespace(ln, '--lease-namespace') : undefined };
 }
 
 /**

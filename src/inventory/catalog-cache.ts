@@ -5,12 +5,12 @@
  * a type, lists nothing), so the names of IDs already in use must be
  * remembered from when they were visible. Stored at
  * `<stateDir>/catalog/<deviceId>-<driverVersion>.json`, written atomically
- * (temp file in the same directory, fsync, rename). Leftover temp files from a
- * crash are never read.
+ * (temp file in the same directory, fsync, rename) and read with a bound.
+ * Leftover temp files from a crash are never read.
  */
-import { closeSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { readTextBounded, writeFileAtomic } from '../io/files.js';
 import { cleanTypeName } from '../model/profile.js';
 import { MAX_TYPE_ID, type CatalogEntry } from './catalog.js';
 
@@ -18,6 +18,8 @@ const DEVICE_ID_RE = /^[0-9a-f]{4}$/;
 /** Driver versions look like `550.90.07`, `595.58.02`, `17.4`: digits, letters, `.`, `_`, `-`, `+`. */
 const DRIVER_VERSION_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/;
 const CACHE_FORMAT = 1;
+/** A catalog is a few hundred types of a few dozen bytes each; a larger file is not one of ours. */
+const MAX_CACHE_BYTES = 1024 * 1024;
 
 export class CatalogCacheError extends Error {
   constructor(message: string) {
@@ -92,7 +94,7 @@ export class CatalogCache {
     const path = this.pathFor(deviceId, driverVersion);
     let text: string;
     try {
-      text = readFileSync(path, 'utf8');
+      text = readTextBounded(path, MAX_CACHE_BYTES);
     } catch {
       return undefined;
     }
@@ -141,32 +143,8 @@ export class CatalogCache {
   private writeAtomic(path: string, content: string): void {
     try {
       mkdirSync(this.dir, { recursive: true, mode: 0o755 });
+      writeFileAtomic(path, content, { mode: 0o644, durable: true });
     } catch (err) {
-      throw new CatalogCacheError(`catalog cache: cannot create ${this.dir}: ${(err as Error).message}`);
-    }
-    const tmp = join(this.dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}.json`);
-    let fd: number | undefined;
-    try {
-      fd = openSync(tmp, 'wx', 0o644);
-      fchmodSync(fd, 0o644);
-      writeSync(fd, content);
-      fsyncSync(fd);
-      closeSync(fd);
-      fd = undefined;
-      renameSync(tmp, path);
-    } catch (err) {
-      if (fd !== undefined) {
-        try {
-          closeSync(fd);
-        } catch {
-          // already failing
-        }
-      }
-      try {
-        unlinkSync(tmp);
-      } catch {
-        // nothing to clean up
-      }
       throw new CatalogCacheError(`catalog cache: cannot write ${path}: ${(err as Error).message} (check that the state directory is writable)`);
     }
   }

@@ -75,8 +75,13 @@ export interface VgpuType {
   maxInstances: number | null;
   /** MIG-backed (`A100-1-5C`, `H200X-1-18C`). */
   migBacked: boolean;
-  /** Where the ID→name mapping came from. */
-  source: 'creatable' | 'cache' | 'nvidia-smi' | 'mdev';
+  /**
+   * Where the ID→name mapping came from: this node's own sources (a free VF's
+   * creatable list, the catalog cache, nvidia-smi, an mdev type directory), or
+   * `cluster`: learned by the agent on another node with the same card and
+   * driver version (src/machine/shared-names.ts).
+   */
+  source: 'creatable' | 'cache' | 'nvidia-smi' | 'mdev' | 'cluster';
 }
 
 /** An SR-IOV vGPU VF. */

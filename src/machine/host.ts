@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import { CatalogCache } from '../inventory/catalog-cache.js';
 import type { PciIds } from '../inventory/pciids.js';
 import { DiskBackend, type DiskRoots } from '../sysfs/disk-backend.js';
-import { RealHostTools } from '../sysfs/host-tools.js';
+import type { DriverTools } from '../sysfs/driver-root.js';
+import { NoHostTools, RealHostTools, type RealHostToolsOptions } from '../sysfs/host-tools.js';
 import { SysfsPort } from '../sysfs/port.js';
 import { seesHostProcesses } from '../sysfs/processes.js';
 import { openVfioDevices } from '../sysfs/vfio-users.js';
@@ -22,14 +23,37 @@ export interface HostOptions {
   kernelRelease: string | null;
   /** Where the catalog cache lives; undefined: the default state dir when it is writable, else none. */
   stateDir?: string | undefined;
+  /**
+   * The host driver's nvidia-smi and libnvidia-ml under a mounted driver root
+   * (driver-root.ts); undefined: nvidia-smi on PATH, as on a host.
+   */
+  driverTools?: DriverTools | undefined;
+  /** The capture archive the tree was extracted from: the machine is then read-only. */
+  archive?: string | null;
+  /** Called once before the first write to a plain tree (a simulator marks its tree edited). */
+  beforeFirstWrite?: () => void;
+}
+
+/** Why nothing may change a replayed capture. */
+export function archiveReadOnly(archive: string): string {
+  return `${archive} is a capture archive: evidence of a node, never a node to change, and vmgpu runs nothing from it`;
+}
+
+function noToolsReason(opts: HostOptions): string {
+  if (opts.archive) return archiveReadOnly(opts.archive);
+  return `host tools run only on a live host (a mounted sysfs); ${opts.roots.sys} is a directory tree, and vmgpu runs no program from one. To try this change, use --simulate on a node from \`vmgpu sim create\``;
 }
 
 export function openHost(opts: HostOptions): Machine {
-  const backend = new DiskBackend(opts.roots);
+  const backend = new DiskBackend(opts.roots, {
+    ...(opts.archive ? { readOnly: archiveReadOnly(opts.archive) } : {}),
+    ...(opts.beforeFirstWrite ? { beforeFirstWrite: opts.beforeFirstWrite } : {}),
+  });
   const port = new SysfsPort(backend);
   return machineOf({
     port,
-    tools: new RealHostTools({ sriovManage: port.sriovManagePath() }),
+    // Programs run only on a live host: never from an archive or a directory tree someone handed us.
+    tools: backend.live ? new RealHostTools({ sriovManage: port.sriovManagePath(), ...nvidiaSmiOptions(opts.driverTools) }) : new NoHostTools(noToolsReason(opts)),
     pciIds: opts.pciIds,
     kernelRelease: opts.kernelRelease,
     catalogCache: opts.stateDir ? new CatalogCache(opts.stateDir) : defaultCatalogCache(),
@@ -38,6 +62,11 @@ export function openHost(opts: HostOptions): Machine {
     commit: () => {},
     lockPath: nodeLockPath({ sysRoot: opts.roots.sys, stateDir: opts.stateDir ?? DEFAULT_STATE_DIR }),
   });
+}
+
+function nvidiaSmiOptions(t: DriverTools | undefined): Partial<RealHostToolsOptions> {
+  if (t === undefined) return {};
+  return t.found ? { nvidiaSmi: t.nvidiaSmi, libraryPath: t.libraryPath } : { nvidiaSmi: null, nvidiaSmiMissing: t.why };
 }
 
 /** The default cache lives in the state dir when it is writable, else nowhere (read-only use still works). */

@@ -4,7 +4,7 @@
  * result and never re-checks or re-normalises it.
  */
 import type { Brand } from './brand.js';
-import { InvalidNameError } from './invalid-name.js';
+import { InvalidNameError } from './errors.js';
 
 /** A PCI function address, always `dddd:bb:dd.f` in lower-case hex. */
 export type PciAddress = Brand<string, 'PciAddress'>;

@@ -45,8 +45,9 @@ export function plan(inv: Inventory, file: ConfigFile, config: NamedConfig, opts
   const owner = new Map(assignment.assigned.map((a) => [a.gpu.address, a.entry]));
   for (const g of inv.gpus) {
     const entry = owner.get(g.pci.address);
-    if (!entry) {
-      out.gpus.push(untouched(g));
+    if (!entry || entry.mode === 'dra') {
+      // No entry, or the DRA driver's: the static plan leaves the GPU as it is.
+      out.gpus.push(untouched(g, entry ? 'dra' : 'untouched'));
       continue;
     }
     const p = new GpuPlan(inv, g, entry, file, opts.inUse ?? new Map(), opts.nodeId, opts.vfioDriverFor?.(g) ?? 'vfio-pci');
@@ -90,8 +91,8 @@ function findUnnamed(p: GpuPlan): void {
   }
 }
 
-function untouched(g: Gpu): GpuOutcome {
-  return { gpu: g.pci.address, model: g.model.name, mode: 'untouched', want: {}, kept: 0 };
+function untouched(g: Gpu, mode: 'dra' | 'untouched'): GpuOutcome {
+  return { gpu: g.pci.address, model: g.model.name, mode, want: {}, kept: 0 };
 }
 
 function planGpu(p: GpuPlan): void {

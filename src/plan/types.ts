@@ -80,7 +80,8 @@ export interface PlanError {
 export interface GpuOutcome {
   gpu: string;
   model: string;
-  mode: 'vgpu' | 'passthrough' | 'host' | 'untouched';
+  /** `dra`: left to the DRA driver. */
+  mode: 'vgpu' | 'passthrough' | 'host' | 'untouched' | 'dra';
   /** profile -> count wanted. */
   want: Record<string, number>;
   /** vGPUs that already match and stay as they are. */

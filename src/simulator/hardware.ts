@@ -8,6 +8,7 @@
  * vmgpu where type IDs are made up, and nothing outside the simulator may use them.
  */
 import { boardForDevice, type BoardFacts, type ProfileFact } from '../model/boards.js';
+import { InputError } from '../model/errors.js';
 
 export interface SimModel {
   /** Short key used on the command line: `L40S`, `H200`, `A100`... */
@@ -77,7 +78,7 @@ export function simModels(): readonly SimModel[] {
 
 export function simModel(key: string): SimModel {
   const m = MODELS.find((x) => x.key.toLowerCase() === key.toLowerCase());
-  if (!m) throw new Error(`unknown simulated GPU model ${JSON.stringify(key)}: choose one of ${MODELS.map((x) => x.key).join(', ')}`);
+  if (!m) throw new InputError(`unknown simulated GPU model ${JSON.stringify(key)}: choose one of ${MODELS.map((x) => x.key).join(', ')}`);
   return m;
 }
 

@@ -3,17 +3,25 @@
  * behind the same sysfs port as a real host. Used by every end-to-end test and
  * by `vmgpu sim`.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { SimulatedNode, restoreNode, type SimNodeSpec, type SimState } from './node.js';
+import { SimulatedNode, type SimNodeSpec } from './node.js';
 import { SimHostTools } from './tools.js';
-import { SIM_STATE_FILE, materialize } from './materialize.js';
 
-export { SimulatedNode, snapshotNode, restoreNode } from './node.js';
+export { SimulatedNode, snapshotNode, restoreNode, parseHeldDevice } from './node.js';
 export type { SimNodeSpec, SimGpuSpec, SimMode, SimState, WriteRecord } from './node.js';
 export { simModels, simModel, SIM_DRIVERS } from './hardware.js';
 export { SimHostTools } from './tools.js';
-export { materialize, SIM_STATE_FILE } from './materialize.js';
+export type { MaterializeResult } from './materialize.js';
+export {
+  loadSimulation,
+  saveSimulation,
+  materialize,
+  markSimTreeEdited,
+  simTreeProblem,
+  SIM_STATE_FILE,
+  SIM_SAVING_MARKER,
+  SIM_EDITED_MARKER,
+  type SaveResult,
+} from './persist.js';
 
 export interface Simulation {
   node: SimulatedNode;
@@ -26,21 +34,4 @@ export function createSimulatedNode(spec: SimNodeSpec): SimulatedNode {
 
 export function simulation(node: SimulatedNode): Simulation {
   return { node, tools: new SimHostTools(node) };
-}
-
-/** Load a simulated node persisted by `vmgpu sim create` (DIR/vmgpu-sim.json). */
-export function loadSimulation(dir: string): SimulatedNode {
-  const file = path.join(dir, SIM_STATE_FILE);
-  let state: SimState;
-  try {
-    state = JSON.parse(fs.readFileSync(file, 'utf8')) as SimState;
-  } catch (err) {
-    throw new Error(`cannot load the simulated node from ${file}: ${(err as Error).message}. Create one with \`vmgpu sim create --out ${dir}\`.`, { cause: err });
-  }
-  return restoreNode(state);
-}
-
-/** Persist a simulated node back to DIR (state file and materialised tree). */
-export function saveSimulation(node: SimulatedNode, dir: string): void {
-  materialize(node, dir);
 }

@@ -4,8 +4,10 @@
  * host. See docs/simulator.md for what is modelled and what is not.
  */
 import { createHash } from 'node:crypto';
+import { InputError } from '../model/errors.js';
 import { SysfsError } from '../sysfs/errors.js';
-import { vfAddress } from '../model/pci.js';
+import { parsePciAddress, vfAddress } from '../model/pci.js';
+import { parseMdevUuid } from '../sysfs/names.js';
 import { SysfsPort } from '../sysfs/port.js';
 import type { VfioUser } from '../sysfs/vfio-users.js';
 import { simDriver, simModel, simTypes, boardOf, type SimDriver, type SimModel, type SimType } from './hardware.js';
@@ -114,6 +116,14 @@ interface SimGpu {
   mig: SimMig | null;
 }
 
+/**
+ * What `hold` takes: an mdev UUID (anything that starts like one is checked as
+ * one) or a PCI address, canonical. Throws InvalidNameError for anything else.
+ */
+export function parseHeldDevice(id: string): string {
+  return /^[0-9a-fA-F]{8}-/.test(id) ? parseMdevUuid(id) : parsePciAddress(id);
+}
+
 const BUSES = ['18', '2a', '3b', '5d', '9a', 'ab', 'ba', 'db', '1c', '4e', '6f', '8c', 'c1', 'c9', 'e1', 'f1'];
 const VGPU_MODULES = ['nvidia_vgpu_vfio'];
 
@@ -160,10 +170,10 @@ export class SimulatedNode {
 
   /** Mark a VF, passthrough GPU (PCI address) or mdev (UUID) as held by a running VM. */
   hold(id: string): void {
-    this.held.add(id.toLowerCase());
+    this.held.add(parseHeldDevice(id));
   }
   release(id: string): void {
-    this.held.delete(id.toLowerCase());
+    this.held.delete(parseHeldDevice(id));
   }
   heldDevices(): string[] {
     return [...this.held].sort();
@@ -201,13 +211,17 @@ export class SimulatedNode {
     this.gpuByPf(pf).present = true;
     this.invalidate();
   }
-  /** Remove `/dev/vfio/<group>` (or restore it). */
-  removeDevNode(group: number): void {
-    this.removedDevNodes.add(String(group));
+  /**
+   * Remove a device node (or restore it): a number is an IOMMU group's
+   * `/dev/vfio/<group>`; a string a path under /dev (`vfio/devices/vfio3`,
+   * `vfio/vfio`, `iommu`).
+   */
+  removeDevNode(node: number | string): void {
+    this.removedDevNodes.add(String(node));
     this.invalidate();
   }
-  restoreDevNode(group: number): void {
-    this.removedDevNodes.delete(String(group));
+  restoreDevNode(node: number | string): void {
+    this.removedDevNodes.delete(String(node));
     this.invalidate();
   }
   /** Simulate a reboot: VFs, vGPU types and mdevs vanish; drivers go back to their defaults. */
@@ -417,29 +431,29 @@ export class SimulatedNode {
       mig: board.mig ? new SimMig(board.mig) : null,
     } satisfies Omit<SimGpu, never>);
     if (gs.mode === 'sriov-vgpu') {
-      if (model.framework !== 'sriov') throw new Error(`simulator: ${model.key} uses mdev vGPU, not SR-IOV vGPU; use --mode mdev-vgpu`);
+      if (model.framework !== 'sriov') throw new InputError(`simulator: ${model.key} uses mdev vGPU, not SR-IOV vGPU; use --mode mdev-vgpu`);
       if (gs.vfsEnabled ?? true) this.enableVfs(gpu, model.totalVfs);
       this.migFor(gpu, gs.profiles ?? []);
       for (const [i, p] of (gs.profiles ?? []).entries()) {
         const vf = gpu.vfs[i];
         const t = this.typeByProfile(gpu, p);
-        if (!vf) throw new Error(`simulator: ${model.key} has ${gpu.vfs.length} VFs enabled; cannot configure profile #${i + 1}`);
-        if (!this.creatable(gpu, vf).includes(t)) throw new Error(`simulator: ${p} does not fit on ${pf.addr} after ${i} profiles`);
+        if (!vf) throw new InputError(`simulator: ${model.key} has ${gpu.vfs.length} VFs enabled; cannot configure profile #${i + 1}`);
+        if (!this.creatable(gpu, vf).includes(t)) throw new InputError(`simulator: ${p} does not fit on ${pf.addr} after ${i} profiles`);
         vf.typeId = t.id;
         vf.gi = this.roomFor(gpu, t)?.id ?? null;
       }
     } else if (gs.mode === 'mdev-vgpu') {
-      if (model.framework !== 'mdev') throw new Error(`simulator: ${model.key} uses SR-IOV vGPU, not mdev; use --mode sriov-vgpu`);
+      if (model.framework !== 'mdev') throw new InputError(`simulator: ${model.key} uses SR-IOV vGPU, not mdev; use --mode sriov-vgpu`);
       if (gpu.mdevOnVfs && (gs.vfsEnabled ?? true)) this.enableVfs(gpu, model.totalVfs);
       this.migFor(gpu, gs.profiles ?? []);
       for (const [i, p] of (gs.profiles ?? []).entries()) {
         const t = this.typeByProfile(gpu, p);
         const parent = this.mdevParents(gpu).find((x) => this.availableInstances(gpu, t, x) > 0);
-        if (!parent) throw new Error(`simulator: ${p} does not fit on ${pf.addr} after ${i} instances`);
+        if (!parent) throw new InputError(`simulator: ${p} does not fit on ${pf.addr} after ${i} instances`);
         this.addMdev(gpu, parent, t, deterministicUuid(`${pf.addr}/${i}`));
       }
     } else if (gs.profiles?.length) {
-      throw new Error(`simulator: profiles only apply to modes sriov-vgpu and mdev-vgpu`);
+      throw new InputError(`simulator: profiles only apply to modes sriov-vgpu and mdev-vgpu`);
     }
     return gpu;
   }
@@ -462,7 +476,7 @@ export class SimulatedNode {
 
   private typeByProfile(gpu: SimGpu, profile: string): SimType {
     const t = gpu.types.find((x) => x.profile === profile || x.name === profile);
-    if (!t) throw new Error(`simulator: ${gpu.model.key} has no profile ${profile} (has ${gpu.types.map((x) => x.profile).join(', ')})`);
+    if (!t) throw new InputError(`simulator: ${gpu.model.key} has no profile ${profile} (has ${gpu.types.map((x) => x.profile).join(', ')})`);
     return t;
   }
 
@@ -529,9 +543,8 @@ export class SimulatedNode {
     return gpu.mig?.roomFor(t, (gi) => this.occupants(gpu, gi));
   }
 
-  /** Whether one more instance of `t` fits next to what the GPU already has. */
-  private fits(gpu: SimGpu, t: SimType): boolean {
-    const used = this.configured(gpu);
+  /** Whether one more instance of `t` fits next to what the GPU already has (`used`: its configured types, when known). */
+  private fits(gpu: SimGpu, t: SimType, used = this.configured(gpu)): boolean {
     if (used.some((u) => u.migBacked !== t.migBacked)) return false;
     // MIG mode decides which kind the driver offers; a MIG-backed vGPU needs a GPU instance with room.
     if ((gpu.mig?.current ?? false) !== t.migBacked) return false;
@@ -547,7 +560,8 @@ export class SimulatedNode {
 
   private creatable(gpu: SimGpu, vf: SimVf): SimType[] {
     if (vf.typeId !== 0) return [];
-    return gpu.types.filter((t) => this.fits(gpu, t));
+    const used = this.configured(gpu);
+    return gpu.types.filter((t) => this.fits(gpu, t, used));
   }
 
   private availableInstances(gpu: SimGpu, t: SimType, parent: SimFn): number {
@@ -686,7 +700,7 @@ export class SimulatedNode {
 
   private gpuByPf(pf: string): SimGpu {
     const g = this.gpus.find((x) => x.pf.addr === pf.toLowerCase());
-    if (!g) throw new Error(`simulator: no GPU at ${pf}`);
+    if (!g) throw new InputError(`simulator: no GPU at ${pf}`);
     return g;
   }
 
@@ -733,8 +747,8 @@ export class SimulatedNode {
     if (this.iommu) {
       mkdirp(sys, 'devices/virtual/iommu/dmar0');
       put(sys, 'class/iommu/dmar0', link('../../devices/virtual/iommu/dmar0'));
-      put(dev, 'vfio/vfio', chardev());
-      if (this.iommufd) put(dev, 'iommu', chardev());
+      if (!this.removedDevNodes.has('vfio/vfio')) put(dev, 'vfio/vfio', chardev());
+      if (this.iommufd && !this.removedDevNodes.has('iommu')) put(dev, 'iommu', chardev());
     } else {
       mkdirp(sys, 'class/iommu');
     }
@@ -800,7 +814,7 @@ export class SimulatedNode {
     }
     if (fn.vfio !== null && fn.driver !== null) {
       put(sys, `${p}/vfio-dev/vfio${fn.vfio}/dev`, text(`511:${fn.vfio}\n`));
-      put(dev, `vfio/devices/vfio${fn.vfio}`, chardev());
+      if (!this.removedDevNodes.has(`vfio/devices/vfio${fn.vfio}`)) put(dev, `vfio/devices/vfio${fn.vfio}`, chardev());
     }
     if (fn.kind === 'vf') {
       const vf = fn.gpu.vfs.find((v) => v.fn === fn)!;
@@ -925,6 +939,7 @@ export class SimulatedNode {
     this.addMdev(g, parent, t, uuid);
     // Patch the current tree instead of rebuilding it: a rebuild per create made filling 8 x A100 take seconds.
     if (this.tree) this.buildMdevInstance(this.tree.sys, this.tree.dev, g.mdevs.get(uuid)!);
+    this.backend.forget();
   }
 
   private mdevRemove(g: SimGpu, m: SimMdev, data: string): void {
@@ -941,6 +956,7 @@ export class SimulatedNode {
       unput(sys, `kernel/iommu_groups/${m.group}`);
       unput(dev, `vfio/${m.group}`);
     }
+    this.backend.forget();
   }
 }
 
@@ -1044,7 +1060,8 @@ export function restoreNode(state: SimState): SimulatedNode {
     }
     restoreMig(g.mig, gs.mig);
   }
-  n.held = new Set(state.held);
+  // Names from a file: checked like any other (a state file can be handed to us).
+  n.held = new Set(state.held.map(parseHeldDevice));
   n.removedDevNodes = new Set(state.removedDevNodes);
   n.nextGroup = state.nextGroup;
   n.nextVfio = state.nextVfio;

@@ -77,8 +77,30 @@ export interface Trees {
 
 const MAX_LINKS = 40;
 
-/** A SysfsBackend over in-memory trees. `trees()` is called on every access so the owner can rebuild them. */
+/** What one lookup is about, for error messages. */
+interface Resolution {
+  trees: Trees;
+  root: Root;
+  rel: string;
+  op: SysfsError['op'];
+}
+
+/** A resolved node and its link-free path from the root, as components. */
+interface At {
+  node: VNode;
+  real: string[];
+}
+
+/**
+ * A SysfsBackend over in-memory trees. `trees()` is called on every access so
+ * the owner can rebuild them; directories resolved in a tree are remembered
+ * for that tree (an inventory reads thousands of files through the same few
+ * hundred linked directories), and `forget()` drops them when the owner
+ * changes a tree in place.
+ */
 export class VirtualBackend implements SysfsBackend {
+  private dirs = new WeakMap<Trees, Map<string, At | null>>();
+
   constructor(
     readonly description: string,
     private readonly trees: () => Trees,
@@ -90,51 +112,56 @@ export class VirtualBackend implements SysfsBackend {
     return rel ? `${base}/${rel}` : base || '/';
   }
 
+  /** The owner changed a tree in place (not by rebuilding it): resolve everything again. */
+  forget(): void {
+    this.dirs = new WeakMap();
+  }
+
   private resolve(root: Root, rel: string, followFinal: boolean, op: SysfsError['op']): VNode | null {
     assertSafeRelative(rel);
-    const tree = this.trees()[root];
-    let parts = rel.split('/').filter(Boolean);
-    let stack: VNode[] = [tree];
-    let hops = 0;
-    for (let i = 0; i < parts.length; i++) {
-      const cur = stack[stack.length - 1]!;
-      if (cur.t !== 'd') {
-        if (cur.t === 'f' || cur.t === 'c') throw new SysfsError(op, this.display(root, rel), 'ENOTDIR');
-        return null;
-      }
-      const next = cur.c.get(parts[i]!);
-      if (!next) return null;
-      const last = i === parts.length - 1;
-      if (next.t === 'l' && (!last || followFinal)) {
-        if (++hops > MAX_LINKS) throw new SysfsError(op, this.display(root, rel), 'ELOOP');
-        // Resolve the link relative to the directory that holds it.
-        const base = stack.length - 1;
-        const targetParts = next.target.split('/').filter(Boolean);
-        const rest = parts.slice(i + 1);
-        let depth = base; // index in stack of the link's parent directory
-        const newPrefix: string[] = [];
-        if (next.target.startsWith('/')) depth = 0;
-        let ok = true;
-        for (const tp of targetParts) {
-          if (tp === '..') {
-            if (depth === 0) {
-              ok = false;
-              break;
-            }
-            depth--;
-          } else if (tp !== '.') newPrefix.push(tp);
-        }
-        if (!ok) return null;
-        // Re-walk from the stack element at `depth` along newPrefix + rest.
-        stack = stack.slice(0, depth + 1);
-        // Invariant: stack[k] is the node named by parts[k - 1].
-        parts = [...parts.slice(0, depth), ...newPrefix, ...rest];
-        i = depth - 1;
-        continue;
-      }
-      stack.push(next);
+    const trees = this.trees();
+    const r: Resolution = { trees, root, rel, op };
+    if (rel === '') return trees[root];
+    const i = rel.lastIndexOf('/');
+    const parent = i < 0 ? { node: trees[root], real: [] } : this.dir(r, rel.slice(0, i), 0);
+    return parent ? (this.step(r, parent, rel.slice(i + 1), followFinal, 0)?.node ?? null) : null;
+  }
+
+  /** The node at `path` (from the root) with every link followed, remembered per tree. */
+  private dir(r: Resolution, path: string, hops: number): At | null {
+    let cache = this.dirs.get(r.trees);
+    if (!cache) this.dirs.set(r.trees, (cache = new Map()));
+    const key = `${r.root}/${path}`;
+    const hit = cache.get(key);
+    if (hit !== undefined) return hit;
+    const i = path.lastIndexOf('/');
+    const parent = i < 0 ? { node: r.trees[r.root], real: [] } : this.dir(r, path.slice(0, i), hops);
+    const at = parent ? this.step(r, parent, path.slice(i + 1), true, hops) : null;
+    cache.set(key, at);
+    return at;
+  }
+
+  /** One component below a resolved directory; a link is followed (relative to that directory) when asked. */
+  private step(r: Resolution, parent: At, name: string, follow: boolean, hops: number): At | null {
+    const d = parent.node;
+    if (d.t !== 'd') {
+      if (d.t === 'f' || d.t === 'c') throw new SysfsError(r.op, this.display(r.root, r.rel), 'ENOTDIR');
+      return null;
     }
-    return stack[stack.length - 1]!;
+    const next = d.c.get(name);
+    if (!next) return null;
+    if (next.t !== 'l' || !follow) return { node: next, real: [...parent.real, name] };
+    if (hops + 1 > MAX_LINKS) throw new SysfsError(r.op, this.display(r.root, r.rel), 'ELOOP');
+    const target = next.target.startsWith('/') ? [] : [...parent.real];
+    for (const part of next.target.split('/')) {
+      if (part === '' || part === '.') continue;
+      if (part !== '..') target.push(part);
+      else if (target.pop() === undefined) return null; // above the root: nothing there
+    }
+    if (target.length === 0) return { node: r.trees[r.root], real: [] };
+    const last = target.pop()!;
+    const up = target.length === 0 ? { node: r.trees[r.root], real: [] } : this.dir(r, target.join('/'), hops + 1);
+    return up ? this.step(r, up, last, true, hops + 1) : null;
   }
 
   read(root: Root, rel: string): string {

@@ -4,6 +4,8 @@
  * in load.ts turns text into these types, serializeConfig() in serialize.ts
  * turns them back into text.
  */
+import { cutLines, cutQuoted } from '../io/cut.js';
+import type { DraPolicySpec } from './dra-policy.js';
 import type { DeviceFilter } from './grammar.js';
 
 export type { DeviceFilter } from './grammar.js';
@@ -15,9 +17,11 @@ export type GpuMode =
   /** Whole-GPU passthrough: the GPU (and its IOMMU group) bound to vfio-pci or a vendor VFIO variant. */
   | 'passthrough'
   /** Leave to the host driver (containers, or unused): no vGPUs, no VFIO binding. */
-  | 'host';
+  | 'host'
+  /** Managed by the DRA driver: vGPUs and passthrough created per ResourceClaim (docs/dra.md); the static planner leaves the GPU alone. */
+  | 'dra';
 
-export const GPU_MODES: readonly GpuMode[] = ['vgpu', 'passthrough', 'host'];
+export const GPU_MODES: readonly GpuMode[] = ['vgpu', 'passthrough', 'host', 'dra'];
 
 /** One requested vGPU type and how many of it. */
 export interface VgpuDeviceRequest {
@@ -91,6 +95,8 @@ export interface ConfigFile {
   filename: string;
   /** In file order. */
   configs: NamedConfig[];
+  /** The `dra:` section (what the DRA driver offers); absent or null: the default policy. */
+  dra?: DraPolicySpec | null;
 }
 
 /** One thing wrong with a file, positioned. line/column are 1-based; 0 when the problem has no position (e.g. unreadable file). */
@@ -108,6 +114,9 @@ export function formatProblem(filename: string, p: ConfigProblem): string {
   return p.path ? `${where}: ${p.path}: ${p.message}` : `${where}: ${p.message}`;
 }
 
+/** A ConfigError's message lists at most this many problems and counts the rest. */
+export const MAX_LISTED_PROBLEMS = 100;
+
 /** Every problem found in a config file (or a cozystack profiles file), sorted by position. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -117,7 +126,11 @@ export class ConfigError extends Error {
     problems: ConfigProblem[],
   ) {
     const sorted = [...problems].sort((a, b) => a.line - b.line || a.column - b.column);
-    super(sorted.map((p) => formatProblem(filename, p)).join('\n'));
+    // A hostile file can hold a megabyte key or a million problems: the message quotes
+    // values cut and lists the first problems, counting the rest; `problems` keeps all.
+    const shown = sorted.slice(0, MAX_LISTED_PROBLEMS).map((p) => cutLines(cutQuoted(formatProblem(filename, p)), 1));
+    if (sorted.length > MAX_LISTED_PROBLEMS) shown.push(`${filename}: ... and ${sorted.length - MAX_LISTED_PROBLEMS} more problems (fix these and run again)`);
+    super(shown.join('\n'));
     this.problems = sorted;
   }
 }

@@ -9,12 +9,13 @@
  * Input is either the profiles text itself or the whole ConfigMap YAML (one
  * or more documents; the one with `data.profiles` is used).
  */
-import { isMap, isScalar, LineCounter, parseAllDocuments, type Node } from 'yaml';
+import { isMap, isScalar, LineCounter, type Node } from 'yaml';
 import { parsePciAddress } from '../model/pci.js';
 import { ConfigError, type ConfigEntry, type ConfigFile, type ConfigProblem, type VgpuDeviceRequest } from './config.js';
 import { checkConfigName, parseProfileKey } from './grammar.js';
-import { parseConfig } from './load.js';
+import { parseConfig, readTextFile } from './load.js';
 import { serializeConfig } from './serialize.js';
+import { parseYamlDocuments, TOO_DEEP_MESSAGE } from './yaml-reader.js';
 
 /** One `<bus-id>=<profile-id>` line. */
 export interface CozystackLine {
@@ -44,6 +45,15 @@ export interface CozystackVf {
  * "ID 999 is not a vGPU type of this GPU") to report it against the line.
  */
 export type CozystackResolver = (busId: string, profileId: number) => CozystackVf | { error: string };
+
+/** Profile files larger than this are refused while reading (a node with 16 GPUs x 32 VFs needs about 10 KB). */
+export const MAX_COZYSTACK_BYTES = 1024 * 1024;
+
+/** Read and parse a profiles file (`-` reads standard input), bounded by MAX_COZYSTACK_BYTES. Throws ConfigError. */
+export function loadCozystackFile(path: string): CozystackLine[] {
+  const text = readTextFile(path, MAX_COZYSTACK_BYTES, 'profiles', 'Cozystack profile files');
+  return parseCozystackProfiles(text, path === '-' ? '<stdin>' : path);
+}
 
 const YAML_START_RE = /^(---|%YAML|[A-Za-z_][A-Za-z0-9_.-]*\s*:(\s|$))/;
 
@@ -113,11 +123,12 @@ function parseLines(
 
 function fromConfigMap(text: string, filename: string): CozystackLine[] {
   const lc = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter: lc, prettyErrors: false, version: '1.2' });
+  const docs = parseYamlDocuments(text, { lineCounter: lc, prettyErrors: false, version: '1.2' });
   const at = (offset: number): { line: number; column: number } => {
     const p = lc.linePos(Math.max(0, offset));
     return { line: p.line, column: p.col };
   };
+  if ('tooDeepAt' in docs) throw new ConfigError(filename, [{ path: '', ...at(docs.tooDeepAt), message: TOO_DEEP_MESSAGE }]);
   if (!Array.isArray(docs)) {
     throw new ConfigError(filename, [{ path: '', line: 1, column: 1, message: 'the file is empty' }]);
   }

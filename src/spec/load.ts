@@ -7,8 +7,8 @@
  * The reference for the format is docs/config.md.
  */
 import { isMigBacked, type Profile } from '../model/profile.js';
-import { readFileSync } from 'node:fs';
-import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Node } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, type Node } from 'yaml';
+import { FileTooLargeError, formatBytes, readFileBounded } from '../io/files.js';
 import { parsePciAddress } from '../model/pci.js';
 import {
   ConfigError,
@@ -31,15 +31,16 @@ import {
   parseProfileKey,
   type DeviceFilter,
 } from './grammar.js';
+import { readDraPolicy } from './dra-policy.js';
 import { closestNames, didYouMean } from './suggest.js';
-import { MAX_ALIAS_EXPANSIONS, plainInteger, ReaderAbort, scalarText, YamlReader, type Field } from './yaml-reader.js';
+import { MAX_ALIAS_EXPANSIONS, parseYamlDocuments, plainInteger, ReaderAbort, scalarText, TOO_DEEP_MESSAGE, YamlReader, type Field } from './yaml-reader.js';
 
 /** Files larger than this are refused before parsing (NVIDIA's full example is ~54 KB). */
 export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 /** Upper bound for counts, GPU indices and VF indices: far above any real card, well inside safe integers. */
 export const MAX_COUNT = 65535;
 
-const ROOT_KEYS = ['version', 'vgpu-configs'] as const;
+const ROOT_KEYS = ['version', 'vgpu-configs', 'dra'] as const;
 /** NVIDIA's keys first, then vmgpu's extensions. */
 export const ENTRY_KEYS = [
   'device-filter',
@@ -71,7 +72,7 @@ export function parseConfig(text: string, filename: string): ConfigFile {
     ]);
   }
   const lc = new LineCounter();
-  const docs = parseAllDocuments(text, {
+  const docs = parseYamlDocuments(text, {
     lineCounter: lc,
     prettyErrors: false,
     uniqueKeys: false, // duplicates are reported by the reader, with their key path
@@ -82,6 +83,7 @@ export function parseConfig(text: string, filename: string): ConfigFile {
     const p = lc.linePos(Math.max(0, offset));
     return { line: p.line, column: p.col };
   };
+  if ('tooDeepAt' in docs) throw new ConfigError(filename, [{ path: '', ...at(docs.tooDeepAt), message: TOO_DEEP_MESSAGE }]);
 
   if (!Array.isArray(docs) || docs.length === 0) {
     throw new ConfigError(filename, [
@@ -156,34 +158,54 @@ function readFile(r: YamlReader, contents: unknown, filename: string): ConfigFil
     }
   }
 
+  const dra = f.get('dra');
+  const policy = dra ? readDraPolicy(r, dra) : null;
+
   if (r.problems.length > 0) throw new ConfigError(filename, r.problems);
-  return { version: 'v1', filename, configs };
+  return { version: 'v1', filename, configs, dra: policy };
 }
 
 /** Read a config file from disk (`-` reads standard input). Throws ConfigError. */
 export function loadConfigFile(path: string): ConfigFile {
   const name = path === '-' ? '<stdin>' : path;
+  const text = readTextFile(path, MAX_CONFIG_BYTES, 'config');
+  return parseConfig(text, name);
+}
+
+/**
+ * The UTF-8 text of a user's file (`-` reads standard input), at most `limit`
+ * bytes, checked while reading (so /dev/zero or an endless pipe stops at the
+ * limit). `what` names the file in messages ("config", "profiles"). Throws ConfigError.
+ */
+export function readTextFile(path: string, limit: number, what: string, kind = `${what} files`): string {
+  const name = path === '-' ? '<stdin>' : path;
+  const fail = (message: string): never => {
+    throw new ConfigError(name, [{ path: '', line: 0, column: 0, message }]);
+  };
   let buf: Buffer;
   try {
-    buf = readFileSync(path === '-' ? 0 : path);
+    buf = readFileBounded(path === '-' ? 0 : path, limit);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const why =
-      e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EISDIR' ? 'is a directory' : String(e.message);
-    throw new ConfigError(name, [{ path: '', line: 0, column: 0, message: `cannot read the config file: ${why}` }]);
-  }
-  if (buf.length > MAX_CONFIG_BYTES) {
-    throw new ConfigError(name, [
-      { path: '', line: 0, column: 0, message: `the file is ${buf.length} bytes; config files are limited to ${MAX_CONFIG_BYTES} bytes` },
-    ]);
+      err instanceof FileTooLargeError
+        ? `it holds more than ${formatBytes(limit)}; ${kind} are limited to ${limit} bytes`
+        : e.code === 'ENOENT'
+          ? 'no such file'
+          : e.code === 'EACCES'
+            ? 'permission denied'
+            : e.code === 'EISDIR'
+              ? 'is a directory'
+              : String(e.message);
+    return fail(`cannot read the ${what} file: ${why}`);
   }
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(buf);
   } catch {
-    throw new ConfigError(name, [{ path: '', line: 0, column: 0, message: 'the file is not valid UTF-8 text' }]);
+    return fail('the file is not valid UTF-8 text');
   }
-  return parseConfig(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text, name);
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
 
 /** The names of the configs in a file, in file order. */
@@ -272,7 +294,7 @@ function readEntry(r: YamlReader, node: Node | null, offset: number, path: strin
   if (vd) {
     entry.vgpuDevices = readVgpuDevices(r, vd);
     for (const d of entry.vgpuDevices) profiles.set(d.profile, d);
-    if ((mode === 'passthrough' || mode === 'host') && entry.vgpuDevices.length > 0) {
+    if ((mode === 'passthrough' || mode === 'host' || mode === 'dra') && entry.vgpuDevices.length > 0) {
       r.report(vd.path, vd.valueOffset, `mode ${mode} takes no vGPUs; remove "vgpu-devices" or use "mode: vgpu"`);
     }
   } else if (mode === 'vgpu') {

@@ -9,6 +9,7 @@
  * positions, and `original` which becomes the bare profile).
  */
 import type { ConfigEntry, ConfigFile } from './config.js';
+import type { DraPolicySpec } from './dra-policy.js';
 import { formatDeviceFilter } from './grammar.js';
 
 /** Words YAML 1.1 or 1.2 would read as booleans or null; quoted when used as plain text. */
@@ -71,6 +72,17 @@ function entryLines(e: ConfigEntry): string[] {
   return out;
 }
 
+/** The `dra:` section, when the file has one. */
+function draLines(d: DraPolicySpec | null): string[] {
+  if (!d) return [];
+  const out = ['dra:'];
+  if (d.profiles !== null) out.push(`  profiles: ${flowList(d.profiles.map(q))}`);
+  if (d.maxInstances !== null) out.push(`  max-instances: ${d.maxInstances}`);
+  if (d.passthrough !== null) out.push(`  passthrough: ${String(d.passthrough)}`);
+  if (d.allocation !== null) out.push(`  allocation: ${d.allocation}`);
+  return out.length > 1 ? out : ['dra: {}'];
+}
+
 export interface SerializeOptions {
   /** Comment lines (without `#`) written at the top of the file. */
   header?: string[];
@@ -95,5 +107,6 @@ export function serializeConfig(file: ConfigFile, options: SerializeOptions = {}
       for (const e of c.entries) for (const l of entryLines(e)) lines.push(`    ${l}`);
     });
   }
+  lines.push(...draLines(file.dra ?? null));
   return `${lines.join('\n')}\n`;
 }

@@ -4,12 +4,59 @@
  * column) for every unknown key, duplicate key or wrong type instead of
  * stopping at the first one.
  */
-import { isAlias, isMap, isScalar, isSeq, visit, type Document, type LineCounter, type Node } from 'yaml';
+import { Composer, isAlias, isMap, isScalar, isSeq, Parser, visit, type CST, type Document, type DocumentOptions, type LineCounter, type Node, type ParseOptions, type SchemaOptions } from 'yaml';
 import type { ConfigProblem } from './config.js';
 import { closestNames } from './suggest.js';
 
 /** Each alias dereference costs one unit; this bounds the work on hostile files. */
 export const MAX_ALIAS_EXPANSIONS = 1000;
+
+/**
+ * How deep a document may nest. A config nests about 6 levels (vgpu-configs >
+ * name > entry > key > profile > value); the YAML library's composer recurses
+ * once per level and overflows the stack a few thousand levels down.
+ */
+export const MAX_YAML_DEPTH = 64;
+
+/** The message for a document nested too deep; the caller positions it. */
+export const TOO_DEEP_MESSAGE = `the YAML nests deeper than ${MAX_YAML_DEPTH} levels here; a config nests about 6 (vgpu-configs > name > entry > key > value)`;
+
+/**
+ * parseAllDocuments, except that a document nested deeper than MAX_YAML_DEPTH
+ * is refused before it is composed: the result is then the offset of the
+ * first collection too deep. The parser is iterative; only composing recurses.
+ */
+export function parseYamlDocuments(text: string, options: ParseOptions & DocumentOptions & SchemaOptions & { lineCounter: LineCounter }): Document.Parsed[] | { tooDeepAt: number } {
+  const tokens = [...new Parser(options.lineCounter.addNewLine).parse(text)];
+  const tooDeepAt = firstTooDeep(tokens);
+  if (tooDeepAt !== null) return { tooDeepAt };
+  return Array.from(new Composer(options).compose(tokens));
+}
+
+/** The offset of the first collection nested deeper than MAX_YAML_DEPTH, walking the tokens without recursion. */
+function firstTooDeep(tokens: CST.Token[]): number | null {
+  const stack: { token: CST.Token | null | undefined; depth: number }[] = tokens.map((token) => ({ token, depth: 0 }));
+  while (stack.length > 0) {
+    const { token, depth } = stack.pop()!;
+    if (!token) continue;
+    switch (token.type) {
+      case 'document':
+        stack.push({ token: token.value, depth });
+        break;
+      case 'block-map':
+      case 'block-seq':
+      case 'flow-collection':
+        if (depth + 1 > MAX_YAML_DEPTH) return token.offset;
+        for (const item of token.items as CST.CollectionItem[]) {
+          stack.push({ token: item.key, depth: depth + 1 }, { token: item.value, depth: depth + 1 });
+        }
+        break;
+      default:
+        break;
+    }
+  }
+  return null;
+}
 
 export interface Field {
   key: string;

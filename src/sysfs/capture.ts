@@ -11,7 +11,10 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as zlib from 'node:zlib';
 import * as tar from 'tar';
+import { quoteCut } from '../io/cut.js';
+import { FileTooLargeError, formatBytes, readFileBounded, readTextBounded, tempPathFor } from '../io/files.js';
 
 export const CAPTURE_META_FILE = 'vmgpu-capture.json';
 const MAX_FILE = 64 * 1024;
@@ -89,6 +92,11 @@ class Copier {
       this.files++;
       return;
     }
+    if (!st.isFile()) {
+      // A FIFO or socket: opening it could wait forever, and it holds no attribute.
+      this.skipped.push({ path: src, reason: 'not a regular file' });
+      return;
+    }
     const name = path.basename(rel);
     if (SKIP_FILE.test(name)) {
       this.skipped.push({ path: src, reason: 'binary or not needed' });
@@ -96,7 +104,7 @@ class Copier {
     }
     let data: Buffer;
     try {
-      const fd = fs.openSync(src, 'r');
+      const fd = fs.openSync(src, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
       try {
         const buf = Buffer.alloc(MAX_FILE + 1);
         const n = fs.readSync(fd, buf, 0, buf.length, 0);
@@ -138,7 +146,7 @@ class Copier {
 
 function readSmall(p: string): string | null {
   try {
-    return fs.readFileSync(p, 'utf8').trim();
+    return readTextBounded(p, MAX_FILE).trim();
   } catch {
     return null;
   }
@@ -218,24 +226,83 @@ export async function capture(opts: CaptureOptions): Promise<CaptureMeta> {
       skipped: [...sys.skipped, ...dev.skipped],
     };
     fs.writeFileSync(path.join(stage, CAPTURE_META_FILE), JSON.stringify(meta, null, 1) + '\n');
-    await tar.c({ gzip: true, file: opts.outFile, cwd: stage, portable: true }, fs.readdirSync(stage));
-    fs.chmodSync(opts.outFile, 0o644);
+    // Written beside the output and renamed: a capture stopped half-way leaves no half archive.
+    const tmp = tempPathFor(opts.outFile);
+    try {
+      await tar.c({ gzip: true, file: tmp, cwd: stage, portable: true }, fs.readdirSync(stage));
+      fs.chmodSync(tmp, 0o644);
+      fs.renameSync(tmp, opts.outFile);
+    } finally {
+      fs.rmSync(tmp, { force: true });
+    }
     return meta;
   } finally {
     fs.rmSync(stage, { recursive: true, force: true });
   }
 }
 
-/** Extract a capture archive to a new temporary directory (removed at exit) and return it. */
-export function extractCapture(archive: string): string {
+/**
+ * What a capture archive may hold. A capture of a 16-GPU host is a few
+ * megabytes and a few tens of thousands of entries, each file at most
+ * 64 KiB; these bounds are far above that and far below what would hurt.
+ */
+export const CAPTURE_LIMITS = {
+  /** Bytes of the unpacked tar stream, headers and padding included. */
+  totalBytes: 128 * 1024 * 1024,
+  entries: 200_000,
+  fileBytes: 4 * 1024 * 1024,
+} as const;
+
+/** Entry types a capture holds; hard links, devices and FIFOs are never extracted. */
+const EXTRACTED_TYPES = new Set(['File', 'OldFile', 'Directory', 'SymbolicLink']);
+
+/**
+ * Extract a capture archive to a new temporary directory (removed at exit)
+ * and return it. Bounded while extracting: the gunzip stops at
+ * CAPTURE_LIMITS.totalBytes, and every entry is counted and its size checked
+ * from its header before it is written. No mode bit beyond rwx survives.
+ */
+export function extractCapture(archive: string, limits: { totalBytes: number; entries: number; fileBytes: number } = CAPTURE_LIMITS): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmgpu-replay-'));
   process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  const refuse = (why: string, cause?: unknown): never => {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw new Error(`cannot read the capture archive ${archive}: ${why}; give a .tar.gz written by \`vmgpu capture --out FILE.tar.gz\``, { cause });
+  };
+  let tarStream: Buffer;
   try {
-    tar.x({ file: archive, cwd: dir, sync: true, strict: true, preservePaths: false });
+    tarStream = zlib.gunzipSync(readFileBounded(archive, limits.totalBytes), { maxOutputLength: limits.totalBytes });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    throw new Error(`cannot read the capture archive ${archive}: ${e.code && !e.message.includes(e.code) ? `${e.code}: ` : ''}${e.message}; give a .tar.gz written by \`vmgpu capture --out FILE.tar.gz\``, { cause: err });
+    if (err instanceof FileTooLargeError || e.code === 'ERR_BUFFER_TOO_LARGE') {
+      return refuse(`unpacks to more than ${formatBytes(limits.totalBytes)}; a capture is far smaller (refused while unpacking)`, err);
+    }
+    return refuse(`${e.code && !e.message.includes(e.code) ? `${e.code}: ` : ''}${e.message}`, err);
   }
+  let entries = 0;
+  let problem: string | null = null;
+  const unpack = new tar.UnpackSync({
+    cwd: dir,
+    strict: true,
+    preservePaths: false,
+    preserveOwner: false,
+    filter: (p, e) => {
+      const entry = e as tar.ReadEntry;
+      if (problem !== null) return false;
+      if (++entries > limits.entries) problem = `holds more than ${limits.entries} entries; a capture holds far fewer`;
+      else if (!EXTRACTED_TYPES.has(entry.type)) return false;
+      else if (entry.size > limits.fileBytes) problem = `${quoteCut(p).slice(1, -1)} is ${entry.size} bytes; a capture holds no file over ${formatBytes(limits.fileBytes)}`;
+      entry.mode = (entry.mode ?? 0o644) & 0o777;
+      return problem === null;
+    },
+  });
+  try {
+    unpack.end(tarStream);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    return refuse(`${e.code && !e.message.includes(e.code) ? `${e.code}: ` : ''}${e.message}`, err);
+  }
+  if (problem !== null) return refuse(problem);
   if (!fs.existsSync(path.join(dir, 'sys'))) {
     throw new Error(`${archive} is not a vmgpu capture: it has no sys/ directory`);
   }
@@ -244,7 +311,7 @@ export function extractCapture(archive: string): string {
 
 export function readCaptureMeta(base: string): CaptureMeta | null {
   try {
-    return JSON.parse(fs.readFileSync(path.join(base, CAPTURE_META_FILE), 'utf8')) as CaptureMeta;
+    return JSON.parse(readTextBounded(path.join(base, CAPTURE_META_FILE), CAPTURE_LIMITS.fileBytes)) as CaptureMeta;
   } catch {
     return null;
   }

@@ -1,7 +1,7 @@
 /** Typed errors of the sysfs port. Every error names the file and what went wrong. */
 
 /** An input was rejected by its grammar before any file was opened. */
-export { InvalidNameError } from '../model/invalid-name.js';
+export { InvalidNameError } from '../model/errors.js';
 
 export type SysfsOp = 'read' | 'write' | 'readlink' | 'list' | 'stat' | 'exec';
 

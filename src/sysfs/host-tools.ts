@@ -40,8 +40,11 @@ export interface HostTools {
 export interface RealHostToolsOptions {
   /** Host path of sriov-manage (from SysfsPort.sriovManagePath()). */
   sriovManage: string;
-  /** nvidia-smi command; default `nvidia-smi` on PATH. */
-  nvidiaSmi?: string;
+  /** nvidia-smi command; default `nvidia-smi` on PATH; null when it is not reachable (`nvidiaSmiMissing` says why). */
+  nvidiaSmi?: string | null;
+  nvidiaSmiMissing?: string;
+  /** LD_LIBRARY_PATH for nvidia-smi: a directory holding the host driver's libnvidia-ml.so.1 (driver-root.ts). */
+  libraryPath?: string;
   timeoutMs?: number;
 }
 
@@ -55,7 +58,7 @@ export class RealHostTools implements HostTools {
 
   async nvidiaSmiSupportedTypes(pf: PciAddress): Promise<string | undefined> {
     try {
-      return await this.exec(this.opts.nvidiaSmi ?? 'nvidia-smi', ['vgpu', '-s', '-v', '-i', checkPciAddress(pf)]);
+      return await this.exec(this.nvidiaSmi(), ['vgpu', '-s', '-v', '-i', checkPciAddress(pf)]);
     } catch (err) {
       if (err instanceof SysfsError && err.code === 'ENOENT') return undefined;
       throw err;
@@ -65,7 +68,7 @@ export class RealHostTools implements HostTools {
   async heterogeneousMode(pf: PciAddress): Promise<boolean | undefined> {
     let out: string;
     try {
-      out = await this.exec(this.opts.nvidiaSmi ?? 'nvidia-smi', ['-q', '-i', checkPciAddress(pf)]);
+      out = await this.exec(this.nvidiaSmi(), ['-q', '-i', checkPciAddress(pf)]);
     } catch {
       return undefined;
     }
@@ -75,7 +78,7 @@ export class RealHostTools implements HostTools {
   }
 
   async setHeterogeneousMode(pf: PciAddress, enabled: boolean): Promise<void> {
-    await this.exec(this.opts.nvidiaSmi ?? 'nvidia-smi', ['vgpu', '-shm', enabled ? '1' : '0', '-i', checkPciAddress(pf)]);
+    await this.exec(this.nvidiaSmi(), ['vgpu', '-shm', enabled ? '1' : '0', '-i', checkPciAddress(pf)]);
   }
 
   async sriovManageDisable(pf: PciAddress): Promise<void> {
@@ -120,9 +123,10 @@ export class RealHostTools implements HostTools {
 
   /** nvidia-smi for MIG: it says why on stdout as often as on stderr, and "In use by another client" is the driver's EBUSY. */
   private async smi(args: string[]): Promise<string> {
-    const cmd = this.opts.nvidiaSmi ?? 'nvidia-smi';
+    const cmd = this.nvidiaSmi();
+    if (cmd === null) throw new SysfsError('exec', `nvidia-smi ${args.join(' ')}`, 'ENOENT', this.opts.nvidiaSmiMissing ?? 'nvidia-smi is not reachable');
     try {
-      const { stdout } = await run(cmd, args, { timeout: this.opts.timeoutMs ?? 30_000, maxBuffer: 4 << 20 });
+      const { stdout } = await run(cmd, args, { timeout: this.opts.timeoutMs ?? 30_000, maxBuffer: 4 << 20, env: this.env() });
       return stdout;
     } catch (err) {
       const e = err as NodeJS.ErrnoException & { stderr?: string; stdout?: string };
@@ -132,14 +136,75 @@ export class RealHostTools implements HostTools {
     }
   }
 
-  private async exec(cmd: string, args: string[], timeout = this.opts.timeoutMs ?? 30_000): Promise<string> {
+  /** The host driver's libraries for its tools (--driver-root), when they are not on the default path. */
+  private env(): NodeJS.ProcessEnv {
+    return this.opts.libraryPath ? { ...process.env, LD_LIBRARY_PATH: this.opts.libraryPath } : process.env;
+  }
+
+  private nvidiaSmi(): string | null {
+    return this.opts.nvidiaSmi === undefined ? 'nvidia-smi' : this.opts.nvidiaSmi;
+  }
+
+  private async exec(cmd: string | null, args: string[], timeout = this.opts.timeoutMs ?? 30_000): Promise<string> {
+    if (cmd === null) throw new SysfsError('exec', `nvidia-smi ${args.join(' ')}`, 'ENOENT', this.opts.nvidiaSmiMissing ?? 'nvidia-smi is not reachable');
     try {
-      const { stdout } = await run(cmd, args, { timeout, maxBuffer: 4 << 20 });
+      const { stdout } = await run(cmd, args, { timeout, maxBuffer: 4 << 20, env: this.env() });
       return stdout;
     } catch (err) {
       const e = err as NodeJS.ErrnoException & { stderr?: string };
       const code = typeof e.code === 'string' ? e.code : 'EIO';
       throw new SysfsError('exec', `${cmd} ${args.join(' ')}`, code, (e.stderr ?? e.message ?? '').trim().slice(0, 500));
     }
+  }
+}
+
+/**
+ * The host tools of a node vmgpu must never run a program for: a capture
+ * archive, or any plain directory tree (its `host/usr/lib/nvidia/sriov-manage`
+ * is a file someone gave us, and the host's own nvidia-smi describes other
+ * hardware). Nothing can run through it, by construction: a change is refused
+ * with `why`, and what nvidia-smi would tell is unknown.
+ */
+export class NoHostTools implements HostTools {
+  constructor(private readonly why: string) {}
+
+  async sriovManageEnable(pf: PciAddress): Promise<void> {
+    throw new SysfsError('exec', `sriov-manage -e ${checkPciAddress(pf)}`, 'EPERM', this.why);
+  }
+
+  async nvidiaSmiSupportedTypes(_pf: PciAddress): Promise<string | undefined> {
+    return undefined;
+  }
+
+  async heterogeneousMode(_pf: PciAddress): Promise<boolean | undefined> {
+    return undefined;
+  }
+
+  async setHeterogeneousMode(pf: PciAddress, enabled: boolean): Promise<void> {
+    throw new SysfsError('exec', `nvidia-smi vgpu -shm ${enabled ? 1 : 0} -i ${checkPciAddress(pf)}`, 'EPERM', this.why);
+  }
+
+  async sriovManageDisable(pf: PciAddress): Promise<void> {
+    throw new SysfsError('exec', `sriov-manage -d ${checkPciAddress(pf)}`, 'EPERM', this.why);
+  }
+
+  async migMode(_pf: PciAddress): Promise<MigModeInfo | undefined> {
+    return undefined;
+  }
+
+  async setMigMode(pf: PciAddress, enabled: boolean): Promise<void> {
+    throw new SysfsError('exec', `nvidia-smi -i ${checkPciAddress(pf)} -mig ${enabled ? 1 : 0}`, 'EPERM', this.why);
+  }
+
+  async gpuInstances(_pf: PciAddress): Promise<GpuInstanceInfo[] | undefined> {
+    return undefined;
+  }
+
+  async createGpuInstance(pf: PciAddress, profile: string | number, start: number): Promise<void> {
+    throw new SysfsError('exec', `nvidia-smi mig -i ${checkPciAddress(pf)} -cgi ${String(profile)}:${start}`, 'EPERM', this.why);
+  }
+
+  async destroyGpuInstance(pf: PciAddress, id: number): Promise<void> {
+    throw new SysfsError('exec', `nvidia-smi mig -i ${checkPciAddress(pf)} -dgi -gi ${id}`, 'EPERM', this.why);
   }
 }

@@ -6,8 +6,9 @@
  * accepts a narrow grammar, normalises it, and throws InvalidNameError for
  * anything else (so `/`, `..`, NUL, whitespace and friends never get through).
  */
+import { quoteCut } from '../io/cut.js';
 import type { Brand } from '../model/brand.js';
-import { InvalidNameError } from '../model/invalid-name.js';
+import { InvalidNameError } from '../model/errors.js';
 
 /** An mdev instance UUID in canonical lower-case 8-4-4-4-12 form. */
 export type MdevUuid = Brand<string, 'MdevUuid'>;
@@ -23,7 +24,7 @@ const DECIMAL_RE = /^[0-9]{1,9}$/;
 const VFIO_DEV_RE = /^vfio[0-9]{1,6}$/;
 
 function describe(input: unknown): string {
-  return typeof input === 'string' ? JSON.stringify(input) : String(input);
+  return typeof input === 'string' ? quoteCut(input) : String(input).slice(0, 80);
 }
 
 export function parseMdevUuid(input: string): MdevUuid {

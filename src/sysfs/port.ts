@@ -105,6 +105,26 @@ export class SysfsPort {
     return target.split('/').filter(Boolean).pop();
   }
 
+  /**
+   * The PCIe root complex a function sits under (`pci0000:17`), from the
+   * target of `bus/pci/devices/<addr>` (`../../../devices/pci0000:17/...`):
+   * the value of the standard DRA attribute resource.kubernetes.io/pcieRoot.
+   * Undefined when the link is missing or does not lead through /sys/devices/pciDDDD:BB.
+   */
+  readPcieRoot(addr: PciAddress): string | undefined {
+    let target: string;
+    try {
+      target = this.backend.readlink('sys', bus(addr));
+    } catch (err) {
+      if (isSysfsError(err, 'EINVAL', 'ENOENT', 'ENOTDIR')) return undefined;
+      throw err;
+    }
+    const parts = target.split('/');
+    const at = parts.indexOf('devices');
+    const root = at >= 0 ? parts[at + 1] : undefined;
+    return root !== undefined && /^pci[0-9a-f]{4}:[0-9a-f]{2}$/.test(root) && parts[parts.length - 1] === addr ? root : undefined;
+  }
+
   /** Whether a link under the device exists but points nowhere (dangling). */
   isDanglingLink(addr: PciAddress, link: 'driver' | 'iommu_group' | 'physfn'): boolean {
     const rel = `${bus(addr)}/${link}`;

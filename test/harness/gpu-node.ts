@@ -31,6 +31,10 @@ export interface GpuNodeOptions extends NodeOptions {
   labels: Record<string, string>;
   /** `vmgpu sim create` arguments (default one L40S in SR-IOV vGPU mode). */
   sim?: string[];
+  /** More chart values (merged over the config and the metrics port), e.g. { dra: { enabled: true } }. */
+  values?: Record<string, unknown>;
+  /** Acts on the simulated node before the agent first starts (e.g. another tool filling the card). */
+  prepare?: (simDir: string) => void;
 }
 
 export interface GpuNode {
@@ -47,8 +51,11 @@ export interface GpuNode {
   /** Runs the built CLI; returns exit code and output. */
   vmgpu(args: string[]): { code: number; stdout: string; stderr: string };
   setLabels(labels: Record<string, string | null>): Promise<void>;
-  /** Starts the agent again (after agent.stop()). */
-  restartAgent(): Promise<ChartAgent>;
+  /**
+   * Starts the agent again (after agent.stop()). `edit` changes the rendered DaemonSet first, for
+   * a test of what a values change would render (the caller says which value in its name).
+   */
+  restartAgent(edit?: (ds: V1DaemonSet) => V1DaemonSet): Promise<ChartAgent>;
   stop(): Promise<void>;
 }
 
@@ -59,11 +66,11 @@ function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv): { code: numb
 }
 
 /** Renders the chart with `helm template` and installs it with `helm install` (the built helm), with the test's config and a free metrics port. */
-async function installChart(node: TestNode, config: string): Promise<GpuNode['rendered']> {
+async function installChart(node: TestNode, config: string, extra: Record<string, unknown> = {}): Promise<GpuNode['rendered']> {
   const home = join(node.dir, 'helm');
   mkdirSync(home, { recursive: true });
   const values = join(home, 'values.yaml');
-  writeFileSync(values, stringify({ config: { content: config }, agent: { metricsPort: await freePort(), defaultConfig: '' } }));
+  writeFileSync(values, stringify({ ...extra, config: { content: config }, agent: { metricsPort: await freePort(), defaultConfig: '' } }));
   const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, HELM_CACHE_HOME: join(home, 'cache'), HELM_CONFIG_HOME: join(home, 'config'), HELM_DATA_HOME: join(home, 'data') };
   const helm = (args: string[]): string => {
     const r = run(node.tools.helm, [...args, '--namespace', NAMESPACE, '-f', values], env);
@@ -81,10 +88,17 @@ function standIns(node: TestNode, simDir: string): (path: string) => string {
     ['/var/lib/kubelet', node.kubeletRoot],
     ['/var/lib/vmgpu', join(node.dir, 'host', 'var', 'lib', 'vmgpu')],
     ['/dev/vfio', node.devVfioDir],
+    // The CDI specs DRA drivers write: the node's containerd reads them there (node.ts).
+    ['/var/run/cdi', join(node.dir, 'cdi')],
     ['/sys', join(simDir, 'sys')],
     ['/usr/lib/nvidia', join(simDir, 'host', 'usr', 'lib', 'nvidia')],
     ['/lib/modules', join(simDir, 'host', 'lib', 'modules')],
+    // agent.driverRoot "/": the host driver's nvidia-smi and libnvidia-ml. The simulated node's
+    // tools answer for them (--simulate), so these stand in empty: no host tool is run.
+    ['/usr/bin', join(node.dir, 'host', 'usr', 'bin')],
+    ['/usr/lib/x86_64-linux-gnu', join(node.dir, 'host', 'usr', 'lib', 'x86_64-linux-gnu')],
   ];
+  for (const d of ['usr/bin', 'usr/lib/x86_64-linux-gnu']) mkdirSync(join(node.dir, 'host', d), { recursive: true });
   return (path) => {
     for (const [prefix, dir] of stand) if (path === prefix || path.startsWith(`${prefix}/`)) return dir + path.slice(prefix.length);
     throw new Error(`the chart mounts hostPath ${path}, for which the test node has no stand-in; add one to test/harness/gpu-node.ts`);
@@ -107,8 +121,9 @@ async function setUp(node: TestNode, o: GpuNodeOptions): Promise<GpuNode> {
   const simDir = join(node.dir, 'sim');
   const sim = vmgpu(['sim', 'create', '--out', simDir, ...(o.sim ?? ['--model', 'L40S', '--gpus', '1', '--mode', 'sriov-vgpu'])]);
   if (sim.code !== 0) throw new Error(`vmgpu sim create failed (exit ${sim.code}; is the CLI built? npm run build): ${sim.stderr}`);
+  o.prepare?.(simDir);
 
-  const rendered = await installChart(node, o.config);
+  const rendered = await installChart(node, o.config, o.values);
   const core = node.cp.kubeConfig.makeApiClient(CoreV1Api);
   const setLabels = async (labels: Record<string, string | null>): Promise<void> => {
     await core.patchNode({ name: node.name, body: { metadata: { labels } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
@@ -120,11 +135,11 @@ async function setUp(node: TestNode, o: GpuNodeOptions): Promise<GpuNode> {
   const daemonSet = rendered.find((x) => x.kind === 'DaemonSet') as unknown as V1DaemonSet;
   const configMaps = rendered.filter((x) => x.kind === 'ConfigMap') as never[];
   let runs = 0;
-  const startAgent = async (): Promise<ChartAgent> => {
+  const startAgent = async (edit: (ds: V1DaemonSet) => V1DaemonSet = (ds) => ds): Promise<ChartAgent> => {
     const dir = join(node.dir, `agent-${++runs}`);
     mkdirSync(dir);
     const a = await runChartAgent({
-      daemonSet,
+      daemonSet: edit(structuredClone(daemonSet)),
       configMaps,
       admin: node.cp.kubeConfig,
       apiServer: { host: '127.0.0.1', port: Number(new URL(node.cp.server).port), caPem: node.cp.caPem },
@@ -155,8 +170,8 @@ async function setUp(node: TestNode, o: GpuNodeOptions): Promise<GpuNode> {
       for (const gpu of inv.gpus) for (const vf of gpu.vfs) out[vf.address] = vf.currentProfile ?? '';
       return out;
     },
-    async restartAgent() {
-      g.agent = await startAgent();
+    async restartAgent(edit) {
+      g.agent = await startAgent(edit);
       return g.agent;
     },
     async stop() {

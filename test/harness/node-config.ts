@@ -63,6 +63,7 @@ export interface KubeletSettings {
   clientCaFile: string;
   port: number;
   healthzPort: number;
+  featureGates?: Record<string, boolean>;
 }
 
 export function kubeletConfig(s: KubeletSettings): string {
@@ -99,6 +100,7 @@ export function kubeletConfig(s: KubeletSettings): string {
       serverTLSBootstrap: false,
       protectKernelDefaults: false,
       shutdownGracePeriod: '0s',
+      ...(s.featureGates && Object.keys(s.featureGates).length ? { featureGates: s.featureGates } : {}),
     },
     null,
     2,

@@ -17,7 +17,8 @@ import { join } from 'node:path';
 /** Host-global sysctls the kubelet sets at start (setupKernelTunables and friends). */
 export const KUBELET_SYSCTLS = ['vm/overcommit_memory', 'vm/panic_on_oom', 'kernel/panic', 'kernel/panic_on_oops', 'kernel/keys/root_maxkeys', 'kernel/keys/root_maxbytes'];
 const CGROUP_FS = '/sys/fs/cgroup';
-const VFIO_NODES = 128;
+/** Dummy /dev/vfio/N and /dev/vfio/devices/vfioN nodes made by default (a node of 8 simulated GPUs needs more). */
+export const VFIO_NODES = 128;
 
 function need(cond: boolean, why: string): void {
   if (!cond) throw new Error(`the test node cannot start: ${why}`);
@@ -88,7 +89,7 @@ export interface MountNamespace {
 }
 
 /** Creates and sets up the namespace; `dir` is the node's directory. */
-export function createMountNamespace(dir: string): MountNamespace {
+export function createMountNamespace(dir: string, vfioNodes = VFIO_NODES): MountNamespace {
   for (const d of ['ns/dev-lower', 'ns/dev-upper', 'ns/dev-work', 'ns/sysctl', 'kubelet-root', 'var-log']) mkdirSync(join(dir, d), { recursive: true });
   for (const s of KUBELET_SYSCTLS) writeFileSync(join(dir, 'ns', 'sysctl', s.replaceAll('/', '.')), readFileSync(`/proc/sys/${s}`));
   const holder = spawn('unshare', ['--mount', '--propagation', 'private', '--', 'sleep', 'infinity'], { detached: true, stdio: 'ignore' });
@@ -110,7 +111,7 @@ export function createMountNamespace(dir: string): MountNamespace {
   writeFileSync(join(dir, 'ns-id'), id);
   const enter = (cmd: string[]): string[] => ['nsenter', '-t', String(pid), '-m', '--', ...cmd];
   try {
-    execFileSync(enter(['sh'])[0]!, [...enter(['sh', '-c', SETUP, 'vmgpu-node-setup', dir, String(VFIO_NODES), ...KUBELET_SYSCTLS]).slice(1)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    execFileSync(enter(['sh'])[0]!, [...enter(['sh', '-c', SETUP, 'vmgpu-node-setup', dir, String(vfioNodes), ...KUBELET_SYSCTLS]).slice(1)], { stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (e) {
     const err = e as { stderr?: Buffer };
     throw new Error(`setting up the node's mount namespace failed: ${err.stderr?.toString().trim() || (e as Error).message}`, { cause: e });

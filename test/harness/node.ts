@@ -28,6 +28,10 @@ export interface NodeOptions {
   controlPlane?: ControlPlaneOptions;
   /** How long to wait for the Node to be Ready and schedulable (default 90 s). */
   readyTimeoutMs?: number;
+  /** Feature gates for every component (API server, scheduler, controller-manager, kubelet), e.g. { DRADeviceCompatibilityGroups: true }. */
+  featureGates?: Record<string, boolean>;
+  /** How many dummy VFIO group and cdev nodes to make (default 128; IOMMU groups of simulated VFs and mdevs count up). */
+  vfioNodes?: number;
 }
 
 export interface NodeMemory {
@@ -141,10 +145,11 @@ export async function startNode(opts: NodeOptions = {}): Promise<TestNode> {
     const timings: Record<string, number> = {};
     const mark = (what: string): void => void (timings[what] = Date.now() - t0);
     // Privileged pods (the agent's DaemonSet is one) are refused unless allowed, as kubeadm does.
-    const cpStarting = startControlPlane({ ...opts.controlPlane, apiServerArgs: ['--allow-privileged=true', ...(opts.controlPlane?.apiServerArgs ?? [])] });
+    const gates = gateFlag(opts.featureGates);
+    const cpStarting = startControlPlane({ ...opts.controlPlane, apiServerArgs: ['--allow-privileged=true', ...gates, ...(opts.controlPlane?.apiServerArgs ?? [])] });
     cpStarting.catch(() => {}); // awaited below; a failure there is reported there
     createCgroupRoot(cgroupName);
-    const ns = createMountNamespace(dir);
+    const ns = createMountNamespace(dir, opts.vfioNodes);
     nsId = ns.id;
     mark('namespace');
     const env = { PATH: `${tools.binDir}:${process.env.PATH ?? '/usr/bin:/bin'}`, HOME: dir, TMPDIR: dir };
@@ -166,9 +171,9 @@ export async function startNode(opts: NodeOptions = {}): Promise<TestNode> {
     mark('controlPlane');
     const name = opts.nodeName ?? `vmgpu-node-${id}`;
     const ip = nodeIp();
-    const kubelet = await kubeletStarter(s, cp, { name, ip, cgroupRoot: `/${cgroupName}`, containerdSocket: containerd.socket });
+    const kubelet = await kubeletStarter(s, cp, { name, ip, cgroupRoot: `/${cgroupName}`, containerdSocket: containerd.socket, featureGates: opts.featureGates ?? {} });
     const kubeletProc = kubelet.start();
-    const controllers = await startControllers(s, cp);
+    const controllers = await startControllers(s, cp, gates);
     await Promise.all([kubelet.healthy(kubeletProc).then(() => mark('kubelet')), ...controllers.ready.map((r) => r.then(mark))]);
     await waitNodeReady(cp, name, kubeletProc, opts.readyTimeoutMs ?? 90_000);
     mark('nodeReady');
@@ -288,10 +293,16 @@ async function startContainerd(s: Start, mark: (what: string) => void): Promise<
 }
 
 /** The kubelet's configuration and command line; start() runs it in the node's namespace, healthy() waits for /healthz. */
-async function kubeletStarter(s: Start, cp: ControlPlane, o: { name: string; ip: string; cgroupRoot: string; containerdSocket: string }): Promise<{ start(): Proc; healthy(p: Proc): Promise<void> }> {
+/** `--feature-gates=A=true,B=false`, or nothing. */
+function gateFlag(gates: Record<string, boolean> | undefined): string[] {
+  const list = Object.entries(gates ?? {});
+  return list.length ? [`--feature-gates=${list.map(([k, v]) => `${k}=${v}`).join(',')}`] : [];
+}
+
+async function kubeletStarter(s: Start, cp: ControlPlane, o: { name: string; ip: string; cgroupRoot: string; containerdSocket: string; featureGates: Record<string, boolean> }): Promise<{ start(): Proc; healthy(p: Proc): Promise<void> }> {
   const ports = { port: await freePort(), healthzPort: await freePort() };
   const config = join(s.dir, 'kubelet.json');
-  writeFileSync(config, kubeletConfig({ cgroupRoot: o.cgroupRoot, containerdSocket: o.containerdSocket, clientCaFile: cp.caFile, ...ports }));
+  writeFileSync(config, kubeletConfig({ cgroupRoot: o.cgroupRoot, containerdSocket: o.containerdSocket, clientCaFile: cp.caFile, featureGates: o.featureGates, ...ports }));
   const args = [s.tools.kubelet, '--config', config, '--kubeconfig', cp.nodeKubeConfig(o.name).kubeconfigPath, '--hostname-override', o.name, '--node-ip', o.ip, '--v=2'];
   return {
     start: () => s.start('kubelet', args, true),
@@ -300,9 +311,9 @@ async function kubeletStarter(s: Start, cp: ControlPlane, o: { name: string; ip:
 }
 
 /** kube-scheduler and kube-controller-manager, on the machine's side (they only talk to the API server). */
-async function startControllers(s: Start, cp: ControlPlane): Promise<{ scheduler: Proc; cm: Proc; ready: Promise<string>[] }> {
+async function startControllers(s: Start, cp: ControlPlane, gates: string[]): Promise<{ scheduler: Proc; cm: Proc; ready: Promise<string>[] }> {
   const schedPort = await freePort();
-  const scheduler = s.start('kube-scheduler', [s.tools.kubeScheduler, '--kubeconfig', cp.clientKubeConfig('system:kube-scheduler').kubeconfigPath, '--leader-elect=false', '--bind-address=127.0.0.1', `--secure-port=${schedPort}`], false);
+  const scheduler = s.start('kube-scheduler', [s.tools.kubeScheduler, '--kubeconfig', cp.clientKubeConfig('system:kube-scheduler').kubeconfigPath, '--leader-elect=false', '--bind-address=127.0.0.1', `--secure-port=${schedPort}`, ...gates], false);
   const cmPort = await freePort();
   const controllers = ['serviceaccount-controller', 'root-ca-certificate-publisher-controller', 'node-lifecycle-controller', 'taint-eviction-controller', 'resourceclaim-controller'];
   const cmArgs = [
@@ -315,6 +326,7 @@ async function startControllers(s: Start, cp: ControlPlane): Promise<{ scheduler
     '--bind-address=127.0.0.1',
     `--secure-port=${cmPort}`,
     `--controllers=${controllers.join(',')}`,
+    ...gates,
   ];
   const cm = s.start('kube-controller-manager', cmArgs, false);
   const insecure = { rejectUnauthorized: false }; // self-signed serving certificates

@@ -74,3 +74,16 @@ vgpu-configs:
       vgpu-devices:
         L40S-2Q: 24
 `;
+
+/** Two layouts of an L40S: four 12 GB or two 24 GB vGPUs (the real-node tests). */
+export const L40S_12Q_24Q = `version: v1
+vgpu-configs:
+  l40s-12q:
+    - devices: all
+      vgpu-devices:
+        L40S-12Q: 4
+  l40s-24q:
+    - devices: all
+      vgpu-devices:
+        L40S-24Q: 2
+`;

@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { kubevirtCrd, startControlPlane, type ControlPlane } from '../harness/controlplane.js';
-import { startFakeKubelet, type FakeKubelet } from '../harness/peers.js';
+import { startFakeKubelet, startPodResources, type FakeKubelet, type FakePodResources } from '../harness/peers.js';
 import { createSimulatedNode } from '../../src/simulator/index.js';
 import { Agent } from '../../src/serve/agent/agent.js';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
@@ -61,6 +61,8 @@ describe('least privilege: agent and KubeVirt sync with the contract RBAC', { ti
   let cp: ControlPlane;
   let admin: Admin;
   let kubelet: FakeKubelet;
+  // The kubelet's pod-resources answer, as on a real node: without it the agent changes nothing.
+  let pods: FakePodResources;
   let dir: string;
   let agent: Agent | null = null;
   let sync: KubevirtSync | null = null;
@@ -87,12 +89,14 @@ describe('least privilege: agent and KubeVirt sync with the contract RBAC', { ti
     await cp.registerCrd(kubevirtCrd());
     mkdirSync(join(dir, 'device-plugins'));
     kubelet = await startFakeKubelet(join(dir, 'device-plugins'));
+    pods = await startPodResources(join(dir, 'pod-resources.sock'), []);
   });
 
   after(async () => {
     await sync?.stop();
     await agent?.stop();
     await kubelet?.stop();
+    await pods?.stop();
     await cp?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -114,7 +118,7 @@ describe('least privilege: agent and KubeVirt sync with the contract RBAC', { ti
       configFile: mount.file,
       stateDir: join(dir, 'state'),
       devicePluginDir: kubelet.dir,
-      podResourcesSocket: join(dir, 'no-kubelet.sock'),
+      podResourcesSocket: pods.socketPath,
       metricsAddr: null,
       logger: log(),
       validateIntervalMs: 0,
@@ -197,7 +201,7 @@ describe('least privilege: agent and KubeVirt sync with the contract RBAC', { ti
       configMap: { namespace: NS, name: CM },
       stateDir: join(dir, 'state-config-map'),
       devicePluginDir: kubelet.dir,
-      podResourcesSocket: join(dir, 'no-kubelet.sock'),
+      podResourcesSocket: pods.socketPath,
       metricsAddr: null,
       logger: log(),
       validateIntervalMs: 0,

@@ -19,6 +19,7 @@ import { ANNOTATION_STATUS, LABEL_CONFIG, LABEL_STATE } from '../../src/serve/ag
 import type { Machine } from '../../src/machine/machine.js';
 import { adminClient, type Admin, ConfigMount, getNode, nodeEvents, setLabels, TWO_CONFIGS, vfProfiles } from './agent-helpers.js';
 import { eventually, sleep } from '../support/wait.js';
+import { checkPciAddress } from '../../src/model/pci.js';
 
 const NODE = 'gpu-node-1';
 const T = { timeout: 180_000 };
@@ -47,6 +48,7 @@ describe('vmgpu agent against a real API server', { timeout: 900_000 }, () => {
     logger: process.env.VMGPU_AGENT_LOG ? jsonLogger({ level: 'debug' }) : memoryLogger(),
     validateIntervalMs: 0,
     pendingRecheckMs: 200,
+    driftCheckMs: 500,
     retryInitialMs: 200,
     retryMaxMs: 2000,
     watchBackoffInitialMs: 100,
@@ -165,6 +167,20 @@ describe('vmgpu agent against a real API server', { timeout: 900_000 }, () => {
     await eventually('plugins registered again', async () => (await advertised('nvidia.com/L40S-1Q')) === 64);
   });
 
+  test('an sriov_numvfs reset (VFs and vGPUs gone while running) is found by the local check and repaired, with an Event and the metric (defect 9)', T, async () => {
+    await eventually('state success', async () => (await state()) === 'success');
+    const pf = (await machine.inventory()).gpus[1]!.pci.address;
+    sim.port.writeSriovNumVfs(checkPciAddress(pf), 0); // what a driver reload or an admin's reset leaves
+    assert.equal((await vfProfiles(machine))['L40S-1Q'], 32, 'half the vGPUs are gone');
+    const ev = await eventually('VgpuDriftDetected event', async () => (await nodeEvents(admin, NODE)).find((e) => e.reason === 'VgpuDriftDetected'), 30_000);
+    assert.equal(ev.type, 'Warning');
+    assert.match(ev.message ?? '', new RegExp(`enable 32 VFs on ${pf}`));
+    await eventually('repaired: 64 L40S-1Q again', async () => (await vfProfiles(machine))['L40S-1Q'] === 64, 30_000);
+    await eventually('state success', async () => (await state()) === 'success');
+    assert.equal((await agent!.metrics.drift.get()).values[0]?.value, 1, 'counted once');
+    await eventually('plugins advertise all 64 again', async () => (await advertised('nvidia.com/L40S-1Q')) === 64);
+  });
+
   test('API server restart: device plugins keep serving, the watch resumes, no duplicate apply', T, async () => {
     const pid = cp.pids.apiserver;
     const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
@@ -188,6 +204,25 @@ describe('vmgpu agent against a real API server', { timeout: 900_000 }, () => {
     await setLabels(admin, NODE, { [LABEL_CONFIG]: 'large' });
     await waitStatus('large after the API server restart', (x) => x.state === 'success' && x.config === 'large');
     assert.deepEqual(await vfProfiles(machine), { 'L40S-2Q': 48 });
+  });
+
+  test('no pod-resources socket (a wrong kubelet root): nothing is changed, failed with the reason and the fix (defect 2)', T, async () => {
+    await agent!.stop();
+    agent = new Agent(agentOptions({ podResourcesSocket: join(dir, 'k0s', 'kubelet', 'pod-resources', 'kubelet.sock') }));
+    await agent.start();
+    const w0 = sim.writes();
+    await setLabels(admin, NODE, { [LABEL_CONFIG]: 'small' });
+    const s = await waitStatus('failed: in-use cannot be determined', (x) => x.state === 'failed' && x.config === 'small');
+    assert.match(s.reason, /pod-resources socket .* does not exist, so vmgpu cannot tell which devices pods hold/);
+    assert.match(s.reason, /--no-kubelet/);
+    await sleep(600); // backoff retries meanwhile
+    assert.equal(sim.writes(), w0, 'no write while in-use cannot be determined');
+    await agent.stop();
+    agent = new Agent(agentOptions());
+    await agent.start();
+    await waitStatus('small applied once the kubelet answers', (x) => x.state === 'success' && x.config === 'small');
+    await setLabels(admin, NODE, { [LABEL_CONFIG]: 'large' });
+    await waitStatus('back to large', (x) => x.state === 'success' && x.config === 'large');
   });
 
   test('reboot: the last applied config is re-applied before the API server is reachable', T, async () => {

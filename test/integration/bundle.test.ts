@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
-import { startFakeKubelet, type FakeKubelet } from '../harness/peers.js';
+import { startFakeKubelet, startPodResources, type FakeKubelet, type FakePodResources } from '../harness/peers.js';
 import { buildBundle, imageEnv } from '../harness/image.js';
 import { createSimulatedNode, materialize } from '../../src/simulator/index.js';
 import { LABEL_CONFIG, LABEL_STATE } from '../../src/serve/agent/desired.js';
@@ -24,6 +24,8 @@ describe('the bundled vmgpu (what the image runs)', { timeout: 300_000 }, () => 
   let cp: ControlPlane;
   let admin: Admin;
   let kubelet: FakeKubelet;
+  // The kubelet's pod-resources answer, as on a real node: without it the agent changes nothing.
+  let pods: FakePodResources;
   let dir: string;
   let child: ChildProcess | null = null;
   let output = '';
@@ -39,11 +41,13 @@ describe('the bundled vmgpu (what the image runs)', { timeout: 300_000 }, () => 
     admin = adminClient(cp.kubeConfig);
     mkdirSync(join(dir, 'device-plugins'));
     kubelet = await startFakeKubelet(join(dir, 'device-plugins'));
+    pods = await startPodResources(join(dir, 'pod-resources.sock'), []);
   });
 
   after(async () => {
     child?.kill('SIGKILL');
     await kubelet?.stop();
+    await pods?.stop();
     await cp?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -65,7 +69,7 @@ describe('the bundled vmgpu (what the image runs)', { timeout: 300_000 }, () => 
     const mount = new ConfigMount(join(dir, 'config'), TWO_CONFIGS);
     child = spawn(
       process.execPath,
-      [BUNDLE, 'agent', '--node-name', NODE, '--kubeconfig', cp.kubeconfigPath, '--simulate', simDir, '--config-file', mount.file, '--state-dir', join(dir, 'state'), '--device-plugin-dir', kubelet.dir, '--pod-resources-socket', join(dir, 'none.sock'), '--metrics-addr', '127.0.0.1:0', '--log-level', 'warn'],
+      [BUNDLE, 'agent', '--node-name', NODE, '--kubeconfig', cp.kubeconfigPath, '--simulate', simDir, '--config-file', mount.file, '--state-dir', join(dir, 'state'), '--device-plugin-dir', kubelet.dir, '--pod-resources-socket', pods.socketPath, '--metrics-addr', '127.0.0.1:0', '--log-level', 'warn'],
       { stdio: ['ignore', 'pipe', 'pipe'], env },
     );
     child.stdout!.on('data', (d: Buffer) => (output += d.toString()));

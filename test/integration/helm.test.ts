@@ -42,6 +42,7 @@ const RELEASE = 'vmgpu';
 const AGENT_SA = 'vmgpu-agent';
 const SYNC_SA = 'vmgpu-kubevirt-sync';
 const CONFIG_MAP = 'vmgpu-config';
+const CATALOG_MAP = 'vmgpu-catalog';
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -133,13 +134,17 @@ const ALLOWED_HOST_MOUNTS: Record<string, { mountPath: string; readOnly: boolean
   '/var/lib/vmgpu': { mountPath: '/var/lib/vmgpu', readOnly: false },
   '/usr/lib/nvidia': { mountPath: '/host/usr/lib/nvidia', readOnly: true },
   '/lib/modules': { mountPath: '/host/lib/modules', readOnly: true },
+  // The host driver's nvidia-smi and libnvidia-ml (agent.driverRoot "/"): their directories, never the whole /.
+  '/usr/bin': { mountPath: '/host/driver/usr/bin', readOnly: true },
+  '/usr/lib/x86_64-linux-gnu': { mountPath: '/host/driver/usr/lib/x86_64-linux-gnu', readOnly: true },
 };
 
 function checkAgentDaemonSet(objs: K8sObject[], what: string): void {
   const ds = find(objs, 'DaemonSet');
   const spec = podSpec(ds);
   assert.equal(spec.priorityClassName, 'system-node-critical', `${what}: priorityClassName`);
-  assert.ok(!spec.hostNetwork && !spec.hostPID, `${what}: the agent must not use the host network or PID namespace`);
+  assert.ok(!spec.hostNetwork, `${what}: the agent must not use the host network`);
+  assert.equal(spec.hostPID, true, `${what}: the host PID namespace, to see which VFIO devices VMs hold open (issue 11, defect 3)`);
   assert.equal(spec.containers.length, 1, `${what}: one container`);
   const c = spec.containers[0]!;
   assert.equal(c.args[0], 'agent', `${what}: runs \`vmgpu agent\``);
@@ -155,7 +160,7 @@ function checkAgentDaemonSet(objs: K8sObject[], what: string): void {
   const port = c.ports?.find((p) => p.name === 'metrics');
   assert.ok(port, `${what}: metrics port`);
   assert.ok(c.args.includes(`--metrics-addr=0.0.0.0:${port.containerPort}`), `${what}: --metrics-addr matches the port: ${c.args.join(' ')}`);
-  for (const flag of ['--config-file=/etc/vmgpu/config/config.yaml', '--state-dir=/var/lib/vmgpu', '--host-root=/host', '--device-plugin-dir=/var/lib/kubelet/device-plugins', '--pod-resources-socket=/var/lib/kubelet/pod-resources/kubelet.sock']) {
+  for (const flag of ['--config-file=/etc/vmgpu/config/config.yaml', '--state-dir=/var/lib/vmgpu', '--host-root=/host', '--driver-root=/host/driver', '--device-plugin-dir=/var/lib/kubelet/device-plugins', '--pod-resources-socket=/var/lib/kubelet/pod-resources/kubelet.sock']) {
     assert.ok(c.args.includes(flag), `${what}: missing ${flag} in ${c.args.join(' ')}`);
   }
   // Host mounts: only the allowed ones, at their places, read-only where required.
@@ -195,7 +200,7 @@ void describe('helm chart: lint, template and schema', { timeout: 120_000 }, () 
       // The config the chart ships parses with vmgpu's parser, and the default config exists in it.
       const merged = { ...(parseYaml(readFileSync(join(chart, 'values.yaml'), 'utf8')) as { agent: { defaultConfig: string } }) };
       const override = values ? (parseYaml(readFileSync(values, 'utf8')) as { agent?: { defaultConfig?: string } } | null) : null;
-      const cm = find(objs, 'ConfigMap') as unknown as { data: Record<string, string> };
+      const cm = find(objs, 'ConfigMap', CONFIG_MAP) as unknown as { data: Record<string, string> };
       const file = parseConfig(cm.data['config.yaml'] ?? '', `${label}:config.yaml`);
       const names = file.configs.map((c) => c.name);
       assert.ok(names.length > 0, `${label}: no configs`);
@@ -261,7 +266,13 @@ void describe('helm chart: lint, template and schema', { timeout: 120_000 }, () 
       role.rules.map((r) => `${r.apiGroups.join(',')}/${r.resources.join(',')}:${[...r.verbs].sort().join(',')}`),
       ['/nodes:get,list,patch,watch', '/events:create,patch'],
     );
-    assert.ok(!objs.some((o) => o.kind === 'Role'), 'no namespaced Role without config.readThroughApi');
+    const roles = objs.filter((o) => o.kind === 'Role') as unknown as { metadata: { name: string }; rules: { resources: string[]; resourceNames?: string[]; verbs: string[] }[] }[];
+    assert.deepEqual(
+      roles.map((r) => [r.metadata.name, r.rules]),
+      [[CATALOG_MAP, [{ apiGroups: [''], resources: ['configmaps'], resourceNames: [CATALOG_MAP], verbs: ['get', 'list', 'watch', 'patch'] }]]],
+      'one namespaced Role without config.readThroughApi: the cluster catalog, that one ConfigMap only',
+    );
+    assert.ok(!render([], ['clusterCatalog.enabled=false']).some((o) => o.kind === 'Role' || o.metadata.name === CATALOG_MAP), 'no catalog, no Role');
     assert.ok(!objs.some((o) => o.kind === 'Deployment'), 'the KubeVirt sync is off by default');
     assert.ok(!objs.some((o) => o.kind === 'ServiceMonitor'), 'the ServiceMonitor is off by default');
     find(objs, 'ValidatingAdmissionPolicy', `${AGENT_SA}-own-node`);
@@ -282,8 +293,35 @@ void describe('helm chart: lint, template and schema', { timeout: 120_000 }, () 
     assert.deepEqual(spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms[0]?.matchExpressions, [{ key: 'example.com/vm', operator: 'Exists' }]);
     objs = render([], ['config.readThroughApi=true']);
     assert.ok(podSpec(find(objs, 'DaemonSet')).containers[0]!.args.includes(`--config-map=${NS}/${CONFIG_MAP}`));
-    const role = find(objs, 'Role') as unknown as { rules: { resources: string[]; resourceNames?: string[]; verbs: string[] }[] };
+    const role = find(objs, 'Role', 'vmgpu-agent') as unknown as { rules: { resources: string[]; resourceNames?: string[]; verbs: string[] }[] };
     assert.deepEqual(role.rules, [{ apiGroups: [''], resources: ['configmaps'], resourceNames: [CONFIG_MAP], verbs: ['get', 'list', 'watch'] }]);
+  });
+
+  void test('agent.hostPID=false renders a pod without the host PID namespace (the agent then changes no GPU; node-safety.test.ts)', () => {
+    assert.equal(podSpec(find(render([], ['agent.hostPID=false']), 'DaemonSet')).hostPID, false);
+  });
+
+  void test("the host driver's tools: a host install mounts two directories read-only, the GPU Operator's root whole, none when unset", () => {
+    type Mount = { name: string; mountPath: string; readOnly?: boolean; mountPropagation?: string };
+    const driverMounts = (sets: string[]) => {
+      const spec = podSpec(find(render([], sets), 'DaemonSet'));
+      const c = spec.containers[0]!;
+      const mounts = (c.volumeMounts as Mount[]).filter((m) => m.mountPath.startsWith('/host/driver'));
+      const paths = mounts.map((m) => spec.volumes.find((v) => v.name === m.name)?.hostPath?.path);
+      return { args: c.args, mounts, paths };
+    };
+    const host = driverMounts([]);
+    assert.deepEqual(host.paths, ['/usr/bin', '/usr/lib/x86_64-linux-gnu']);
+    assert.ok(host.mounts.every((m) => m.readOnly === true));
+    assert.ok(host.args.includes('--driver-root=/host/driver'));
+    const rhel = driverMounts(['agent.driverRootDirs={/usr/bin,/usr/lib64}']);
+    assert.deepEqual(rhel.paths, ['/usr/bin', '/usr/lib64']);
+    const operator = driverMounts(['agent.driverRoot=/run/nvidia/driver']);
+    assert.deepEqual(operator.paths, ['/run/nvidia/driver']);
+    assert.deepEqual(operator.mounts.map((m) => [m.mountPath, m.readOnly, m.mountPropagation]), [['/host/driver', true, 'HostToContainer']]);
+    const none = driverMounts(['agent.driverRoot=']);
+    assert.deepEqual(none.mounts, []);
+    assert.ok(!none.args.some((a) => a.startsWith('--driver-root')));
   });
 
   // Each bad value must fail `helm template` (and so `helm install`) naming what is wrong.
@@ -296,6 +334,8 @@ void describe('helm chart: lint, template and schema', { timeout: 120_000 }, () 
     ['port range', 'agent:\n  metricsPort: 70000\n', /\/agent\/metricsPort/],
     ['relative host path', 'agent:\n  hostPaths:\n    sys: sys\n', /\/agent\/hostPaths\/sys/],
     ['host path with ..', 'agent:\n  hostPaths:\n    stateDir: /var/lib/../../etc\n', /\/agent\/hostPaths\/stateDir/],
+    ['driver directory that is not a binary or library directory', 'agent:\n  driverRootDirs: [/etc]\n', /\/agent\/driverRootDirs\/0/],
+    ['driver directory with ..', 'agent:\n  driverRootDirs: [/usr/lib/../../etc]\n', /\/agent\/driverRootDirs\/0/],
     ['image digest', 'image:\n  digest: latest\n', /\/image\/digest/],
     ['extra arg that is not a flag', 'agent:\n  extraArgs: ["; rm -rf /"]\n', /\/agent\/extraArgs\/0/],
     ['workload config', 'agent:\n  workloadConfigs: [vm-gpu]\n', /\/agent\/workloadConfigs\/0/],
@@ -563,8 +603,18 @@ void describe('helm chart on a real kube-apiserver: server-side apply, admission
         { verb: 'get', resource: 'configmaps', namespace: NS, name: CONFIG_MAP },
         { verb: 'list', resource: 'configmaps', namespace: NS, name: CONFIG_MAP },
         { verb: 'watch', resource: 'configmaps', namespace: NS, name: CONFIG_MAP },
+        // The cluster catalog: read and merge-patch that one ConfigMap.
+        { verb: 'get', resource: 'configmaps', namespace: NS, name: CATALOG_MAP },
+        { verb: 'list', resource: 'configmaps', namespace: NS, name: CATALOG_MAP },
+        { verb: 'watch', resource: 'configmaps', namespace: NS, name: CATALOG_MAP },
+        { verb: 'patch', resource: 'configmaps', namespace: NS, name: CATALOG_MAP },
       ],
       [
+        { verb: 'delete', resource: 'configmaps', namespace: NS, name: CATALOG_MAP },
+        { verb: 'update', resource: 'configmaps', namespace: NS, name: CATALOG_MAP },
+        { verb: 'patch', resource: 'configmaps', namespace: NS, name: CONFIG_MAP },
+        { verb: 'patch', resource: 'configmaps', namespace: NS, name: 'other' },
+        { verb: 'create', resource: 'configmaps', namespace: NS },
         { verb: 'delete', resource: 'nodes', name: 'node-a' },
         { verb: 'update', resource: 'nodes', name: 'node-a' },
         { verb: 'create', resource: 'nodes' },

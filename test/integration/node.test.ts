@@ -16,19 +16,10 @@ import { runDevicePlugins } from '../../src/serve/deviceplugin/manager.js';
 import { memoryLogger } from '../../src/serve/kube/logger.js';
 import { ANNOTATION_STATUS, LABEL_CONFIG, LABEL_STATE, LABEL_WORKLOAD } from '../../src/serve/agent/desired.js';
 import { eventually } from '../support/wait.js';
+import { L40S_12Q_24Q } from './agent-helpers.js';
 
 const RESOURCE = 'nvidia.com/L40S-12Q';
-const CONFIG = `version: v1
-vgpu-configs:
-  l40s-12q:
-    - devices: all
-      vgpu-devices:
-        L40S-12Q: 4
-  l40s-24q:
-    - devices: all
-      vgpu-devices:
-        L40S-24Q: 2
-`;
+const CONFIG = L40S_12Q_24Q;
 const T = { timeout: 180_000 };
 
 describe('vmgpu on a real Kubernetes node', { timeout: 1_200_000 }, () => {
@@ -77,7 +68,7 @@ describe('vmgpu on a real Kubernetes node', { timeout: 1_200_000 }, () => {
     assert.equal(g.agent.env.NODE_NAME, g.node.name, 'NODE_NAME from the downward API');
     const pid = g.agent.agentPid();
     assert.ok(pid > 0, 'the agent process runs');
-    assert.notEqual(readlinkSync(`/proc/${pid}/ns/pid`), readlinkSync('/proc/self/ns/pid'), 'the chart has no hostPID: the agent has its own PID namespace');
+    assert.equal(readlinkSync(`/proc/${pid}/ns/pid`), readlinkSync('/proc/self/ns/pid'), 'the chart sets hostPID: the agent sees the host\'s processes (and the VMs holding VFIO devices)');
     assert.notEqual(readlinkSync(`/proc/${pid}/ns/mnt`), readlinkSync('/proc/self/ns/mnt'), 'the agent sees only its mounts');
     await eventually('state success', async () => (await state()) === 'success');
     assert.equal(await profileCount('L40S-12Q'), 4, `VFs: ${JSON.stringify(await g.vfProfiles())}`);

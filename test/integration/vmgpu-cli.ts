@@ -1,10 +1,11 @@
-/** Run the built `vmgpu` command (dist/cli/main.js) as a user would, for the CLI end-to-end tests. */
+/** Run the installed `vmgpu` command (package.json "bin": the bundle) as a user would, for the CLI end-to-end tests. */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-export const CLI = path.resolve('dist/cli/main.js');
+const pkg = JSON.parse(fs.readFileSync(path.resolve('package.json'), 'utf8')) as { bin: { vmgpu: string } };
+export const CLI = path.resolve(pkg.bin.vmgpu);
 
 export interface CliResult {
   code: number;

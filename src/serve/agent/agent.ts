@@ -20,18 +20,24 @@ import type { Inventory } from '../../inventory/types.js';
 import type { Machine } from '../../machine/machine.js';
 import type { InUse } from '../../plan/types.js';
 import type { DevicePluginManager, DevicePluginManagerOptions } from '../deviceplugin/manager.js';
+import { configureDra, exceptDra, type DraHooks } from '../dra/modes.js';
+import { withDraPermitted } from '../dra/permitted.js';
+import { mergeInUse } from '../../machine/in-use.js';
 import { messageOf } from '../errors.js';
 import type { Kube } from '../kube/kube.js';
 import { jsonLogger, type Logger } from '../kube/logger.js';
 import { podsHolding, PodResourcesClient } from '../kubelet/pod-resources.js';
 import type { ConfigSnapshot } from './config-source.js';
+import { withSharedNames } from '../../machine/shared-names.js';
+import { ClusterCatalog } from './cluster-catalog.js';
+import { lookForDrift, type DriftFinding } from './drift.js';
 import { AgentInputs, keyOf, type InputSource } from './inputs.js';
 import { createMetrics, serveMetrics, type AgentMetrics } from './metrics.js';
 import { AgentPlugins } from './plugins.js';
 import { NodePublisher, nodeMetadataFor } from './publish.js';
 import { AppliedRecord, reconcileDesired, writesOf, type Planned, type ReconcileEnv } from './reconcile.js';
 import { StateStore, type AppliedState } from './state.js';
-import { StatusReporter, unusableDesired, verdictOf, type AgentStatus, type Verdict } from './status.js';
+import { releasedForPending, StatusReporter, unusableDesired, verdictOf, type AgentStatus, type Verdict } from './status.js';
 import { validateMachine, type ValidationTarget } from './validation.js';
 import type { ValidationReport } from './validator.js';
 import { Worker, type Pass } from './worker.js';
@@ -49,6 +55,12 @@ export interface AgentOptions {
   stateDir: string;
   devicePluginDir: string;
   podResourcesSocket: string;
+  /**
+   * This host has no kubelet: which devices VMs hold is told by open VFIO
+   * files alone. Off by default: without it, a missing pod-resources socket
+   * means in-use cannot be determined, and nothing changes.
+   */
+  noKubelet?: boolean;
   iommufd?: boolean;
   metricsAddr?: string | null;
   logger?: Logger;
@@ -56,16 +68,22 @@ export interface AgentOptions {
   validateIntervalMs?: number;
   /** How often to re-check pod-resources while a change is pending (default 2 s). */
   pendingRecheckMs?: number;
+  /** How often to check the node against its status, locally (drift.ts; default 30 s, 0 disables). */
+  driftCheckMs?: number;
   retryInitialMs?: number;
   retryMaxMs?: number;
   /** Run the device plugins in-process (default true). */
   devicePlugins?: boolean;
   devicePluginOptions?: Partial<DevicePluginManagerOptions>;
   eventNamespace?: string;
+  /** The cluster catalog ConfigMap (vGPU type names shared between agents); null: none. */
+  catalogMap?: { namespace: string; name: string } | null;
   /** Backoff of the node watch (tests shorten it). */
   watchBackoffInitialMs?: number;
   watchBackoffMaxMs?: number;
   metrics?: AgentMetrics;
+  /** The DRA driver, in-process (`--dra`): told each desired state's DRA GPUs before the static plan. */
+  dra?: DraHooks | null;
 }
 
 /**
@@ -83,6 +101,9 @@ export class Agent {
   private readonly plugins: AgentPlugins;
   private readonly publisher: NodePublisher;
   private readonly reporter: StatusReporter;
+  /** The node, with the cluster catalog as its last type-name source when there is one. */
+  private readonly machine: Machine;
+  private readonly catalog: ClusterCatalog | null;
   private metricsServer: Server | null = null;
   /** Key of the desired state the last reconcile handled (success, pending or failed). */
   private handledKey: string | null = null;
@@ -91,6 +112,7 @@ export class Agent {
   private podsHeld: InUse = new Map();
   private pendingTimer: NodeJS.Timeout | null = null;
   private validateTimer: NodeJS.Timeout | null = null;
+  private driftTimer: NodeJS.Timeout | null = null;
   private stopped = false;
   private bootDone = false;
 
@@ -98,16 +120,18 @@ export class Agent {
     const log = (this.log = opts.logger ?? jsonLogger({ base: { component: 'agent', node: opts.nodeName }, write: (l) => process.stdout.write(l) }));
     const metrics = (this.metrics = opts.metrics ?? createMetrics());
     this.applied = new AppliedRecord(new StateStore(opts.stateDir), log, metrics);
+    this.catalog = opts.kube && opts.catalogMap ? new ClusterCatalog({ kube: opts.kube, ref: opts.catalogMap, nodeName: opts.nodeName, log, onChange: () => this.onNamesChanged() }) : null;
+    this.machine = this.catalog ? withSharedNames(opts.machine, this.catalog) : opts.machine;
     this.inputs = new AgentInputs({ ...opts, log, metrics, events: this.events });
     this.worker = new Worker((pass) => this.reconcile(pass), { retryInitialMs: opts.retryInitialMs ?? 1000, retryMaxMs: opts.retryMaxMs ?? 5 * 60_000, log, metrics });
     this.podResources = new PodResourcesClient(opts.podResourcesSocket);
-    this.plugins = new AgentPlugins({ enabled: opts.devicePlugins !== false, machine: opts.machine, pluginDir: opts.devicePluginDir, iommufd: opts.iommufd ?? false, log, metrics, managerOptions: opts.devicePluginOptions });
+    this.plugins = new AgentPlugins({ enabled: opts.devicePlugins !== false, machine: this.machine, pluginDir: opts.devicePluginDir, iommufd: opts.iommufd ?? false, log, metrics, managerOptions: opts.devicePluginOptions });
     this.publisher = new NodePublisher({
       kube: opts.kube,
       nodeName: opts.nodeName,
       eventNamespace: opts.eventNamespace ?? 'default',
       node: () => this.inputs.node(),
-      wanted: () => nodeMetadataFor({ status: this.reporter.current(), permitted: this.lastInventory ? this.plugins.permittedAnnotation(this.lastInventory) : null, validation: this.reporter.lastValidation() }),
+      wanted: () => nodeMetadataFor({ status: this.reporter.current(), permitted: this.permittedAnnotation(), validation: this.reporter.lastValidation() }),
       published: () => this.events.emit('published', { state: this.reporter.current()?.state ?? null }),
       metrics,
       log,
@@ -119,10 +143,14 @@ export class Agent {
 
   async start(): Promise<void> {
     if (this.opts.metricsAddr) await this.serveMetrics(this.opts.metricsAddr);
+    await this.opts.dra?.start();
+    this.catalog?.start();
     await this.boot();
     this.inputs.start((source) => this.onInputsChanged(source));
     const every = this.opts.validateIntervalMs ?? 5 * 60_000;
     if (every > 0) this.validateTimer = setInterval(() => void this.validate().catch(() => {}), every);
+    const drift = this.opts.driftCheckMs ?? 30_000;
+    if (drift > 0) this.driftTimer = setInterval(() => void this.checkDrift(), drift);
   }
 
   /** Re-apply the last applied config before the API server is involved; then serve what the node has. */
@@ -130,16 +158,18 @@ export class Agent {
     const last = this.applied.load();
     let planned: Planned | null = null;
     if (last) {
+      if (this.opts.dra) await configureDra(this.opts.dra, this.machine, last);
       const outcome = await reconcileDesired(this.reconcileEnv(), { desired: last, mode: 'boot' });
       this.applied.update(outcome, last);
       planned = outcome.planned;
-      const error = outcome.kind === 'failed' ? outcome.error : null;
+      const error = outcome.kind === 'failed' ? outcome.error : outcome.kind === 'busy' ? outcome.reason : null;
       this.log.info('boot: re-applied the last applied config', { config: last.configName, workload: last.workload, writes: writesOf(outcome), blocked: outcome.planned?.plan.blocked.length ?? 0, error });
     } else {
       this.log.info('boot: no applied config recorded yet; waiting for the node labels', { stateFile: this.applied.store.file });
     }
-    this.lastInventory = planned?.inventory ?? (await this.opts.machine.inventory());
-    await this.plugins.sync(this.lastInventory, planned?.resourceNames ?? {});
+    this.lastInventory = planned?.inventory ?? (await this.machine.inventory());
+    void this.catalog?.publish(this.lastInventory);
+    await this.syncPlugins(this.lastInventory, planned?.resourceNames ?? {});
     this.bootDone = true;
   }
 
@@ -164,9 +194,12 @@ export class Agent {
     this.publisher.stop();
     if (this.pendingTimer) clearTimeout(this.pendingTimer);
     if (this.validateTimer) clearInterval(this.validateTimer);
+    if (this.driftTimer) clearInterval(this.driftTimer);
     await this.inputs.stop();
+    await this.catalog?.stop();
     await this.worker.idle();
     await this.plugins.stop();
+    await this.opts.dra?.stop();
     this.podResources.close();
     if (this.metricsServer) await new Promise<void>((r) => this.metricsServer!.close(() => r()));
   }
@@ -186,6 +219,12 @@ export class Agent {
     }
   }
 
+  /** The cluster catalog names types differently now: a node with types it could not name looks again. */
+  private onNamesChanged(): void {
+    if (this.stopped || !this.bootDone || !this.reporter.current()?.undetermined.length) return;
+    this.worker.kick('names', true);
+  }
+
   private schedulePendingRecheck(): void {
     if (this.pendingTimer || this.stopped) return;
     this.pendingTimer = setTimeout(() => {
@@ -198,10 +237,11 @@ export class Agent {
   private async recheckPending(): Promise<void> {
     if (this.stopped || this.reporter.current()?.state !== 'pending') return;
     try {
-      const pods = await podsHolding(this.podResources, this.lastInventory, this.plugins.everServed);
-      const machineInUse = this.lastInventory ? this.opts.machine.inUse(this.lastInventory) : new Map<string, string>();
-      const held = new Set([...pods.keys(), ...machineInUse.keys()]);
-      if (this.reporter.current()?.blocked.some((b) => !held.has(b.device.toLowerCase()))) {
+      const pods = await this.askKubelet();
+      const machineInUse = this.lastInventory ? this.machine.inUse(this.lastInventory) : new Map<string, string>();
+      const held = new Set([...pods.keys(), ...machineInUse.keys(), ...(this.opts.dra?.held().keys() ?? [])]);
+      const status = this.reporter.current();
+      if (status && releasedForPending(status, held)) {
         this.worker.kick('released', true);
         return;
       }
@@ -209,6 +249,30 @@ export class Agent {
       this.log.warn('pod-resources check failed while a change is pending', { error: messageOf(err) });
     }
     this.schedulePendingRecheck();
+  }
+
+  /** The periodic local assert (drift.ts): repair what a driver reload undid; look again when names appear. */
+  async checkDrift(): Promise<DriftFinding | null> {
+    const status = this.reporter.current();
+    const want = this.inputs.desired();
+    if (this.stopped || !this.bootDone || this.worker.busy() || !status || !want?.ok || keyOf(want) !== status.observedGeneration) return null;
+    let found: DriftFinding | null;
+    try {
+      found = await lookForDrift(this.machine, want.desired, status, this.opts.nodeName, await this.askKubelet());
+    } catch (err) {
+      // Without the kubelet's answer a waiting change would look like drift: skip this look.
+      this.log.warn('the periodic check of the node could not run', { error: messageOf(err) });
+      return null;
+    }
+    // A pass that ran meanwhile may have changed the node: what was seen is stale, not drift.
+    if (!found || this.stopped || this.worker.busy() || this.reporter.current() !== status) return null;
+    if (found.kind === 'drift') {
+      this.metrics.drift.inc();
+      this.log.warn('the node no longer matches its config; repairing what is free', { config: status.config, found: found.summary });
+      this.publisher.event({ type: 'Warning', reason: 'VgpuDriftDetected', message: `config ${status.config ?? '?'}: ${found.summary}; repairing the devices that are free` });
+    }
+    this.worker.kick(found.kind, true);
+    return found;
   }
 
   // ------------------------------------------------------------------ one pass of the worker
@@ -229,20 +293,30 @@ export class Agent {
       return;
     }
     const d = want.desired;
+    if (this.opts.dra) await configureDra(this.opts.dra, this.machine, d);
     const outcome = await reconcileDesired(this.reconcileEnv(), { desired: d, mode: 'reconcile', skipIfMatches: this.applied.current()?.key === key });
     this.applied.update(outcome, d);
     this.handledKey = key;
     const planned = outcome.planned;
-    if (planned) this.lastInventory = planned.inventory;
+    if (planned) {
+      this.lastInventory = planned.inventory;
+      void this.catalog?.publish(planned.inventory);
+    }
     const verdict = verdictOf(outcome, d.configName ?? d.workload);
+    if (outcome.kind === 'busy') {
+      // An admin's `vmgpu apply` is changing the node: not a failure of the config, a retry.
+      this.report(verdict, key, pass);
+      this.worker.retry();
+      return;
+    }
     if (outcome.kind === 'failed') {
       this.report(verdict, key, pass);
       this.worker.retry();
-      if (planned) await this.plugins.sync(planned.inventory, planned.resourceNames);
+      if (planned) await this.syncPlugins(planned.inventory, planned.resourceNames);
       return;
     }
     this.worker.resetBackoff();
-    await this.plugins.sync(outcome.planned.inventory, outcome.planned.resourceNames);
+    await this.syncPlugins(outcome.planned.inventory, outcome.planned.resourceNames);
     this.report(verdict, key, pass);
     if (verdict.state === 'pending') this.schedulePendingRecheck();
     // Give the kubelet a moment to register the plugins before checking them.
@@ -250,8 +324,28 @@ export class Agent {
   }
 
   private reconcileEnv(): ReconcileEnv {
-    const podsHeld = async () => (this.podsHeld = await podsHolding(this.podResources, this.lastInventory, this.plugins.everServed));
-    return { machine: this.opts.machine, nodeId: this.opts.nodeName, log: this.log, podsHolding: podsHeld };
+    const podsHeld = async () => (this.podsHeld = await this.askKubelet());
+    // Devices the DRA driver prepared are in use for the static plan too (a GPU switched back to static mode).
+    const held = async () => mergeInUse(await podsHeld(), this.opts.dra?.held() ?? new Map());
+    return { machine: this.machine, nodeId: this.opts.nodeName, log: this.log, podsHolding: held };
+  }
+
+  /** KubeVirt's entries for the device plugins' resources and the DRA driver's extended resources. */
+  private permittedAnnotation(): string | null {
+    const own = this.lastInventory ? this.plugins.permittedAnnotation(this.lastInventory) : null;
+    return this.opts.dra ? withDraPermitted(own, this.opts.dra.permitted()) : own;
+  }
+
+  /** The device plugins serve everything but what the DRA driver has. */
+  private async syncPlugins(inv: Inventory, names: Record<string, string>): Promise<void> {
+    const dra = this.opts.dra;
+    await this.plugins.sync(dra ? exceptDra(inv, dra.gpus(), dra.held()) : inv, names);
+  }
+
+  /** What pods hold of this node's devices; nothing with --no-kubelet. Throws when the kubelet cannot answer. */
+  private async askKubelet(): Promise<InUse> {
+    if (this.opts.noKubelet) return new Map();
+    return podsHolding(this.podResources, this.lastInventory, this.plugins.everServed);
   }
 
   private report(v: Verdict, key: string, pass: Pass): void {
@@ -265,7 +359,7 @@ export class Agent {
     const last = this.applied.current();
     const target: ValidationTarget = want ? (want.ok ? { desired: want.desired } : { unavailable: want.reason }) : last ? { desired: last } : { unavailable: 'no config selected yet' };
     const allocatable = this.opts.kube ? (this.inputs.node()?.status?.allocatable ?? {}) : null;
-    return this.reporter.validated(await validateMachine(this.opts.machine, target, this.opts.nodeName, { plugins: () => this.plugins.view(), allocatable }));
+    return this.reporter.validated(await validateMachine(this.machine, target, this.opts.nodeName, { plugins: () => this.plugins.view(), allocatable }));
   }
 
   // ------------------------------------------------------------------ introspection for tests and the CLI

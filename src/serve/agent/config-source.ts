@@ -13,6 +13,7 @@ import type { V1ConfigMap } from '@kubernetes/client-node';
 import { Informer } from '../kube/informer.js';
 import { checkNamespace, checkObjectName, type Kube } from '../kube/kube.js';
 import { messageOf } from '../errors.js';
+import { InputError } from '../../model/errors.js';
 
 export interface ConfigSnapshot {
   text: string;
@@ -104,11 +105,11 @@ export class FileConfigSource implements ConfigSource {
 
 export const CONFIG_MAP_KEY = 'config.yaml';
 
-/** `NAMESPACE/NAME` -> parts, validated. */
-export function parseConfigMapRef(ref: string): { namespace: string; name: string } {
+/** `NAMESPACE/NAME` (of `flag`: --config-map, --catalog-map) -> parts, validated. */
+export function parseConfigMapRef(ref: string, flag = '--config-map'): { namespace: string; name: string } {
   const [ns, name, extra] = ref.split('/');
-  if (!ns || !name || extra !== undefined) throw new Error(`--config-map ${JSON.stringify(ref)}: give NAMESPACE/NAME`);
-  return { namespace: checkNamespace(ns, '--config-map namespace'), name: checkObjectName(name, '--config-map name') };
+  if (!ns || !name || extra !== undefined) throw new InputError(`${flag} ${JSON.stringify(ref)}: give NAMESPACE/NAME`);
+  return { namespace: checkNamespace(ns, `${flag} namespace`), name: checkObjectName(name, `${flag} name`) };
 }
 
 export class ConfigMapSource implements ConfigSource {

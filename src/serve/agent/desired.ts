@@ -12,6 +12,8 @@ import { WORKLOAD_MODES, type Desired, type WorkloadMode } from './state.js';
 export const LABEL_CONFIG = 'nvidia.com/vgpu.config';
 export const LABEL_STATE = 'nvidia.com/vgpu.config.state';
 export const LABEL_WORKLOAD = 'nvidia.com/gpu.workload.config';
+/** `dra`: every GPU of the node to the DRA driver, no vGPU config needed (docs/dra.md); `static` or absent: the config decides. */
+export const LABEL_MODE = 'vmgpu.io/mode';
 export const ANNOTATION_STATUS = 'vmgpu.io/status';
 export const ANNOTATION_PERMITTED = 'vmgpu.io/permitted-host-devices';
 export const LABEL_VALIDATION = 'vmgpu.io/validation';
@@ -28,6 +30,9 @@ export type DesiredResult = { ok: true; desired: Desired } | { ok: false; reason
  * chosen.
  */
 export function desiredFromLabels(labels: Record<string, string>, config: { text: string; fileName: string } | null, defaultConfig: string | undefined, configProblem?: string | null): DesiredResult {
+  const mode = labels[LABEL_MODE];
+  if (mode === 'dra') return { ok: true, desired: { workload: 'vm-dra', configName: null, configText: config?.text ?? '', fileName: config?.fileName ?? `(${LABEL_MODE}=dra)` } };
+  if (mode !== undefined && mode !== '' && mode !== 'static') return { ok: false, reason: `label ${LABEL_MODE}=${JSON.stringify(mode)} is neither dra nor static; fix the label` };
   const raw = labels[LABEL_WORKLOAD];
   let workload: WorkloadMode = 'vm-vgpu';
   if (raw !== undefined && raw !== '') {
@@ -47,6 +52,12 @@ const baseEntry = (mode: ConfigEntry['mode']): ConfigEntry => defaultEntry({ mod
 
 /** The parsed file and the selected config. Throws ConfigError for a bad file or an unknown name. */
 export function resolveDesired(d: Desired): { file: ConfigFile; config: NamedConfig } {
+  if (d.workload === 'vm-dra') {
+    // Every GPU to the DRA driver; the file, when there is one, only gives the dra: policy.
+    const file = d.configText.trim() ? parseConfig(d.configText, d.fileName) : { version: 'v1' as const, filename: d.fileName, configs: [] };
+    const config: NamedConfig = { name: 'workload-vm-dra', entries: [baseEntry('dra')], line: 0 };
+    return { file: { ...file, configs: [config] }, config };
+  }
   if (d.workload !== 'vm-vgpu') {
     const name = `workload-${d.workload}`;
     const config: NamedConfig = { name, entries: [baseEntry(d.workload === 'container' ? 'host' : 'passthrough')], line: 0 };

@@ -19,6 +19,7 @@ export interface AgentMetrics {
   apiRequests: Gauge<'verb'>;
   state: Gauge<'state'>;
   validation: Gauge<'check'>;
+  drift: Counter;
 }
 
 export function createMetrics(opts: { defaultMetrics?: boolean } = {}): AgentMetrics {
@@ -47,6 +48,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): AgentMet
     apiRequests: new Gauge({ name: 'vmgpu_agent_api_requests', help: 'Requests this agent made to the API server since start, by verb', labelNames: ['verb'], registers: [registry] }),
     state: new Gauge({ name: 'vmgpu_agent_config_state', help: '1 for the current nvidia.com/vgpu.config.state', labelNames: ['state'], registers: [registry] }),
     validation: new Gauge({ name: 'vmgpu_agent_validation_passed', help: '1 when the validator check passed, 0 when it failed', labelNames: ['check'], registers: [registry] }),
+    drift: new Counter({ name: 'vmgpu_agent_drift_detected_total', help: 'Times the periodic local check found the node no longer matching its config (VFs or vGPUs lost to a driver reload or an sriov_numvfs reset); each is repaired where the devices are free', registers: [registry] }),
   };
   return m;
 }

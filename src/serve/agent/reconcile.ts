@@ -7,9 +7,10 @@
  */
 import { applyPlan, type ApplyResult } from '../../apply/apply.js';
 import type { Inventory } from '../../inventory/types.js';
+import { NodeLockBusyError, type NodeLock } from '../../machine/lock.js';
 import type { Machine } from '../../machine/machine.js';
 import { planOn } from '../../machine/plan-on.js';
-import type { Blocked, InUse, Plan } from '../../plan/types.js';
+import type { Action, Blocked, InUse, Plan } from '../../plan/types.js';
 import { isConfigError } from '../../spec/config.js';
 import { messageOf } from '../errors.js';
 import type { Logger } from '../kube/logger.js';
@@ -17,8 +18,8 @@ import { resolveDesired, resourceNamesOf, type ResourceNames } from './desired.j
 import type { AgentMetrics } from './metrics.js';
 import { desiredKey, type AppliedState, type Desired, type StateStore } from './state.js';
 
-/** Where a reconcile stopped: the config, the kubelet's in-use answer, the planner, or a write. */
-export type FailureStage = 'config' | 'pod-resources' | 'plan' | 'apply';
+/** Where a reconcile stopped: the config, the node lock, the kubelet's in-use answer, the planner, or a write. */
+export type FailureStage = 'config' | 'lock' | 'pod-resources' | 'plan' | 'apply';
 
 /** What a reconcile that got as far as a plan saw: the plan, the node afterwards, the config's resource names. */
 export interface Planned {
@@ -34,7 +35,9 @@ export type ReconcileOutcome =
   /** The node already matched; nothing was written. */
   | { kind: 'noop'; planned: Planned }
   /** The plan ran; `blocked` changes wait for devices in use. */
-  | { kind: 'applied'; planned: Planned; writes: number; blocked: Blocked[] };
+  | { kind: 'applied'; planned: Planned; writes: number; blocked: Blocked[] }
+  /** Another writer (an admin's `vmgpu apply`) holds the node lock: nothing was read or written; try again soon. */
+  | { kind: 'busy'; reason: string; planned: null };
 
 export interface ReconcileEnv {
   machine: Machine;
@@ -56,16 +59,39 @@ export interface ReconcileRequest {
   mode: 'boot' | 'reconcile';
   /** Stop at the plan when the node already matches (the desired state was applied before). */
   skipIfMatches?: boolean;
+  /** How long to wait for another writer's node lock before giving up with `busy` (default 1 s). */
+  lockWaitMs?: number;
 }
 
+/** The agent holds the node lock only for one plan and apply, so an admin's `vmgpu apply` waits seconds at most. */
+const LOCK_WAIT_MS = 1000;
+
+type Resolved = ReturnType<typeof resolveDesired>;
+
 export async function reconcileDesired(env: ReconcileEnv, req: ReconcileRequest): Promise<ReconcileOutcome> {
-  let resolved: ReturnType<typeof resolveDesired>;
+  let resolved: Resolved;
   try {
     resolved = resolveDesired(req.desired);
   } catch (err) {
     if (isConfigError(err)) return failed('config', err.message);
     throw err;
   }
+  let lock: NodeLock;
+  try {
+    lock = await env.machine.lock({ command: 'vmgpu agent', waitMs: req.lockWaitMs ?? LOCK_WAIT_MS });
+  } catch (err) {
+    if (err instanceof NodeLockBusyError) return { kind: 'busy', reason: err.message, planned: null };
+    return failed('lock', `cannot take the node lock: ${messageOf(err)}`);
+  }
+  try {
+    return await planAndApply(env, req, resolved);
+  } finally {
+    lock.release();
+  }
+}
+
+/** Under the node lock: ask the kubelet what pods hold, plan, and apply. */
+async function planAndApply(env: ReconcileEnv, req: ReconcileRequest, resolved: Resolved): Promise<ReconcileOutcome> {
   const pods = await holdings(env, req.mode);
   if ('error' in pods) return failed('pod-resources', pods.error);
   let planned: { inv: Inventory; plan: Plan };
@@ -74,21 +100,46 @@ export async function reconcileDesired(env: ReconcileEnv, req: ReconcileRequest)
   } catch (err) {
     return failed('plan', messageOf(err));
   }
-  const { plan, inv } = planned;
+  const { inv } = planned;
+  const plan = pods.unknown === null ? planned.plan : onlyAdditive(planned.plan, pods.unknown);
   const result: Planned = { plan, inventory: inv, resourceNames: resourceNamesOf(resolved.config, inv) };
   if (plan.errors.length) return failed('plan', plan.errors.map((e) => `${e.where}: ${e.message}`).join('; '), result);
   if (req.skipIfMatches && plan.actions.length === 0 && plan.blocked.length === 0) return { kind: 'noop', planned: result };
   return applyPlanned(env.machine, result);
 }
 
-async function holdings(env: ReconcileEnv, mode: ReconcileRequest['mode']): Promise<{ inUse: InUse } | { error: string }> {
+/** What pods hold; `unknown` says why it is not known (boot only: a reconcile fails instead). */
+async function holdings(env: ReconcileEnv, mode: ReconcileRequest['mode']): Promise<{ inUse: InUse; unknown: string | null } | { error: string }> {
   try {
-    return { inUse: await env.podsHolding() };
+    return { inUse: await env.podsHolding(), unknown: null };
   } catch (err) {
     if (mode === 'reconcile') return { error: messageOf(err) };
-    env.log.warn('boot: pod-resources is not available; relying on open VFIO devices only', { error: messageOf(err) });
-    return { inUse: new Map() };
+    env.log.warn('boot: pod-resources is not available; only changes that take no device from a pod are made until it is', { error: messageOf(err) });
+    return { inUse: new Map(), unknown: messageOf(err) };
   }
+}
+
+/** Kinds of action that only add to a GPU: nothing a pod could have been given is changed or taken. */
+const ADDITIVE = new Set<Action['kind']>(['enable-vfs', 'set-mixed-sizes', 'set-vf-type', 'create-mdev']);
+
+/**
+ * Without the kubelet's answer, a GPU changes only when every action on it
+ * adds (VFs, vGPU types on empty VFs, new mdevs and their params): what a
+ * reboot lost comes back; a clear, a removal or a rebind waits, blocked.
+ */
+export function onlyAdditive(plan: Plan, why: string): Plan {
+  const created = new Set(plan.actions.flatMap((a) => (a.kind === 'set-vf-type' ? [a.vf] : a.kind === 'create-mdev' ? [a.uuid] : [])));
+  const adds = (a: Action): boolean => ADDITIVE.has(a.kind) || (a.kind === 'set-vf-params' && created.has(a.vf)) || (a.kind === 'set-mdev-params' && created.has(a.uuid));
+  const waiting = new Set(plan.actions.filter((a) => !adds(a)).map((a) => a.gpu));
+  if (waiting.size === 0) return plan;
+  const blocked: Blocked[] = [...waiting].map((gpu) => ({
+    gpu,
+    device: gpu,
+    change: `${plan.actions.filter((a) => a.gpu === gpu).length} change(s) on ${gpu}`,
+    reason: `waits for the kubelet's answer on which devices pods hold: ${why}`,
+    waitsFor: [],
+  }));
+  return { ...plan, actions: plan.actions.filter((a) => !waiting.has(a.gpu)), blocked: [...plan.blocked, ...blocked] };
 }
 
 async function applyPlanned(machine: Machine, planned: Planned): Promise<ReconcileOutcome> {
@@ -111,16 +162,18 @@ function failed(stage: FailureStage, error: string, planned: Planned | null = nu
 
 /** Writes made by the reconcile (a failed apply may have made some). */
 export function writesOf(outcome: ReconcileOutcome): number {
-  return outcome.kind === 'noop' ? 0 : outcome.writes;
+  return outcome.kind === 'noop' || outcome.kind === 'busy' ? 0 : outcome.writes;
 }
 
 /**
  * Whether to record the desired state as applied (re-applied at boot):
- * after any write, or when a config new to the record now holds completely.
+ * after any write, or when a config new to the record now holds completely
+ * (nothing blocked, nothing vmgpu cannot tell).
  */
 export function worthRecording(outcome: ReconcileOutcome, recordedKey: string | null, key: string): boolean {
   if (outcome.kind !== 'applied') return false;
-  return outcome.writes > 0 || (outcome.blocked.length === 0 && recordedKey !== key);
+  const complete = outcome.blocked.length === 0 && outcome.planned.plan.undetermined.length === 0;
+  return outcome.writes > 0 || (complete && recordedKey !== key);
 }
 
 /** The record of the last applied config in the state dir, kept after each reconcile. */

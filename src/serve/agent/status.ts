@@ -6,7 +6,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import type { Inventory } from '../../inventory/types.js';
-import type { Blocked, InUse, Plan } from '../../plan/types.js';
+import type { Blocked, InUse, Plan, Undetermined } from '../../plan/types.js';
 import type { Logger } from '../kube/logger.js';
 import type { EventType } from '../kube/node-api.js';
 import type { AgentMetrics } from './metrics.js';
@@ -20,12 +20,18 @@ export interface AgentStatus {
   state: ConfigState;
   reason: string;
   gpus: { gpu: string; model: string; mode: string; want: Record<string, number>; kept: number }[];
-  blocked: { device: string; change: string; reason: string }[];
+  /** Changes that wait, on GPU `gpu`; `waitsFor`: the devices in use whose release unblocks each. */
+  blocked: { gpu: string; device: string; change: string; reason: string; waitsFor: string[] }[];
+  /** Devices vmgpu cannot tell about (a vGPU type it cannot name, a blind VFIO scan): their GPUs are left as they are. */
+  undetermined: { device: string; reason: string; fix: string }[];
   errors: string[];
   appliedAt: string | null;
   /** The desired-state key (workload, config name, file content) this status answers. */
   observedGeneration: string;
 }
+
+/** Undetermined devices listed in the status; the reason counts them all. */
+export const MAX_UNDETERMINED_LISTED = 16;
 
 /** A reconcile's ending in the status's terms. */
 export interface Verdict {
@@ -44,12 +50,23 @@ export interface Verdict {
 }
 
 export function verdictOf(outcome: ReconcileOutcome, config: string): Verdict {
+  const v = outcomeVerdict(outcome, config);
+  const unknown = outcome.kind === 'failed' ? [] : (outcome.planned?.plan.undetermined ?? []);
+  if (unknown.length === 0) return v;
+  // Not success: part of the node is left alone because vmgpu cannot tell what is on it.
+  const reason = undeterminedReason(unknown);
+  return { ...v, state: 'failed', reason, errors: [reason], result: 'failed', errorKind: 'undetermined' };
+}
+
+function outcomeVerdict(outcome: ReconcileOutcome, config: string): Verdict {
   const base = { config, plan: outcome.planned?.plan ?? null, blocked: [], errors: [], errorKind: null };
   switch (outcome.kind) {
     case 'failed':
       return { ...base, state: 'failed', reason: outcome.error, errors: [outcome.error], writes: outcome.writes, result: 'failed', errorKind: outcome.stage };
     case 'noop':
       return { ...base, state: 'success', reason: 'the node already matches', writes: 0, result: 'noop' };
+    case 'busy':
+      return { ...base, state: 'pending', reason: `waiting for the node lock, retrying: ${outcome.reason}`, writes: 0, result: 'pending' };
     case 'applied':
       if (outcome.blocked.length === 0) return { ...base, state: 'success', reason: `applied (${outcome.writes} write(s))`, writes: outcome.writes, result: 'success' };
       return { ...base, state: 'pending', reason: pendingReason(outcome.blocked), blocked: outcome.blocked, writes: outcome.writes, result: 'pending' };
@@ -59,6 +76,14 @@ export function verdictOf(outcome: ReconcileOutcome, config: string): Verdict {
 /** No desired state could be chosen (a bad label, no config file): a config failure. */
 export function unusableDesired(reason: string): Verdict {
   return { state: 'failed', reason, config: null, plan: null, blocked: [], errors: [reason], writes: 0, result: 'failed', errorKind: 'config' };
+}
+
+function undeterminedReason(unknown: Undetermined[]): string {
+  const gpus = [...new Set(unknown.map((u) => u.gpu))];
+  const [first] = unknown;
+  const more = unknown.length > 1 ? ` (and ${unknown.length - 1} more)` : '';
+  const which = gpus.length === 1 ? `GPU ${gpus[0]}, so it leaves that GPU as it is` : `GPUs ${gpus.join(', ')}, so it leaves those GPUs as they are`;
+  return `vmgpu cannot tell what is on ${unknown.length} device(s) of ${which}: ${first!.reason}${more}. Fix: ${first!.fix}`;
 }
 
 function pendingReason(blocked: Blocked[]): string {
@@ -76,11 +101,22 @@ export function statusOf(v: Verdict, key: string, prev: AgentStatus | null, reco
     state: v.state,
     reason: v.reason,
     gpus: (v.plan?.gpus ?? []).map((g) => ({ gpu: g.gpu, model: g.model, mode: g.mode, want: g.want, kept: g.kept })),
-    blocked: v.blocked.map((b) => ({ device: b.device, change: b.change, reason: b.reason })),
+    blocked: v.blocked.map((b) => ({ gpu: b.gpu, device: b.device, change: b.change, reason: b.reason, waitsFor: b.waitsFor })),
+    // Bounded: the annotation must stay small on a node with hundreds of VFs; the reason gives the count.
+    undetermined: (v.plan?.undetermined ?? []).slice(0, MAX_UNDETERMINED_LISTED).map((u) => ({ device: u.device, reason: u.reason, fix: u.fix })),
     errors: v.errors,
     appliedAt: v.state === 'failed' ? (prev?.appliedAt ?? recordedAt) : recordedAt,
     observedGeneration: key,
   };
+}
+
+/**
+ * While pending: whether a device some change waits for is no longer held,
+ * so re-planning can get further. A change blocked by capacity waits for the
+ * held devices of its GPU, not for the device it would change.
+ */
+export function releasedForPending(s: AgentStatus, held: ReadonlySet<string>): boolean {
+  return s.blocked.some((b) => b.waitsFor.some((d) => !held.has(d.toLowerCase())));
 }
 
 export interface NodeEvent {

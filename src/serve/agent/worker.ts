@@ -92,6 +92,11 @@ export class Worker {
     this.retryTimer = null;
   }
 
+  /** Whether a pass runs now. */
+  busy(): boolean {
+    return this.running !== null;
+  }
+
   /** Resolves when no pass runs. */
   async idle(): Promise<void> {
     while (this.running) await this.running;

@@ -2,6 +2,7 @@
  * What Allocate and GetPreferredAllocation answer, as pure functions over the
  * plugin's device table. The gRPC layer only maps their errors to status codes.
  */
+import { devNodePath, devNodesFor } from './dev-nodes.js';
 import { resourceEnvVar, type ResourceKind } from './naming.js';
 import type { DeviceEntry } from './resources.js';
 
@@ -37,30 +38,18 @@ export interface AllocationContext {
   kind: ResourceKind;
   /** Device ID -> entry. */
   devices: ReadonlyMap<string, DeviceEntry>;
-  /** Whether a device is healthy right now. */
-  healthy: (id: string) => boolean;
+  /** Null when the device is healthy right now (checked at the call, not at the last sweep), else why not. */
+  unhealthy: (id: string) => string | null;
   /** Add `/dev/iommu` (iommufd enabled in the config). */
   iommufd: boolean;
 }
 
-const spec = (path: string): DeviceSpecOut => ({ container_path: path, host_path: path, permissions: 'rwm' });
-
-/** The device nodes a VM needs for these devices: VFIO container, groups, cdevs, iommufd. Deduplicated, in a stable order. */
+/** The device nodes a VM needs for these devices (dev-nodes.ts), as the kubelet's DeviceSpecs. */
 export function deviceSpecsFor(devices: readonly DeviceEntry[], iommufd: boolean): DeviceSpecOut[] {
-  const paths = ['/dev/vfio/vfio'];
-  const seen = new Set(paths);
-  const push = (p: string) => {
-    if (!seen.has(p)) {
-      seen.add(p);
-      paths.push(p);
-    }
-  };
-  for (const d of devices) {
-    if (d.iommuGroup !== null) push(`/dev/vfio/${d.iommuGroup}`);
-    if (d.vfioDev !== null) push(`/dev/vfio/devices/${d.vfioDev}`);
-  }
-  if (iommufd) push('/dev/iommu');
-  return paths.map(spec);
+  return devNodesFor(devices, iommufd).map((n) => {
+    const path = devNodePath(n);
+    return { container_path: path, host_path: path, permissions: 'rwm' };
+  });
 }
 
 /**
@@ -84,8 +73,9 @@ export function allocateContainer(ctx: AllocationContext, ids: readonly string[]
         `Allocate for ${ctx.resourceName}: device ${JSON.stringify(id)} is not a device of this resource (it has ${ctx.devices.size} device${ctx.devices.size === 1 ? '' : 's'}); the kubelet's view is stale, it will resync from ListAndWatch`,
       );
     }
-    if (!ctx.healthy(id)) {
-      throw new AllocationError('unhealthy-device', `Allocate for ${ctx.resourceName}: device ${id} is Unhealthy (its vGPU type, mdev, VFIO node or GPU is gone); it cannot be given to a VM until it is Healthy again`);
+    const why = ctx.unhealthy(id);
+    if (why !== null) {
+      throw new AllocationError('unhealthy-device', `Allocate for ${ctx.resourceName}: device ${id} is Unhealthy (${why}); it cannot be given to a VM until it is Healthy again`);
     }
     entries.push(entry);
   }

@@ -1,19 +1,24 @@
 /**
- * The cheap per-device health check, run every few hundred milliseconds.
- * It reads only a handful of files per device through the sysfs port:
- *   SR-IOV VF:   GPU present, VF present, nvidia/current_vgpu_type, /dev/vfio/<group>
- *   mdev:        GPU present, parent present, /sys/bus/mdev/devices/<uuid>, /dev/vfio/<group>
- *   passthrough: GPU present, driver link, /dev/vfio/<group>
+ * The cheap per-device health check, run every few hundred milliseconds and
+ * at each Allocate. It reads only a handful of files per device through the
+ * sysfs port:
+ *   SR-IOV VF:   GPU present, VF present, nvidia/current_vgpu_type
+ *   mdev:        GPU present, parent present, /sys/bus/mdev/devices/<uuid>
+ *   passthrough: GPU present, driver link
+ * and, for every kind, each device node Allocate would hand out for it
+ * (dev-nodes.ts: /dev/vfio/vfio, /dev/vfio/<group>, /dev/vfio/devices/vfioN,
+ * /dev/iommu with iommufd).
  */
 import type { SysfsPort } from '../../sysfs/port.js';
 import { parseMdevUuid } from '../../sysfs/names.js';
 import { checkPciAddress } from '../../model/pci.js';
+import { devNodeExists, devNodePath, devNodesFor } from './dev-nodes.js';
 import type { DeviceEntry } from './resources.js';
 
 /** Returns null when healthy, else why not. Never throws. */
 export type DeviceCheck = () => string | null;
 
-export function compileCheck(port: SysfsPort, d: DeviceEntry): DeviceCheck {
+export function compileCheck(port: SysfsPort, d: DeviceEntry, opts: { iommufd?: boolean } = {}): DeviceCheck {
   const gpu = checkPciAddress(d.gpu);
   const steps: DeviceCheck[] = [];
   steps.push(() => (port.pciDeviceExists(gpu) ? null : `GPU ${d.gpu} is not on the PCI bus`));
@@ -46,9 +51,8 @@ export function compileCheck(port: SysfsPort, d: DeviceEntry): DeviceCheck {
       });
     }
   }
-  if (d.iommuGroup !== null) {
-    const group = d.iommuGroup;
-    steps.push(() => (port.vfioGroupNodeExists(group) ? null : `/dev/vfio/${group} is missing`));
+  for (const n of devNodesFor([d], opts.iommufd ?? false)) {
+    steps.push(() => (devNodeExists(port, n) ? null : `${devNodePath(n)} is missing`));
   }
   return () => {
     try {

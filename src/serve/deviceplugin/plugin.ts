@@ -46,14 +46,14 @@ type Stream = grpc.ServerWritableStream<unknown, ListAndWatchResponseMsg>;
 
 /**
  * Identity of a file, to tell a recreated socket from the old one even when
- * the inode number is reused. With `ctime` a chmod also counts as a change
- * (harmless for kubelet.sock: one extra registration); without it only a new
- * file does (our own socket).
+ * the inode number is reused: device, inode and birth time; where the file
+ * system records no birth time, the ctime stands in for it (then a chmod
+ * also counts as a new file).
  */
-export function fileIdentity(path: string, ctime = true): string | null {
+export function fileIdentity(path: string): string | null {
   try {
     const st = statSync(path, { bigint: true });
-    return `${st.dev}:${st.ino}:${st.birthtimeNs}${ctime ? `:${st.ctimeNs}` : ''}`;
+    return `${st.dev}:${st.ino}:${st.birthtimeNs > 0n ? st.birthtimeNs : `c${st.ctimeNs}`}`;
   } catch {
     return null;
   }
@@ -72,10 +72,14 @@ export class ResourcePlugin {
   private streams = new Set<Stream>();
   private server: grpc.Server | null = null;
   private socketId: string | null = null;
-  private registered = false;
+  /**
+   * The (kubelet instance, our server) pair the last registration was made
+   * for. A plugin registers once per pair: a kubelet restart noticed twice,
+   * or while the Register to the new kubelet is in flight, registers once.
+   */
+  private registeredFor: string | null = null;
+  private inflightFor: string | null = null;
   private stopped = false;
-  /** Bumped by every restart: a registration that raced a restart is redone. */
-  private generation = 0;
   private wake: (() => void) | null = null;
   private kickPending = false;
   private loop: Promise<void> | null = null;
@@ -104,9 +108,15 @@ export class ResourcePlugin {
     return this.spec.source;
   }
 
-  /** Whether the last registration attempt succeeded and no restart happened since. */
+  /** Whether this kubelet instance has our registration for the server we run now. */
   isRegistered(): boolean {
-    return this.registered;
+    return this.registeredFor !== null && this.registeredFor === this.registrationKey();
+  }
+
+  /** The kubelet instance and our server, as a key; null when either is missing. */
+  private registrationKey(): string | null {
+    const kubelet = fileIdentity(join(this.env.pluginDir, KUBELET_SOCKET));
+    return kubelet === null || this.socketId === null ? null : `${kubelet}|${this.socketId}`;
   }
 
   /** Serve, then register in the background (retried with backoff, never fatal). */
@@ -123,19 +133,24 @@ export class ResourcePlugin {
     await this.loop;
   }
 
-  /** Restart the server and register again (the kubelet restarted or deleted our socket). */
+  /**
+   * The kubelet restarted or deleted our socket: serve again when our socket
+   * is gone or replaced, then register unless this kubelet instance already
+   * has (or is being sent) a registration for the server we run.
+   */
   restart(reason: string): Promise<void> {
     if (this.stopped || this.restartQueued) return this.ops;
     this.restartQueued = true;
-    this.generation++;
-    this.registered = false;
-    this.inflight?.cancel();
     return this.serialize(async () => {
       this.restartQueued = false;
       if (this.stopped) return;
-      this.env.logger.info('restarting device plugin', { resource: this.resourceName, reason });
-      this.env.events.emit('restarted', { resource: this.resourceName, reason });
-      await this.serve();
+      if (fileIdentity(this.socketPath) !== this.socketId) {
+        this.env.logger.info('restarting device plugin', { resource: this.resourceName, reason });
+        this.env.events.emit('restarted', { resource: this.resourceName, reason });
+        await this.serve();
+      }
+      // A registration on its way for another pair (an old kubelet, a server we replaced) is void.
+      if (this.inflightFor !== null && this.inflightFor !== this.registrationKey()) this.inflight?.cancel();
       this.kick();
     });
   }
@@ -149,7 +164,7 @@ export class ResourcePlugin {
   /** Our socket file is missing or replaced while we think we serve it. */
   socketLost(): boolean {
     if (this.busy || this.stopped || this.server === null || this.restartQueued) return false;
-    return fileIdentity(this.socketPath, false) !== this.socketId;
+    return fileIdentity(this.socketPath) !== this.socketId;
   }
 
   /** New device set from an inventory update; pushes to the kubelet when anything changed. */
@@ -161,7 +176,7 @@ export class ResourcePlugin {
       const old = this.devices.get(id);
       if (!old || JSON.stringify(old) !== JSON.stringify(d)) {
         changed = true;
-        this.checks.set(id, compileCheck(this.env.port, d));
+        this.checks.set(id, compileCheck(this.env.port, d, { iommufd: this.env.iommufd }));
         this.health.set(id, this.checks.get(id)!());
       }
     }
@@ -226,7 +241,11 @@ export class ResourcePlugin {
       resourceName: this.resourceName,
       kind: this.spec.kind,
       devices: this.devices,
-      healthy: (id: string) => this.health.get(id) === null,
+      // Checked now: a node removed since the last sweep is never handed out.
+      unhealthy: (id: string) => {
+        const check = this.checks.get(id);
+        return check ? check() : 'not a device of this resource';
+      },
       iommufd: this.env.iommufd,
     };
     return { container_responses: (req.container_requests ?? []).map((c) => allocateContainer(ctx, c.devices_ids ?? [])) };
@@ -318,7 +337,7 @@ export class ResourcePlugin {
       server.bindAsync(unixTarget(this.socketPath), grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(new Error(`cannot listen on ${this.socketPath}: ${err.message}. Is the plugin directory writable and the path shorter than 108 bytes?`)) : resolve()));
     });
     this.server = server;
-    this.socketId = fileIdentity(this.socketPath, false);
+    this.socketId = fileIdentity(this.socketPath);
   }
 
   /** Wait `ms`, or less when kicked or stopped. */
@@ -337,17 +356,19 @@ export class ResourcePlugin {
     });
   }
 
-  private registerOnce(): Promise<void> {
+  private registerOnce(key: string | null): Promise<void> {
     const kubelet = join(this.env.pluginDir, KUBELET_SOCKET);
-    if (!existsSync(kubelet)) return Promise.reject(new KubeletAbsent(kubelet));
+    if (key === null || !existsSync(kubelet)) return Promise.reject(new KubeletAbsent(kubelet));
     const api = loadDevicePluginApi();
     const client = new api.RegistrationClient(unixTarget(kubelet), grpc.credentials.createInsecure()) as unknown as grpc.Client & {
       Register(req: RegisterRequestMsg, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null) => void): grpc.ClientUnaryCall;
     };
     const req: RegisterRequestMsg = { version: API_VERSION, endpoint: this.socketName, resource_name: this.resourceName, options: PLUGIN_OPTIONS };
     return new Promise<void>((resolve, reject) => {
+      this.inflightFor = key;
       this.inflight = client.Register(req, { deadline: Date.now() + this.env.registerTimeoutMs }, (err) => {
         this.inflight = null;
+        this.inflightFor = null;
         client.close();
         if (err) reject(err);
         else resolve();
@@ -360,19 +381,19 @@ export class ResourcePlugin {
     let failures = 0;
     let lastMessage = '';
     while (!this.stopped) {
-      if (this.registered && !this.kickPending) {
-        await this.sleep(3_600_000);
-        continue;
-      }
       this.kickPending = false;
       await this.ops; // never register while the server is being (re)started
       if (this.stopped) break;
-      const gen = this.generation;
+      const key = this.registrationKey();
+      if (key !== null && key === this.registeredFor) {
+        await this.sleep(3_600_000); // until kicked: a restart, a new kubelet
+        continue;
+      }
       const started = Date.now();
       try {
-        await this.registerOnce();
-        if (gen !== this.generation || this.stopped) continue;
-        this.registered = true;
+        await this.registerOnce(key);
+        if (this.stopped) break;
+        this.registeredFor = key;
         this.env.logger.info('registered with the kubelet', { resource: this.resourceName, endpoint: this.socketName, attempts: failures + 1 });
         this.env.events.emit('registered', { resource: this.resourceName, endpoint: this.socketName, attempts: failures + 1, ms: Date.now() - started });
         failures = 0;

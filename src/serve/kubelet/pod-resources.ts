@@ -47,6 +47,17 @@ function clientCtor(): grpc.ServiceClientConstructor {
   return ctor;
 }
 
+/** Where the kubelet keeps its state when it is not /var/lib/kubelet, for the message that points there. */
+const OTHER_KUBELET_ROOTS = 'k0s: /var/lib/k0s/kubelet, MicroK8s: /var/snap/microk8s/common/var/lib/kubelet, or the kubelet\'s --root-dir';
+
+function missingSocket(path: string): string {
+  return (
+    `the kubelet's pod-resources socket ${path} does not exist, so vmgpu cannot tell which devices pods hold and changes nothing until it can. ` +
+    `Is the kubelet running? If it keeps its state elsewhere (${OTHER_KUBELET_ROOTS}), point vmgpu at that kubelet's pod-resources/kubelet.sock ` +
+    '(Helm: agent.hostPaths.podResources and agent.hostPaths.devicePlugins; flag: --pod-resources-socket). On a host with no kubelet at all, run the agent with --no-kubelet'
+  );
+}
+
 export class PodResourcesClient {
   private client: grpc.Client | null = null;
 
@@ -62,7 +73,7 @@ export class PodResourcesClient {
 
   /** Every device assigned to a pod, for every resource. */
   async list(): Promise<Assignment[]> {
-    if (!this.available()) throw new PodResourcesError(`the kubelet's pod-resources socket ${this.socketPath} does not exist; is the kubelet running and the directory mounted (--pod-resources-socket)?`);
+    if (!this.available()) throw new PodResourcesError(missingSocket(this.socketPath));
     this.client ??= new (clientCtor())(`unix://${this.socketPath}`, grpc.credentials.createInsecure());
     const list = (this.client as unknown as { List: ListFn }).List.bind(this.client);
     const res = await new Promise<ListResponseMsg>((resolve, reject) => {
@@ -106,11 +117,10 @@ export function inUseFromAssignments(assignments: readonly Assignment[], ourReso
 /**
  * What pods hold of this node's devices, asked of the kubelet now: devices of
  * `ourResources`, or whose ID is a GPU, VF or mdev of `inv`. Throws
- * PodResourcesError when the kubelet does not answer; no socket means no
- * kubelet on this node, so nothing is held by pods.
+ * PodResourcesError when the kubelet does not answer, a missing socket
+ * included: without its answer nothing is known to be free.
  */
 export async function podsHolding(client: PodResourcesClient, inv: Inventory | null, ourResources: ReadonlySet<string>): Promise<Map<string, string>> {
-  if (!client.available()) return new Map();
   const assignments = await client.list();
   const ids = new Set<string>();
   for (const g of inv?.gpus ?? []) {

@@ -224,7 +224,8 @@ void test('USER root, with the reason written above it; ENTRYPOINT vmgpu', () =>
   const link = runtime.instructions.find((i) => i.keyword === 'RUN' && /ln -s \S*dist\/bundle\/vmgpu\.mjs \/usr\/local\/bin\/vmgpu/.test(i.args));
   assert.ok(link, 'vmgpu on PATH points at the bundle, dist/bundle/vmgpu.mjs');
   const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { bin: Record<string, string>; scripts: Record<string, string> };
-  assert.equal(pkg.bin.vmgpu, 'dist/cli/main.js', 'npm installs keep the unbundled build');
+  // Issue 13 item 6: an npm install runs the same bundle as the image (one chunk per group of commands).
+  assert.equal(pkg.bin.vmgpu, 'dist/bundle/vmgpu.mjs', 'npm installs run the bundle the image runs');
   assert.match(pkg.scripts.bundle ?? '', /scripts\/bundle\.mjs/);
 });
 

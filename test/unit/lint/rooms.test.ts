@@ -24,6 +24,8 @@ const cases: [string, string, RegExp][] = [
   ['src/model/x.ts', "import { SysfsError } from '../sysfs/errors.js';", /model\/ must not import sysfs\//],
   ['src/serve/x.ts', "import { createSimulatedNode } from '../simulator/index.js';", /serve\/ must not import simulator\//],
   ['src/inventory/x.ts', "import { plan } from '../plan/plan.js';", /inventory\/ must not import plan\//],
+  ['src/cli/x.ts', "import { loadSimulation } from '../simulator/index.js';", /cli\/ must not import simulator\//],
+  ['src/plan/x.ts', "import { readTextBounded } from '../io/files.js';", /plan\/ must not import io\//],
 ];
 
 for (const [file, code, message] of cases) {

@@ -1,5 +1,7 @@
 /** Helpers shared by the simulator tests. */
 import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { DiskBackend } from '../../../src/sysfs/disk-backend.js';
 import type { Root, SysfsBackend } from '../../../src/sysfs/backend.js';
 import { SysfsError } from '../../../src/sysfs/errors.js';
 import type { PciAddress } from '../../../src/model/pci.js';
@@ -68,4 +70,11 @@ export function dumpTree(b: SysfsBackend, root: Root, devicesAsFiles = false): M
   };
   walk('');
   return out;
+}
+
+/** The tree materialised in `dir`, as DiskBackend reads it, equals the node's in-memory tree. */
+export function assertDiskTreeIs(dir: string, n: SimulatedNode, label: string): void {
+  const disk = new DiskBackend({ sys: path.join(dir, 'sys'), dev: path.join(dir, 'dev'), host: path.join(dir, 'host') });
+  for (const root of ['sys', 'host'] as const) assert.deepEqual([...dumpTree(disk, root)], [...dumpTree(n.backend, root)], `${label}: ${root}`);
+  assert.deepEqual([...dumpTree(disk, 'dev', true)], [...dumpTree(n.backend, 'dev')], `${label}: dev`);
 }

@@ -331,7 +331,7 @@ test('mode: vgpu (default), passthrough or host; vGPU keys refused outside vgpu 
 
   const typo = oneProblem(withEntry('devices: all', 'mode: passthru'));
   assert.deepEqual([typo.line, typo.column, typo.path], [5, 13, 'vgpu-configs.c[0].mode']);
-  assert.match(typo.message, /expected one of vgpu, passthrough, host, got the string "passthru"\. Did you mean "passthrough"\?/);
+  assert.match(typo.message, /expected one of vgpu, passthrough, host, dra, got the string "passthru"\. Did you mean "passthrough"\?/);
 
   const ps = problemsOf(
     withEntry('devices: all', 'mode: host', 'vgpu-devices: {"L40S-12Q": 1}', 'mixed-sizes: true', 'resource-name: "example.com/x"'),

@@ -46,6 +46,10 @@
 {{- end -}}
 {{- end -}}
 
+{{- define "vmgpu.catalogMapName" -}}
+{{- include "vmgpu.component" (dict "root" . "suffix" "catalog") -}}
+{{- end -}}
+
 {{- define "vmgpu.configMapName" -}}
 {{- if .Values.config.create -}}
 {{- include "vmgpu.component" (dict "root" . "suffix" "config") -}}

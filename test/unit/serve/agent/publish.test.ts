@@ -6,7 +6,7 @@ import { metadataDiff, nodeMetadataFor } from '../../../../src/serve/agent/publi
 import type { AgentStatus } from '../../../../src/serve/agent/status.js';
 import type { ValidationReport } from '../../../../src/serve/agent/validator.js';
 
-const status: AgentStatus = { config: 'small', state: 'success', reason: 'applied (3 write(s))', gpus: [], blocked: [], errors: [], appliedAt: null, observedGeneration: 'k1' };
+const status: AgentStatus = { config: 'small', state: 'success', reason: 'applied (3 write(s))', gpus: [], blocked: [], undetermined: [], errors: [], appliedAt: null, observedGeneration: 'k1' };
 const validation: ValidationReport = { passed: false, checkedAt: '2026-01-01T00:00:00.000Z', checks: [] };
 
 void test('node metadata: only what is known is published', () => {

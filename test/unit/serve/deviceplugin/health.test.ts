@@ -73,3 +73,20 @@ test('a check never throws: backend errors become a reason', () => {
   const broken = { ...node.port, pciDeviceExists: () => { throw new Error('EIO'); } } as unknown as typeof node.port;
   assert.match(compileCheck(broken, vf)() ?? '', /health check of .* failed: EIO/);
 });
+
+test('health covers every host path Allocate hands out (defect 6): the VFIO cdev, the VFIO container and, with iommufd, /dev/iommu', () => {
+  const { node, vf, gpu } = setup();
+  assert.ok(vf.vfioDev, 'the VF has a VFIO cdev');
+  const check = compileCheck(node.port, vf, { iommufd: true });
+  assert.equal(check(), null);
+  node.removeDevNode(`vfio/devices/${vf.vfioDev}`);
+  assert.equal(check(), `/dev/vfio/devices/${vf.vfioDev} is missing`);
+  node.restoreDevNode(`vfio/devices/${vf.vfioDev}`);
+  assert.equal(check(), null);
+  node.removeDevNode('vfio/vfio');
+  assert.equal(compileCheck(node.port, gpu)(), '/dev/vfio/vfio is missing');
+  node.restoreDevNode('vfio/vfio');
+  node.removeDevNode('iommu');
+  assert.equal(check(), '/dev/iommu is missing');
+  assert.equal(compileCheck(node.port, vf, { iommufd: false })(), null, 'without iommufd, /dev/iommu is not handed out and not checked');
+});

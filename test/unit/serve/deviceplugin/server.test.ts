@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, existsSync, unlinkSync } from 'node:fs';
@@ -9,10 +10,12 @@ import { PciIds } from '../../../../src/inventory/pciids.js';
 import { createSimulatedNode } from '../../../../src/simulator/index.js';
 import { checkPciAddress } from '../../../../src/model/pci.js';
 import { runDevicePlugins } from '../../../../src/serve/deviceplugin/manager.js';
+import { ResourcePlugin } from '../../../../src/serve/deviceplugin/plugin.js';
+import { collectResources } from '../../../../src/serve/deviceplugin/resources.js';
 import { memoryLogger } from '../../../../src/serve/kube/logger.js';
 import { passthroughNamer } from '../../../../src/serve/deviceplugin/passthrough-name.js';
 import { TsKubelet } from '../kubelet/ts-kubelet.js';
-import { sleep } from '../../../support/wait.js';
+import { sleep, until } from '../../../support/wait.js';
 import { PCI_IDS_TEXT } from '../fixtures.js';
 
 const passthroughName = passthroughNamer(PciIds.fromText(PCI_IDS_TEXT));
@@ -151,4 +154,49 @@ test('update() adds and removes resources without a restart', async (t) => {
   await kubelet.waitFor('devices', (n: string, d: unknown[]) => n === 'nvidia.com/L40S-12Q' && d.length === 1, 1000);
   await m.update(inventory);
   assert.deepEqual(m.status().map((s) => s.resourceName), ['nvidia.com/GA102GL_A10', 'nvidia.com/L40S-12Q']);
+});
+
+test('Allocate never hands out a device node that is missing now, even before the next health sweep (defect 6)', async (t) => {
+  const { dir, node, inventory } = setup();
+  const m = await runDevicePlugins({ inventory, port: node.port, pluginDir: dir, logger: memoryLogger(), passthroughName, healthIntervalMs: 3_600_000 });
+  t.after(async () => {
+    await m.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const plugin = m.plugin('nvidia.com/L40S-12Q')!;
+  const vf = inventory.gpus[0]!.vfs[0]!;
+  const req = { container_requests: [{ devices_ids: [vf.address] }] };
+  assert.ok(plugin.allocate(req).container_responses[0]!.devices.some((d) => d.host_path === `/dev/vfio/devices/${vf.vfioDev}`));
+  node.removeDevNode(`vfio/devices/${vf.vfioDev}`);
+  assert.throws(() => plugin.allocate(req), /Unhealthy.*\/dev\/vfio\/devices\/vfio\d+ is missing/);
+});
+
+test('a kubelet restart noticed again while the Register to the new kubelet is in flight registers once with it (defect 6)', async (t) => {
+  const { dir, node, inventory } = setup();
+  const kubelet = new TsKubelet(dir);
+  await kubelet.start();
+  const spec = collectResources(inventory, { passthroughName }).resources.find((r) => r.resourceName === 'nvidia.com/L40S-12Q')!;
+  const env = { pluginDir: dir, port: node.port, iommufd: false, logger: memoryLogger(), events: new EventEmitter(), registerTimeoutMs: 5000, backoffInitialMs: 20, backoffMaxMs: 200 };
+  const plugin = new ResourcePlugin(spec, env);
+  t.after(async () => {
+    await plugin.stop();
+    await kubelet.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await plugin.start();
+  await until(() => plugin.isRegistered(), 3000);
+  assert.ok(plugin.isRegistered());
+
+  // The kubelet restarts (deleting our socket, as it does) and answers Register slowly.
+  kubelet.registerDelayMs = 300;
+  await kubelet.restart();
+  const before = kubelet.registrations.length;
+  void plugin.restart('plugin socket removed'); // noticed first: serve again, register
+  await until(() => kubelet.registrations.length > before, 3000);
+  assert.equal(kubelet.registrations.length, before + 1, 'the Register to the new kubelet is in flight');
+  void plugin.restart('kubelet socket recreated'); // the same restart, noticed once more
+  await sleep(1200);
+  assert.equal(kubelet.registrations.length - before, 1, 'one registration per kubelet instance');
+  assert.ok(plugin.isRegistered());
+  assert.ok(existsSync(plugin.socketPath), 'the socket the kubelet dialled is still served');
 });

@@ -27,6 +27,12 @@ export class TsKubelet {
   private streams: grpc.ClientReadableStream<unknown>[] = [];
   /** Refuse the next N registrations with INVALID_ARGUMENT. */
   rejectNext = 0;
+  /**
+   * Answer each Register this long after taking it. The registration counts
+   * when it is taken, as in the kubelet, whose handler runs to the end even
+   * when the plugin gives up on the call.
+   */
+  registerDelayMs = 0;
 
   constructor(readonly dir: string) {}
 
@@ -47,9 +53,13 @@ export class TsKubelet {
           return;
         }
         this.registrations.push({ ...req, at: performance.now() });
-        cb(null, {});
-        this.follow(req);
-        this.events.emit('registered', req);
+        const answer = () => {
+          cb(null, {});
+          this.follow(req);
+          this.events.emit('registered', req);
+        };
+        if (this.registerDelayMs > 0) setTimeout(answer, this.registerDelayMs);
+        else answer();
       },
     });
     await new Promise<void>((res, rej) => server.bindAsync(`unix://${this.socket}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? rej(e) : res())));
