@@ -24,19 +24,20 @@ import { configureDra, exceptDra, type DraHooks } from '../dra/modes.js';
 import { withDraPermitted } from '../dra/permitted.js';
 import { mergeInUse } from '../../machine/in-use.js';
 import { messageOf } from '../errors.js';
-import type { Kube } from '../kube/kube.js';
+import { describeApiError, type Kube } from '../kube/kube.js';
 import { jsonLogger, type Logger } from '../kube/logger.js';
 import { podsHolding, PodResourcesClient } from '../kubelet/pod-resources.js';
 import type { ConfigSnapshot } from './config-source.js';
 import { withSharedNames } from '../../machine/shared-names.js';
 import { ClusterCatalog } from './cluster-catalog.js';
 import { lookForDrift, type DriftFinding } from './drift.js';
+import { LABEL_MANAGED, ManagedMark, servedInventory } from './managed.js';
 import { AgentInputs, keyOf, type InputSource } from './inputs.js';
 import { createMetrics, serveMetrics, type AgentMetrics } from './metrics.js';
 import { AgentPlugins } from './plugins.js';
 import { NodePublisher, nodeMetadataFor } from './publish.js';
 import { AppliedRecord, reconcileDesired, writesOf, type Planned, type ReconcileEnv } from './reconcile.js';
-import { StateStore, type AppliedState } from './state.js';
+import { StateStore, type AppliedState, type Desired, type WorkloadMode } from './state.js';
 import { releasedForPending, StatusReporter, unusableDesired, verdictOf, type AgentStatus, type Verdict } from './status.js';
 import { validateMachine, type ValidationTarget } from './validation.js';
 import type { ValidationReport } from './validator.js';
@@ -104,6 +105,10 @@ export class Agent {
   /** The node, with the cluster catalog as its last type-name source when there is one. */
   private readonly machine: Machine;
   private readonly catalog: ClusterCatalog | null;
+  /** vmgpu.io/managed on our Node: keeps the agent on a node moved to `container` until its GPUs are back (managed.ts). */
+  private readonly mark: ManagedMark;
+  /** The workload the node is laid out for (boot: the recorded one); `container` serves nothing. */
+  private workload: WorkloadMode | null = null;
   private metricsServer: Server | null = null;
   /** Key of the desired state the last reconcile handled (success, pending or failed). */
   private handledKey: string | null = null;
@@ -123,6 +128,7 @@ export class Agent {
     this.catalog = opts.kube && opts.catalogMap ? new ClusterCatalog({ kube: opts.kube, ref: opts.catalogMap, nodeName: opts.nodeName, log, onChange: () => this.onNamesChanged() }) : null;
     this.machine = this.catalog ? withSharedNames(opts.machine, this.catalog) : opts.machine;
     this.inputs = new AgentInputs({ ...opts, log, metrics, events: this.events });
+    this.mark = new ManagedMark({ kube: opts.kube, nodeName: opts.nodeName, node: () => this.inputs.node() });
     this.worker = new Worker((pass) => this.reconcile(pass), { retryInitialMs: opts.retryInitialMs ?? 1000, retryMaxMs: opts.retryMaxMs ?? 5 * 60_000, log, metrics });
     this.podResources = new PodResourcesClient(opts.podResourcesSocket);
     this.plugins = new AgentPlugins({ enabled: opts.devicePlugins !== false, machine: this.machine, pluginDir: opts.devicePluginDir, iommufd: opts.iommufd ?? false, log, metrics, managerOptions: opts.devicePluginOptions });
@@ -167,6 +173,7 @@ export class Agent {
     } else {
       this.log.info('boot: no applied config recorded yet; waiting for the node labels', { stateFile: this.applied.store.file });
     }
+    this.workload = last?.workload ?? null;
     this.lastInventory = planned?.inventory ?? (await this.machine.inventory());
     void this.catalog?.publish(this.lastInventory);
     await this.syncPlugins(this.lastInventory, planned?.resourceNames ?? {});
@@ -256,6 +263,8 @@ export class Agent {
     const status = this.reporter.current();
     const want = this.inputs.desired();
     if (this.stopped || !this.bootDone || this.worker.busy() || !status || !want?.ok || keyOf(want) !== status.observedGeneration) return null;
+    // A `container` node whose GPUs went back is left alone (managed.ts).
+    if (want.desired.workload === 'container' && !this.mark.present()) return null;
     let found: DriftFinding | null;
     try {
       found = await lookForDrift(this.machine, want.desired, status, this.opts.nodeName, await this.askKubelet());
@@ -293,6 +302,8 @@ export class Agent {
       return;
     }
     const d = want.desired;
+    if (!(await this.markManaged(d, key, pass))) return;
+    this.workload = d.workload;
     if (this.opts.dra) await configureDra(this.opts.dra, this.machine, d);
     const outcome = await reconcileDesired(this.reconcileEnv(), { desired: d, mode: 'reconcile', skipIfMatches: this.applied.current()?.key === key });
     this.applied.update(outcome, d);
@@ -319,8 +330,35 @@ export class Agent {
     await this.syncPlugins(outcome.planned.inventory, outcome.planned.resourceNames);
     this.report(verdict, key, pass);
     if (verdict.state === 'pending') this.schedulePendingRecheck();
+    if (verdict.state === 'success' && d.workload === 'container') await this.stepAside();
     // Give the kubelet a moment to register the plugins before checking them.
     if (verdict.writes > 0) setTimeout(() => void this.validate().catch(() => {}), 3000).unref();
+  }
+
+  /** Before a node is changed for VMs it carries the managed mark; without it nothing is changed (managed.ts). */
+  private async markManaged(d: Desired, key: string, pass: Pass): Promise<boolean> {
+    if (d.workload === 'container') return true;
+    try {
+      await this.mark.set(true);
+      return true;
+    } catch (err) {
+      const reason = `cannot label the node ${LABEL_MANAGED}=true, which keeps the agent on it should it be moved to the container workload: ${describeApiError(err)}; nothing was changed, retrying`;
+      this.report({ ...unusableDesired(reason), config: d.configName ?? d.workload, errorKind: 'api' }, key, pass);
+      this.worker.retry();
+      return false;
+    }
+  }
+
+  /** A `container` node whose GPUs are all back on the host driver: take the mark off, so the DaemonSet leaves it. */
+  private async stepAside(): Promise<void> {
+    try {
+      if (!(await this.mark.set(false))) return;
+      this.log.info(`every GPU is back on its host driver; removed ${LABEL_MANAGED}, so the agent leaves this container node`, {});
+      this.publisher.event({ type: 'Normal', reason: 'GpusReturnedToHost', message: `every GPU is back on its host driver for the container workload; vmgpu removed ${LABEL_MANAGED} and its agent leaves the node` });
+    } catch (err) {
+      this.log.warn(`removing ${LABEL_MANAGED} failed; retrying`, { error: describeApiError(err) });
+      this.worker.retry();
+    }
   }
 
   private reconcileEnv(): ReconcileEnv {
@@ -332,14 +370,15 @@ export class Agent {
 
   /** KubeVirt's entries for the device plugins' resources and the DRA driver's extended resources. */
   private permittedAnnotation(): string | null {
-    const own = this.lastInventory ? this.plugins.permittedAnnotation(this.lastInventory) : null;
+    const own = this.lastInventory ? this.plugins.permittedAnnotation(servedInventory(this.lastInventory, this.workload)) : null;
     return this.opts.dra ? withDraPermitted(own, this.opts.dra.permitted()) : own;
   }
 
   /** The device plugins serve everything but what the DRA driver has. */
   private async syncPlugins(inv: Inventory, names: Record<string, string>): Promise<void> {
     const dra = this.opts.dra;
-    await this.plugins.sync(dra ? exceptDra(inv, dra.gpus(), dra.held()) : inv, names);
+    const served = servedInventory(inv, this.workload);
+    await this.plugins.sync(dra ? exceptDra(served, dra.gpus(), dra.held()) : served, names);
   }
 
   /** What pods hold of this node's devices; nothing with --no-kubelet. Throws when the kubelet cannot answer. */
