@@ -24,8 +24,18 @@ export function planHost(p: GpuPlan): void {
       if (!p.blockIfInUse(i.uuid, change)) p.actions.push(change);
     }
   }
+  // VFs enabled for vGPUs go too (sriov-manage's handshake where installed), so the card is as the host driver left it.
+  disableVfs(p);
   // The GPU reaches the host driver only once no VM holds any of it: until then it keeps its free vGPUs.
   if (p.blocked.length) p.cannotFinish = true;
+}
+
+function disableVfs(p: GpuPlan): void {
+  if (p.gpu.vfs.length === 0) return;
+  const held = p.heldHere();
+  if (held.length === 0) p.actions.push({ kind: 'disable-vfs', gpu: p.address });
+  // A held typed VF is blocked already; a held VF without a type still keeps the VFs on.
+  else if (p.blocked.length === 0) p.waitForTarget(p.address, `disable the VFs of ${p.address}`, `in use: ${held.map((d) => p.inUse.get(d)).join('; ')}`);
 }
 
 export function planPassthrough(p: GpuPlan): void {

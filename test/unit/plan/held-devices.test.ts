@@ -72,6 +72,29 @@ void test('host mode: a held VF keeps the GPU on the vGPU manager, and its free 
   assert.ok(plan.blocked.length > 0);
 });
 
+void test('host mode: once the VM lets go the vGPUs are cleared and the VFs disabled; a second plan has nothing to do', async () => {
+  const node = sim({ gpus: [{ model: 'L40S', mode: 'sriov-vgpu', profiles: rep('L40S-12Q', 4) }] });
+  const held = node.gpus[0]!.vfs[1]!.fn.addr;
+  node.hold(held);
+  const cfg = configOf('- devices: all\n  mode: host');
+  assert.ok(!(await planOn(node, cfg)).plan.actions.some((a) => a.kind === 'disable-vfs'), 'VFs stay while one is held');
+  node.release(held);
+  const { plan } = await planOn(node, cfg);
+  assert.deepEqual(plan.actions.map((a) => a.kind), ['clear-vf-type', 'clear-vf-type', 'clear-vf-type', 'clear-vf-type', 'disable-vfs'], 'the types first, then the VFs');
+  await applyOn(node, plan);
+  assert.equal(node.gpus[0]!.vfs.length, 0);
+  assert.deepEqual((await planOn(node, cfg)).plan.actions, []);
+});
+
+void test('host mode: a held VF without a vGPU type keeps the VFs on', async () => {
+  const node = sim({ gpus: [{ model: 'L40S', mode: 'sriov-vgpu', profiles: [] }] });
+  const vf = node.gpus[0]!.vfs[0]!.fn.addr;
+  node.hold(vf);
+  const { plan } = await planOn(node, configOf('- devices: all\n  mode: host'));
+  assert.deepEqual(plan.actions, []);
+  assert.ok(plan.blocked.some((b) => b.waitsFor.includes(vf)), JSON.stringify(plan.blocked));
+});
+
 void test('a mixed-size switch while a VM holds a vGPU waits (exit 4), never refused as bad input, and other GPUs are applied', async () => {
   const node = sim({ gpus: [{ model: 'L40S', mode: 'sriov-vgpu', count: 2, profiles: rep('L40S-12Q', 2) }] });
   const held = node.gpus[0]!.vfs[0]!.fn.addr;
