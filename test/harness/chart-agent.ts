@@ -135,7 +135,7 @@ function volumeSource(v: V1Volume, o: ChartAgentOptions): string {
 }
 
 /** The stand-in Pod: the DaemonSet's pod template on this node, with a busybox `sleep` as its only container. */
-function standInPod(ds: V1DaemonSet, nodeName: string, image: string): V1Pod {
+export function standInPod(ds: V1DaemonSet, nodeName: string, image: string): V1Pod {
   const t = ds.spec!.template;
   const c = agentContainer(t.spec!);
   return {
