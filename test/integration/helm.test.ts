@@ -254,13 +254,18 @@ void describe('helm chart: lint, template and schema', { timeout: 120_000 }, () 
     }
   });
 
-  void test('defaults: image ghcr.io/vmgpu/vmgpu:<appVersion>, VM nodes only, least-privilege RBAC, the policy', () => {
+  void test('defaults: image ghcr.io/vmgpu/vmgpu:<appVersion>, VM nodes (and container nodes still marked vmgpu.io/managed), least-privilege RBAC, the policy', () => {
     const appVersion = (parseYaml(readFileSync(join(chart, 'Chart.yaml'), 'utf8')) as { appVersion: string }).appVersion;
     const objs = render();
     const spec = podSpec(find(objs, 'DaemonSet'));
     assert.equal(spec.containers[0]!.image, `ghcr.io/vmgpu/vmgpu:${appVersion}`);
     const expr = spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms[0]?.matchExpressions[0];
     assert.deepEqual(expr, { key: 'nvidia.com/gpu.workload.config', operator: 'In', values: ['vm-vgpu', 'vm-passthrough'] });
+    // A node moved to container keeps the agent until it gave the GPUs back (node-workload.test.ts).
+    assert.deepEqual(spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms[1]?.matchExpressions, [
+      { key: 'nvidia.com/gpu.workload.config', operator: 'In', values: ['container'] },
+      { key: 'vmgpu.io/managed', operator: 'In', values: ['true'] },
+    ]);
     const role = find(objs, 'ClusterRole') as unknown as { rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[] };
     assert.deepEqual(
       role.rules.map((r) => `${r.apiGroups.join(',')}/${r.resources.join(',')}:${[...r.verbs].sort().join(',')}`),
