@@ -23,22 +23,21 @@ import type { DevicePluginManager, DevicePluginManagerOptions } from '../devicep
 import { configureDra, exceptDra, type DraHooks } from '../dra/modes.js';
 import { withDraPermitted } from '../dra/permitted.js';
 import { mergeInUse } from '../../machine/in-use.js';
-import { messageOf } from '../errors.js';
-import { describeApiError, type Kube } from '../kube/kube.js';
+import type { Kube } from '../kube/kube.js';
 import { jsonLogger, type Logger } from '../kube/logger.js';
 import { podsHolding, PodResourcesClient } from '../kubelet/pod-resources.js';
 import type { ConfigSnapshot } from './config-source.js';
 import { withSharedNames } from '../../machine/shared-names.js';
 import { ClusterCatalog } from './cluster-catalog.js';
-import { lookForDrift, type DriftFinding } from './drift.js';
-import { LABEL_MANAGED, ManagedMark, servedInventory } from './managed.js';
+import { LocalChecks } from './checks.js';
+import { ManagedMark, servedInventory } from './managed.js';
 import { AgentInputs, keyOf, type InputSource } from './inputs.js';
 import { createMetrics, serveMetrics, type AgentMetrics } from './metrics.js';
 import { AgentPlugins } from './plugins.js';
 import { NodePublisher, nodeMetadataFor } from './publish.js';
 import { AppliedRecord, reconcileDesired, writesOf, type Planned, type ReconcileEnv } from './reconcile.js';
-import { StateStore, type AppliedState, type Desired, type WorkloadMode } from './state.js';
-import { releasedForPending, StatusReporter, unusableDesired, verdictOf, type AgentStatus, type Verdict } from './status.js';
+import { StateStore, type AppliedState, type WorkloadMode } from './state.js';
+import { StatusReporter, unusableDesired, verdictOf, type AgentStatus, type Verdict } from './status.js';
 import { validateMachine, type ValidationTarget } from './validation.js';
 import type { ValidationReport } from './validator.js';
 import { Worker, type Pass } from './worker.js';
@@ -115,7 +114,7 @@ export class Agent {
   private lastInventory: Inventory | null = null;
   /** What pods held at the last reconcile (the vGPU gauge's allocated/free). */
   private podsHeld: InUse = new Map();
-  private pendingTimer: NodeJS.Timeout | null = null;
+  private readonly checks: LocalChecks;
   private validateTimer: NodeJS.Timeout | null = null;
   private driftTimer: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -128,7 +127,6 @@ export class Agent {
     this.catalog = opts.kube && opts.catalogMap ? new ClusterCatalog({ kube: opts.kube, ref: opts.catalogMap, nodeName: opts.nodeName, log, onChange: () => this.onNamesChanged() }) : null;
     this.machine = this.catalog ? withSharedNames(opts.machine, this.catalog) : opts.machine;
     this.inputs = new AgentInputs({ ...opts, log, metrics, events: this.events });
-    this.mark = new ManagedMark({ kube: opts.kube, nodeName: opts.nodeName, node: () => this.inputs.node() });
     this.worker = new Worker((pass) => this.reconcile(pass), { retryInitialMs: opts.retryInitialMs ?? 1000, retryMaxMs: opts.retryMaxMs ?? 5 * 60_000, log, metrics });
     this.podResources = new PodResourcesClient(opts.podResourcesSocket);
     this.plugins = new AgentPlugins({ enabled: opts.devicePlugins !== false, machine: this.machine, pluginDir: opts.devicePluginDir, iommufd: opts.iommufd ?? false, log, metrics, managerOptions: opts.devicePluginOptions });
@@ -141,6 +139,23 @@ export class Agent {
       published: () => this.events.emit('published', { state: this.reporter.current()?.state ?? null }),
       metrics,
       log,
+    });
+    this.mark = new ManagedMark({ kube: opts.kube, nodeName: opts.nodeName, node: () => this.inputs.node(), log, event: (e) => this.publisher.event(e) });
+    this.checks = new LocalChecks({
+      machine: this.machine,
+      nodeName: opts.nodeName,
+      pendingRecheckMs: opts.pendingRecheckMs ?? 2000,
+      log,
+      metrics,
+      status: () => this.reporter.current(),
+      desired: () => this.inputs.desired(),
+      inventory: () => this.lastInventory,
+      podsHold: () => this.askKubelet(),
+      draHeld: () => this.opts.dra?.held() ?? new Map(),
+      quiet: () => !this.stopped && this.bootDone && !this.worker.busy(),
+      leftAlone: (workload) => this.mark.released(workload),
+      kick: (trigger) => this.worker.kick(trigger, true),
+      event: (e) => this.publisher.event(e),
     });
     this.reporter = new StatusReporter({ metrics, log, events: this.events, postEvent: (e) => this.publisher.event(e), publish: () => this.publisher.schedule(0) });
   }
@@ -156,7 +171,7 @@ export class Agent {
     const every = this.opts.validateIntervalMs ?? 5 * 60_000;
     if (every > 0) this.validateTimer = setInterval(() => void this.validate().catch(() => {}), every);
     const drift = this.opts.driftCheckMs ?? 30_000;
-    if (drift > 0) this.driftTimer = setInterval(() => void this.checkDrift(), drift);
+    if (drift > 0) this.driftTimer = setInterval(() => void this.checks.checkDrift(), drift);
   }
 
   /** Re-apply the last applied config before the API server is involved; then serve what the node has. */
@@ -199,7 +214,7 @@ export class Agent {
     this.stopped = true;
     this.worker.stop();
     this.publisher.stop();
-    if (this.pendingTimer) clearTimeout(this.pendingTimer);
+    this.checks.stop();
     if (this.validateTimer) clearInterval(this.validateTimer);
     if (this.driftTimer) clearInterval(this.driftTimer);
     await this.inputs.stop();
@@ -232,58 +247,6 @@ export class Agent {
     this.worker.kick('names', true);
   }
 
-  private schedulePendingRecheck(): void {
-    if (this.pendingTimer || this.stopped) return;
-    this.pendingTimer = setTimeout(() => {
-      this.pendingTimer = null;
-      void this.recheckPending();
-    }, this.opts.pendingRecheckMs ?? 2000);
-  }
-
-  /** While pending: ask the kubelet (locally) whether the blocking devices were released. */
-  private async recheckPending(): Promise<void> {
-    if (this.stopped || this.reporter.current()?.state !== 'pending') return;
-    try {
-      const pods = await this.askKubelet();
-      const machineInUse = this.lastInventory ? this.machine.inUse(this.lastInventory) : new Map<string, string>();
-      const held = new Set([...pods.keys(), ...machineInUse.keys(), ...(this.opts.dra?.held().keys() ?? [])]);
-      const status = this.reporter.current();
-      if (status && releasedForPending(status, held)) {
-        this.worker.kick('released', true);
-        return;
-      }
-    } catch (err) {
-      this.log.warn('pod-resources check failed while a change is pending', { error: messageOf(err) });
-    }
-    this.schedulePendingRecheck();
-  }
-
-  /** The periodic local assert (drift.ts): repair what a driver reload undid; look again when names appear. */
-  async checkDrift(): Promise<DriftFinding | null> {
-    const status = this.reporter.current();
-    const want = this.inputs.desired();
-    if (this.stopped || !this.bootDone || this.worker.busy() || !status || !want?.ok || keyOf(want) !== status.observedGeneration) return null;
-    // A `container` node whose GPUs went back is left alone (managed.ts).
-    if (want.desired.workload === 'container' && !this.mark.present()) return null;
-    let found: DriftFinding | null;
-    try {
-      found = await lookForDrift(this.machine, want.desired, status, this.opts.nodeName, await this.askKubelet());
-    } catch (err) {
-      // Without the kubelet's answer a waiting change would look like drift: skip this look.
-      this.log.warn('the periodic check of the node could not run', { error: messageOf(err) });
-      return null;
-    }
-    // A pass that ran meanwhile may have changed the node: what was seen is stale, not drift.
-    if (!found || this.stopped || this.worker.busy() || this.reporter.current() !== status) return null;
-    if (found.kind === 'drift') {
-      this.metrics.drift.inc();
-      this.log.warn('the node no longer matches its config; repairing what is free', { config: status.config, found: found.summary });
-      this.publisher.event({ type: 'Warning', reason: 'VgpuDriftDetected', message: `config ${status.config ?? '?'}: ${found.summary}; repairing the devices that are free` });
-    }
-    this.worker.kick(found.kind, true);
-    return found;
-  }
-
   // ------------------------------------------------------------------ one pass of the worker
 
   private async reconcile(pass: Pass): Promise<void> {
@@ -302,7 +265,12 @@ export class Agent {
       return;
     }
     const d = want.desired;
-    if (!(await this.markManaged(d, key, pass))) return;
+    const unmarked = await this.mark.before(d);
+    if (unmarked) {
+      this.report({ ...unusableDesired(unmarked), config: d.configName ?? d.workload, errorKind: 'api' }, key, pass);
+      this.worker.retry();
+      return;
+    }
     this.workload = d.workload;
     if (this.opts.dra) await configureDra(this.opts.dra, this.machine, d);
     const outcome = await reconcileDesired(this.reconcileEnv(), { desired: d, mode: 'reconcile', skipIfMatches: this.applied.current()?.key === key });
@@ -329,36 +297,10 @@ export class Agent {
     this.worker.resetBackoff();
     await this.syncPlugins(outcome.planned.inventory, outcome.planned.resourceNames);
     this.report(verdict, key, pass);
-    if (verdict.state === 'pending') this.schedulePendingRecheck();
-    if (verdict.state === 'success' && d.workload === 'container') await this.stepAside();
+    if (verdict.state === 'pending') this.checks.schedulePending();
+    if (verdict.state === 'success' && d.workload === 'container' && !(await this.mark.release())) this.worker.retry();
     // Give the kubelet a moment to register the plugins before checking them.
     if (verdict.writes > 0) setTimeout(() => void this.validate().catch(() => {}), 3000).unref();
-  }
-
-  /** Before a node is changed for VMs it carries the managed mark; without it nothing is changed (managed.ts). */
-  private async markManaged(d: Desired, key: string, pass: Pass): Promise<boolean> {
-    if (d.workload === 'container') return true;
-    try {
-      await this.mark.set(true);
-      return true;
-    } catch (err) {
-      const reason = `cannot label the node ${LABEL_MANAGED}=true, which keeps the agent on it should it be moved to the container workload: ${describeApiError(err)}; nothing was changed, retrying`;
-      this.report({ ...unusableDesired(reason), config: d.configName ?? d.workload, errorKind: 'api' }, key, pass);
-      this.worker.retry();
-      return false;
-    }
-  }
-
-  /** A `container` node whose GPUs are all back on the host driver: take the mark off, so the DaemonSet leaves it. */
-  private async stepAside(): Promise<void> {
-    try {
-      if (!(await this.mark.set(false))) return;
-      this.log.info(`every GPU is back on its host driver; removed ${LABEL_MANAGED}, so the agent leaves this container node`, {});
-      this.publisher.event({ type: 'Normal', reason: 'GpusReturnedToHost', message: `every GPU is back on its host driver for the container workload; vmgpu removed ${LABEL_MANAGED} and its agent leaves the node` });
-    } catch (err) {
-      this.log.warn(`removing ${LABEL_MANAGED} failed; retrying`, { error: describeApiError(err) });
-      this.worker.retry();
-    }
   }
 
   private reconcileEnv(): ReconcileEnv {

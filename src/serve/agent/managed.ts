@@ -13,9 +13,11 @@
  */
 import type { V1Node } from '@kubernetes/client-node';
 import type { Inventory } from '../../inventory/types.js';
-import type { Kube } from '../kube/kube.js';
+import { describeApiError, type Kube } from '../kube/kube.js';
+import type { Logger } from '../kube/logger.js';
 import { patchNodeMetadata } from '../kube/node-api.js';
-import type { WorkloadMode } from './state.js';
+import type { Desired, WorkloadMode } from './state.js';
+import type { NodeEvent } from './status.js';
 
 export const LABEL_MANAGED = 'vmgpu.io/managed';
 
@@ -25,6 +27,8 @@ export interface ManagedMarkOptions {
   nodeName: string;
   /** Our Node as last seen (the informer's copy); a patch is reflected into it. */
   node(): V1Node | null;
+  log: Logger;
+  event(e: NodeEvent): void;
 }
 
 export class ManagedMark {
@@ -33,6 +37,35 @@ export class ManagedMark {
   /** Whether our Node carried the mark when last seen. */
   present(): boolean {
     return this.o.node()?.metadata?.labels?.[LABEL_MANAGED] === 'true';
+  }
+
+  /** Before `d` changes the node: the mark for a VM workload, or why it cannot be set (then nothing may change). */
+  async before(d: Desired): Promise<string | null> {
+    if (d.workload === 'container') return null;
+    try {
+      await this.set(true);
+      return null;
+    } catch (err) {
+      return `cannot label the node ${LABEL_MANAGED}=true, which keeps the agent on it should it be moved to the container workload: ${describeApiError(err)}; nothing was changed, retrying`;
+    }
+  }
+
+  /** A `container` node whose GPUs are all back on the host driver: take the mark off, so the DaemonSet leaves it. False when the patch failed (retry). */
+  async release(): Promise<boolean> {
+    try {
+      if (!(await this.set(false))) return true;
+      this.o.log.info(`every GPU is back on its host driver; removed ${LABEL_MANAGED}, so the agent leaves this container node`, {});
+      this.o.event({ type: 'Normal', reason: 'GpusReturnedToHost', message: `every GPU is back on its host driver for the container workload; vmgpu removed ${LABEL_MANAGED} and its agent leaves the node` });
+      return true;
+    } catch (err) {
+      this.o.log.warn(`removing ${LABEL_MANAGED} failed; retrying`, { error: describeApiError(err) });
+      return false;
+    }
+  }
+
+  /** Whether the node is out of the agent's hands: `container`, and the mark gone. */
+  released(workload: WorkloadMode): boolean {
+    return workload === 'container' && !this.present();
   }
 
   /** Put the mark on (true) or take it off (false) when our Node differs; true when it patched. Throws the API server's error. */

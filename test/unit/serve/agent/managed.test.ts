@@ -5,8 +5,11 @@ import assert from 'node:assert/strict';
 import type { V1Node } from '@kubernetes/client-node';
 import { LABEL_MANAGED, ManagedMark, servedInventory } from '../../../../src/serve/agent/managed.js';
 import type { Kube } from '../../../../src/serve/kube/kube.js';
+import { memoryLogger } from '../../../../src/serve/kube/logger.js';
 import { createSimulatedNode } from '../../../../src/simulator/index.js';
 import { readInventory } from '../../../../src/inventory/read.js';
+
+const quiet = { log: memoryLogger(), event: () => {} };
 
 function fakeKube(fail = false): { kube: Kube; patches: unknown[] } {
   const patches: unknown[] = [];
@@ -23,7 +26,7 @@ function fakeKube(fail = false): { kube: Kube; patches: unknown[] } {
 void test('the mark is patched only when the Node differs; removal is a null; our copy follows', async () => {
   const node: V1Node = { metadata: { name: 'n1', labels: { 'kubernetes.io/hostname': 'n1' } } };
   const { kube, patches } = fakeKube();
-  const mark = new ManagedMark({ kube, nodeName: 'n1', node: () => node });
+  const mark = new ManagedMark({ kube, nodeName: 'n1', node: () => node, ...quiet });
   assert.equal(mark.present(), false);
   assert.equal(await mark.set(false), false, 'absent already: no patch');
   assert.equal(await mark.set(true), true);
@@ -36,11 +39,11 @@ void test('the mark is patched only when the Node differs; removal is a null; ou
 
 void test('a refused patch throws and leaves the copy as it was; no API server, no Node: nothing to do', async () => {
   const node: V1Node = { metadata: { name: 'n1' } };
-  const mark = new ManagedMark({ kube: fakeKube(true).kube, nodeName: 'n1', node: () => node });
+  const mark = new ManagedMark({ kube: fakeKube(true).kube, nodeName: 'n1', node: () => node, ...quiet });
   await assert.rejects(mark.set(true), /forbidden/);
   assert.equal(mark.present(), false);
-  assert.equal(await new ManagedMark({ kube: null, nodeName: 'n1', node: () => node }).set(true), false);
-  assert.equal(await new ManagedMark({ kube: fakeKube().kube, nodeName: 'n1', node: () => null }).set(true), false);
+  assert.equal(await new ManagedMark({ kube: null, nodeName: 'n1', node: () => node, ...quiet }).set(true), false);
+  assert.equal(await new ManagedMark({ kube: fakeKube().kube, nodeName: 'n1', node: () => null, ...quiet }).set(true), false);
 });
 
 void test('a container node serves no GPU; the VM workloads serve what the node has', () => {
