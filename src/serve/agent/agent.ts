@@ -6,9 +6,10 @@
  *
  * Triggers: a change of the Node's config/workload labels (list + watch of
  * our own Node only), a change of the config file, a retry after a failure
- * (exponential backoff with jitter), and -- only while a change is pending
- * on devices in use -- a local pod-resources check. Nothing polls the API
- * server at steady state.
+ * (exponential backoff with jitter), and the local checks (checks.ts): while
+ * a change is pending on devices in use, pod-resources; periodically, drift.
+ * Nothing polls the API server at steady state. A node laid out for VMs
+ * carries the vmgpu.io/managed mark until its GPUs are back (managed.ts).
  *
  * Boot: the last applied config is kept in the state dir and re-applied
  * before the API server is contacted; the device plugins then serve it even
@@ -19,18 +20,16 @@ import type { Server } from 'node:http';
 import type { Inventory } from '../../inventory/types.js';
 import type { Machine } from '../../machine/machine.js';
 import type { InUse } from '../../plan/types.js';
-import type { DevicePluginManager, DevicePluginManagerOptions } from '../deviceplugin/manager.js';
-import { configureDra, exceptDra, type DraHooks } from '../dra/modes.js';
-import { withDraPermitted } from '../dra/permitted.js';
+import type { DevicePluginManager } from '../deviceplugin/manager.js';
+import { configureDra } from '../dra/modes.js';
 import { mergeInUse } from '../../machine/in-use.js';
-import type { Kube } from '../kube/kube.js';
 import { jsonLogger, type Logger } from '../kube/logger.js';
 import { podsHolding, PodResourcesClient } from '../kubelet/pod-resources.js';
 import type { ConfigSnapshot } from './config-source.js';
 import { withSharedNames } from '../../machine/shared-names.js';
 import { ClusterCatalog } from './cluster-catalog.js';
 import { LocalChecks } from './checks.js';
-import { ManagedMark, servedInventory } from './managed.js';
+import { ManagedMark } from './managed.js';
 import { AgentInputs, keyOf, type InputSource } from './inputs.js';
 import { createMetrics, serveMetrics, type AgentMetrics } from './metrics.js';
 import { AgentPlugins } from './plugins.js';
@@ -40,51 +39,11 @@ import { StateStore, type AppliedState, type WorkloadMode } from './state.js';
 import { StatusReporter, unusableDesired, verdictOf, type AgentStatus, type Verdict } from './status.js';
 import { validateMachine, type ValidationTarget } from './validation.js';
 import type { ValidationReport } from './validator.js';
+import type { AgentOptions } from './options.js';
 import { Worker, type Pass } from './worker.js';
 
 export type { AgentStatus, ConfigState } from './status.js';
-
-export interface AgentOptions {
-  nodeName: string;
-  machine: Machine;
-  /** Null: run without an API server (boot re-apply and device plugins only). */
-  kube: Kube | null;
-  configFile?: string | null;
-  configMap?: { namespace: string; name: string } | null;
-  defaultConfig?: string;
-  stateDir: string;
-  devicePluginDir: string;
-  podResourcesSocket: string;
-  /**
-   * This host has no kubelet: which devices VMs hold is told by open VFIO
-   * files alone. Off by default: without it, a missing pod-resources socket
-   * means in-use cannot be determined, and nothing changes.
-   */
-  noKubelet?: boolean;
-  iommufd?: boolean;
-  metricsAddr?: string | null;
-  logger?: Logger;
-  /** 0 disables the periodic validator. */
-  validateIntervalMs?: number;
-  /** How often to re-check pod-resources while a change is pending (default 2 s). */
-  pendingRecheckMs?: number;
-  /** How often to check the node against its status, locally (drift.ts; default 30 s, 0 disables). */
-  driftCheckMs?: number;
-  retryInitialMs?: number;
-  retryMaxMs?: number;
-  /** Run the device plugins in-process (default true). */
-  devicePlugins?: boolean;
-  devicePluginOptions?: Partial<DevicePluginManagerOptions>;
-  eventNamespace?: string;
-  /** The cluster catalog ConfigMap (vGPU type names shared between agents); null: none. */
-  catalogMap?: { namespace: string; name: string } | null;
-  /** Backoff of the node watch (tests shorten it). */
-  watchBackoffInitialMs?: number;
-  watchBackoffMaxMs?: number;
-  metrics?: AgentMetrics;
-  /** The DRA driver, in-process (`--dra`): told each desired state's DRA GPUs before the static plan. */
-  dra?: DraHooks | null;
-}
+export type { AgentOptions } from './options.js';
 
 /**
  * Events: `reconciled` {result, state, key, writes, ms, trigger}; `published` {state};
@@ -116,7 +75,6 @@ export class Agent {
   private podsHeld: InUse = new Map();
   private readonly checks: LocalChecks;
   private validateTimer: NodeJS.Timeout | null = null;
-  private driftTimer: NodeJS.Timeout | null = null;
   private stopped = false;
   private bootDone = false;
 
@@ -129,13 +87,13 @@ export class Agent {
     this.inputs = new AgentInputs({ ...opts, log, metrics, events: this.events });
     this.worker = new Worker((pass) => this.reconcile(pass), { retryInitialMs: opts.retryInitialMs ?? 1000, retryMaxMs: opts.retryMaxMs ?? 5 * 60_000, log, metrics });
     this.podResources = new PodResourcesClient(opts.podResourcesSocket);
-    this.plugins = new AgentPlugins({ enabled: opts.devicePlugins !== false, machine: this.machine, pluginDir: opts.devicePluginDir, iommufd: opts.iommufd ?? false, log, metrics, managerOptions: opts.devicePluginOptions });
+    this.plugins = new AgentPlugins({ enabled: opts.devicePlugins !== false, machine: this.machine, pluginDir: opts.devicePluginDir, iommufd: opts.iommufd ?? false, log, metrics, managerOptions: opts.devicePluginOptions, dra: opts.dra ?? null, workload: () => this.workload });
     this.publisher = new NodePublisher({
       kube: opts.kube,
       nodeName: opts.nodeName,
       eventNamespace: opts.eventNamespace ?? 'default',
       node: () => this.inputs.node(),
-      wanted: () => nodeMetadataFor({ status: this.reporter.current(), permitted: this.permittedAnnotation(), validation: this.reporter.lastValidation() }),
+      wanted: () => nodeMetadataFor({ status: this.reporter.current(), permitted: this.plugins.permittedAnnotation(this.lastInventory), validation: this.reporter.lastValidation() }),
       published: () => this.events.emit('published', { state: this.reporter.current()?.state ?? null }),
       metrics,
       log,
@@ -170,8 +128,7 @@ export class Agent {
     this.inputs.start((source) => this.onInputsChanged(source));
     const every = this.opts.validateIntervalMs ?? 5 * 60_000;
     if (every > 0) this.validateTimer = setInterval(() => void this.validate().catch(() => {}), every);
-    const drift = this.opts.driftCheckMs ?? 30_000;
-    if (drift > 0) this.driftTimer = setInterval(() => void this.checks.checkDrift(), drift);
+    this.checks.start(this.opts.driftCheckMs ?? 30_000);
   }
 
   /** Re-apply the last applied config before the API server is involved; then serve what the node has. */
@@ -191,7 +148,7 @@ export class Agent {
     this.workload = last?.workload ?? null;
     this.lastInventory = planned?.inventory ?? (await this.machine.inventory());
     void this.catalog?.publish(this.lastInventory);
-    await this.syncPlugins(this.lastInventory, planned?.resourceNames ?? {});
+    await this.plugins.sync(this.lastInventory, planned?.resourceNames ?? {});
     this.bootDone = true;
   }
 
@@ -216,7 +173,6 @@ export class Agent {
     this.publisher.stop();
     this.checks.stop();
     if (this.validateTimer) clearInterval(this.validateTimer);
-    if (this.driftTimer) clearInterval(this.driftTimer);
     await this.inputs.stop();
     await this.catalog?.stop();
     await this.worker.idle();
@@ -291,11 +247,11 @@ export class Agent {
     if (outcome.kind === 'failed') {
       this.report(verdict, key, pass);
       this.worker.retry();
-      if (planned) await this.syncPlugins(planned.inventory, planned.resourceNames);
+      if (planned) await this.plugins.sync(planned.inventory, planned.resourceNames);
       return;
     }
     this.worker.resetBackoff();
-    await this.syncPlugins(outcome.planned.inventory, outcome.planned.resourceNames);
+    await this.plugins.sync(outcome.planned.inventory, outcome.planned.resourceNames);
     this.report(verdict, key, pass);
     if (verdict.state === 'pending') this.checks.schedulePending();
     if (verdict.state === 'success' && d.workload === 'container' && !(await this.mark.release())) this.worker.retry();
@@ -308,19 +264,6 @@ export class Agent {
     // Devices the DRA driver prepared are in use for the static plan too (a GPU switched back to static mode).
     const held = async () => mergeInUse(await podsHeld(), this.opts.dra?.held() ?? new Map());
     return { machine: this.machine, nodeId: this.opts.nodeName, log: this.log, podsHolding: held };
-  }
-
-  /** KubeVirt's entries for the device plugins' resources and the DRA driver's extended resources. */
-  private permittedAnnotation(): string | null {
-    const own = this.lastInventory ? this.plugins.permittedAnnotation(servedInventory(this.lastInventory, this.workload)) : null;
-    return this.opts.dra ? withDraPermitted(own, this.opts.dra.permitted()) : own;
-  }
-
-  /** The device plugins serve everything but what the DRA driver has. */
-  private async syncPlugins(inv: Inventory, names: Record<string, string>): Promise<void> {
-    const dra = this.opts.dra;
-    const served = servedInventory(inv, this.workload);
-    await this.plugins.sync(dra ? exceptDra(served, dra.gpus(), dra.held()) : served, names);
   }
 
   /** What pods hold of this node's devices; nothing with --no-kubelet. Throws when the kubelet cannot answer. */

@@ -43,13 +43,20 @@ export interface LocalChecksOptions {
 
 export class LocalChecks {
   private pendingTimer: NodeJS.Timeout | null = null;
+  private driftTimer: NodeJS.Timeout | null = null;
   private stopped = false;
 
   constructor(private readonly o: LocalChecksOptions) {}
 
+  /** Look for drift every `driftMs` (0: never). */
+  start(driftMs: number): void {
+    if (driftMs > 0) this.driftTimer = setInterval(() => void this.checkDrift(), driftMs);
+  }
+
   stop(): void {
     this.stopped = true;
     if (this.pendingTimer) clearTimeout(this.pendingTimer);
+    if (this.driftTimer) clearInterval(this.driftTimer);
   }
 
   /** Re-check the pending change after the interval (once; each look schedules the next while still pending). */

@@ -2,18 +2,23 @@
  * The agent's device plugins: started with the resource names the config
  * gives, kept in step with each new inventory, restarted when the names
  * change; and, from what they serve, the permittedHostDevices entries KubeVirt
- * needs and the allocation gauge.
+ * needs and the allocation gauge. They serve neither what the DRA driver has
+ * nor anything on a `container` node (managed.ts).
  */
 import type { Inventory } from '../../inventory/types.js';
 import type { Machine } from '../../machine/machine.js';
 import { DevicePluginManager, type DevicePluginManagerOptions } from '../deviceplugin/manager.js';
+import { exceptDra, type DraHooks } from '../dra/modes.js';
+import { withDraPermitted } from '../dra/permitted.js';
 import { passthroughNamer } from '../deviceplugin/passthrough-name.js';
 import { messageOf } from '../errors.js';
 import type { Logger } from '../kube/logger.js';
 import type { PodResourcesClient } from '../kubelet/pod-resources.js';
 import { permittedHostDevices } from '../kubevirt/permitted.js';
 import type { ResourceNames } from './desired.js';
+import { servedInventory } from './managed.js';
 import type { AgentMetrics } from './metrics.js';
+import type { WorkloadMode } from './state.js';
 
 export interface AgentPluginsOptions {
   /** False: the agent runs without device plugins (another process serves them). */
@@ -24,6 +29,10 @@ export interface AgentPluginsOptions {
   log: Logger;
   metrics: AgentMetrics;
   managerOptions?: Partial<DevicePluginManagerOptions> | undefined;
+  /** The DRA driver in this process: its GPUs and prepared devices are not served here; its extended resources join the annotation. */
+  dra: DraHooks | null;
+  /** The workload the node is laid out for. */
+  workload(): WorkloadMode | null;
 }
 
 /** What the validator checks of each plugin; null when the agent serves none. */
@@ -50,9 +59,12 @@ export class AgentPlugins {
     return !this.opts.enabled || this.manager !== null;
   }
 
-  /** Serve `inv` under `names`. A failure is logged and counted, never thrown: the plugins keep what they had. */
-  async sync(inv: Inventory, names: ResourceNames): Promise<void> {
+  /** Serve what `inv` offers under `names`. A failure is logged and counted, never thrown: the plugins keep what they had. */
+  async sync(node: Inventory, names: ResourceNames): Promise<void> {
     if (!this.opts.enabled) return;
+    const dra = this.opts.dra;
+    const served = servedInventory(node, this.opts.workload());
+    const inv = dra ? exceptDra(served, dra.gpus(), dra.held()) : served;
     try {
       if (this.manager && keyOf(names) !== keyOf(this.served)) {
         this.opts.log.info('resource names changed; restarting the device plugins', {});
@@ -96,8 +108,13 @@ export class AgentPlugins {
     return this.opts.enabled ? [] : null;
   }
 
-  /** The `vmgpu.io/permitted-host-devices` annotation: KubeVirt's entries for what the plugins serve. */
-  permittedAnnotation(inv: Inventory): string {
+  /** The `vmgpu.io/permitted-host-devices` annotation: KubeVirt's entries for what the plugins and the DRA driver serve; null before the first inventory. */
+  permittedAnnotation(inv: Inventory | null): string | null {
+    const own = inv ? this.ownPermitted(servedInventory(inv, this.opts.workload())) : null;
+    return this.opts.dra ? withDraPermitted(own, this.opts.dra.permitted()) : own;
+  }
+
+  private ownPermitted(inv: Inventory): string {
     try {
       return JSON.stringify(permittedHostDevices(inv, { resourceNames: this.served, pciIds: this.opts.machine.pciIds }));
     } catch (err) {
