@@ -54,7 +54,7 @@ export interface InventoryOptions {
 }
 
 /** Modules whose presence the inventory reports. */
-export const RELEVANT_MODULES = [
+const RELEVANT_MODULES = [
   'nvidia',
   'nvidia_vgpu_vfio',
   'nvidia_uvm',
@@ -571,7 +571,3 @@ export async function enrichWithHostTools(inv: Inventory, tools: HostTools, opts
   }
 }
 
-/** For messages: `0000:3b:00.0 (L40S)`. */
-export function gpuLabel(g: Gpu): string {
-  return `${g.pci.address} (${g.model.name})`;
-}

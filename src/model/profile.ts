@@ -41,7 +41,7 @@ export function isMigBacked(p: Profile): boolean {
 }
 
 /** Longest type name accepted (the driver's names are well under 64 characters). */
-export const MAX_NAME_LENGTH = 128;
+const MAX_NAME_LENGTH = 128;
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9 ._+()-]*$/;
 const BOARD = '[A-Za-z0-9][A-Za-z0-9 ._+()-]{0,63}?';
 const MIG_RE = new RegExp(`^(${BOARD})-([1-8])-(0|[1-9][0-9]{0,3})([ABCQ])(ME|NOME|MEALL|GFX)?$`);
@@ -86,11 +86,6 @@ export function parseProfile(text: string): Profile | undefined {
   const ts = TIME_SLICED_RE.exec(name);
   if (ts && !ts[1]!.endsWith('-')) return { name: name as ProfileName, board: ts[1]!, framebufferGB: Number(ts[2]), series: ts[3] as VgpuSeries, gpuInstanceSlices: null, attribute: null };
   return undefined;
-}
-
-/** The profile name of a type name, when it parses (`NVIDIA L40S-12Q` -> `L40S-12Q`). */
-export function profileNameOf(text: string): ProfileName | undefined {
-  return parseProfile(text)?.name;
 }
 
 /** Whether a bare name has one of the shapes NVIDIA's config tools accept (upper-case boards). */

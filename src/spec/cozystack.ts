@@ -47,7 +47,7 @@ export interface CozystackVf {
 export type CozystackResolver = (busId: string, profileId: number) => CozystackVf | { error: string };
 
 /** Profile files larger than this are refused while reading (a node with 16 GPUs x 32 VFs needs about 10 KB). */
-export const MAX_COZYSTACK_BYTES = 1024 * 1024;
+const MAX_COZYSTACK_BYTES = 1024 * 1024;
 
 /** Read and parse a profiles file (`-` reads standard input), bounded by MAX_COZYSTACK_BYTES. Throws ConfigError. */
 export function loadCozystackFile(path: string): CozystackLine[] {

@@ -38,7 +38,7 @@ import { MAX_ALIAS_EXPANSIONS, parseYamlDocuments, plainInteger, ReaderAbort, sc
 /** Files larger than this are refused before parsing (NVIDIA's full example is ~54 KB). */
 export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 /** Upper bound for counts, GPU indices and VF indices: far above any real card, well inside safe integers. */
-export const MAX_COUNT = 65535;
+const MAX_COUNT = 65535;
 
 const ROOT_KEYS = ['version', 'vgpu-configs', 'dra'] as const;
 /** NVIDIA's keys first, then vmgpu's extensions. */

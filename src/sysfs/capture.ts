@@ -16,7 +16,7 @@ import * as tar from 'tar';
 import { quoteCut } from '../io/cut.js';
 import { FileTooLargeError, formatBytes, readFileBounded, readTextBounded, tempPathFor } from '../io/files.js';
 
-export const CAPTURE_META_FILE = 'vmgpu-capture.json';
+const CAPTURE_META_FILE = 'vmgpu-capture.json';
 const MAX_FILE = 64 * 1024;
 const SKIP_FILE = /^(config|rom|resource[0-9]*(_wc|_resize)?|resource|vpd|remove_id|new_id|uevent|label)$/;
 /** Subdirectories of a PCI device directory worth keeping. */

@@ -63,7 +63,7 @@ export interface HealthSource {
 }
 
 /** Parse `HOST:PORT` (`0.0.0.0:9400`, `[::]:9400`, `:9400`). */
-export function parseListenAddress(addr: string): { host: string; port: number } {
+function parseListenAddress(addr: string): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:]*)):(\d{1,5})$/.exec(addr);
   const port = m ? Number(m[3]) : NaN;
   if (!m || port > 65535) throw new Error(`--metrics-addr ${JSON.stringify(addr)}: give HOST:PORT, e.g. 0.0.0.0:9400`);

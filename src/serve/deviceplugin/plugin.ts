@@ -40,7 +40,7 @@ export interface PluginEnv {
   backoffMaxMs: number;
 }
 
-export const PLUGIN_OPTIONS: DevicePluginOptionsMsg = { pre_start_required: false, get_preferred_allocation_available: true };
+const PLUGIN_OPTIONS: DevicePluginOptionsMsg = { pre_start_required: false, get_preferred_allocation_available: true };
 
 type Stream = grpc.ServerWritableStream<unknown, ListAndWatchResponseMsg>;
 

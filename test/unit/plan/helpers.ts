@@ -26,16 +26,8 @@ export function sim(spec: SimNodeSpec): SimulatedNode {
 }
 
 /** A machine over the simulated node, as the CLI and the agent open one (no PCI IDs database, for speed). */
-export function machineOf(node: SimulatedNode): Machine {
+function machineOf(node: SimulatedNode): Machine {
   return openSimulated(node, { pciIds: PciIds.empty() });
-}
-
-export async function inventoryOf(node: SimulatedNode): Promise<Inventory> {
-  return machineOf(node).inventory();
-}
-
-export function config(text: string, filename = 'test.yaml'): ConfigFile {
-  return parseConfig(text, filename);
 }
 
 /** A one-config file from YAML entries written under `vgpu-configs.<name>`. */

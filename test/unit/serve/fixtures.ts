@@ -25,7 +25,7 @@ export function pci(address: string, over: Partial<PciFunction> = {}): PciFuncti
   };
 }
 
-export function vgpuType(id: number, profile: string, prefix = 'NVIDIA'): VgpuType {
+function vgpuType(id: number, profile: string, prefix = 'NVIDIA'): VgpuType {
   return { id, name: `${prefix} ${profile}`, profile, series: 'Q', framebufferMiB: null, maxInstances: null, migBacked: false, source: 'creatable' };
 }
 
@@ -70,7 +70,7 @@ export function gpu(address: string, over: Partial<Gpu> & { pciOver?: Partial<Pc
   };
 }
 
-export function mdevParent(address: string, instances: { uuid: string; typeDir: string; typeName: string | null; group?: number }[], types: { dir: string; id: number; name: string; profile: string }[]): MdevParent {
+function mdevParent(address: string, instances: { uuid: string; typeDir: string; typeName: string | null; group?: number }[], types: { dir: string; id: number; name: string; profile: string }[]): MdevParent {
   return {
     address,
     types: types.map((t) => ({ ...t, description: '', availableInstances: 0, deviceApi: 'vfio-pci', framebufferMiB: null, maxInstances: null })),
@@ -89,7 +89,7 @@ export function inventory(gpus: Gpu[], otherFunctions: PciFunction[] = []): Inve
   };
 }
 
-export const L40S_24Q = vgpuType(1069, 'L40S-24Q');
+const L40S_24Q = vgpuType(1069, 'L40S-24Q');
 export const L40S_12Q = vgpuType(1067, 'L40S-12Q');
 
 /**
