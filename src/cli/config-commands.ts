@@ -221,7 +221,9 @@ export const configCommands: Record<string, Command> = {
       // Every name is checked before the node is read.
       const badName = checkConfigName(configName);
       if (badName) throw new CliError(`--name: ${badName}`);
-      const lines = loadCozystackFile(path);
+      const { lines, error: parseError } = loadCozystackFile(path);
+      // Lines that do not parse never reach the node; the others are resolved so one run reports every problem.
+      if (lines.length === 0 && parseError) throw parseError;
       const inv = await openMachine(v as GlobalFlags).inventory({ fullCatalog: true });
       const cannotName: string[] = [];
       try {
@@ -243,6 +245,7 @@ export const configCommands: Record<string, Command> = {
             return { error: `profile ID ${profileId} is not a vGPU type of ${where} (known: ${g.catalog.map((c) => `${c.id}=${c.profile}`).join(', ')})` };
           },
           configName,
+          parseError,
         );
         write(serializeConfig(file, { header: [`Imported by vmgpu from ${path} (Cozystack vgpu-profiles format)`] }));
       } catch (err) {
