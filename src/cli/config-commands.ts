@@ -240,7 +240,8 @@ export const configCommands: Record<string, Command> = {
             if (!catalogIsComplete(g)) {
               // The card lists only what still fits: an ID missing from a partial catalog may well be one of its types.
               cannotName.push(`${busId}: vmgpu cannot name profile ID ${profileId} on ${where}: no free VF lists it, the catalog has not seen it and nvidia-smi did not answer`);
-              return { error: `profile ID ${profileId} cannot be named on ${where}` };
+              // Shown with the file's other problems when there are any (exit 2); alone, the list below and its fix (exit 6).
+              return { error: `profile ID ${profileId} cannot be named on ${where}: no free VF lists it and nvidia-smi did not answer; run the import where nvidia-smi works` };
             }
             return { error: `profile ID ${profileId} is not a vGPU type of ${where} (known: ${g.catalog.map((c) => `${c.id}=${c.profile}`).join(', ')})` };
           },

@@ -37,6 +37,7 @@ const plain: { name: string; spec: SimNodeSpec; entries: string; want: string[] 
   { name: 'two layouts', spec: L4, entries: '- devices: [0, 2]\n  vgpu-devices:\n    L4-4Q: 3\n- devices: [1]\n  vgpu-devices:\n    L4-2Q: 2', want: ['devices: [0, 2]', 'devices: [1]'] },
   { name: 'a GPU left without vGPUs', spec: L4, entries: '- devices: [1]\n  vgpu-devices:\n    L4-8Q: 2', want: ['devices: [0, 2]', 'vgpu-devices: {}', 'devices: [1]'] },
   { name: 'mdev cards', spec: T4, entries: '- devices: all\n  vgpu-devices:\n    T4-4Q: 4', want: ['devices: all'] },
+  { name: 'MIG-backed vGPUs of several sizes', spec: { gpus: [{ model: 'H100', count: 1, mode: 'sriov-vgpu' }] }, entries: '- devices: all\n  vgpu-devices:\n    H100-3-40C: 1\n    H100-2-20C: 1\n    H100-1-10C: 2', want: ['devices: all', '"H100-1-10C": 2'] },
 ];
 
 for (const c of plain) {
