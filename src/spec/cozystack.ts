@@ -49,17 +49,38 @@ export type CozystackResolver = (busId: string, profileId: number) => CozystackV
 /** Profile files larger than this are refused while reading (a node with 16 GPUs x 32 VFs needs about 10 KB). */
 const MAX_COZYSTACK_BYTES = 1024 * 1024;
 
-/** Read and parse a profiles file (`-` reads standard input), bounded by MAX_COZYSTACK_BYTES. Throws ConfigError. */
-export function loadCozystackFile(path: string): CozystackLine[] {
+/**
+ * A profiles file read line by line: the lines that parse, and the problems
+ * of those that do not (null when none), so the caller can resolve the good
+ * lines and report everything in one pass.
+ */
+export interface CozystackParse {
+  lines: CozystackLine[];
+  error: ConfigError | null;
+}
+
+/** Read and parse a profiles file (`-` reads standard input), bounded by MAX_COZYSTACK_BYTES. Throws ConfigError for a file it cannot read as a whole. */
+export function loadCozystackFile(path: string): CozystackParse {
   const text = readTextFile(path, MAX_COZYSTACK_BYTES, 'profiles', 'Cozystack profile files');
-  return parseCozystackProfiles(text, path === '-' ? '<stdin>' : path);
+  return parseCozystackLines(text, path === '-' ? '<stdin>' : path);
 }
 
 const YAML_START_RE = /^(---|%YAML|[A-Za-z_][A-Za-z0-9_.-]*\s*:(\s|$))/;
 
 /** Parse a cozystack profiles file (plain lines or the ConfigMap YAML). Throws ConfigError listing every bad line. */
 export function parseCozystackProfiles(text: string, filename: string): CozystackLine[] {
-  if (typeof text !== 'string') throw new TypeError('parseCozystackProfiles: text must be a string');
+  const { lines, error } = parseCozystackLines(text, filename);
+  if (error) throw error;
+  return lines;
+}
+
+/**
+ * Parse a cozystack profiles file, keeping the good lines beside the bad
+ * ones. Throws ConfigError only when the file as a whole cannot be read
+ * (YAML syntax, no data.profiles, no line at all).
+ */
+export function parseCozystackLines(text: string, filename: string): CozystackParse {
+  if (typeof text !== 'string') throw new TypeError('parseCozystackLines: text must be a string');
   const firstMeaningful = text.split(/\r?\n/).find((l) => l.trim() !== '' && !l.trim().startsWith('#'));
   if (firstMeaningful !== undefined && YAML_START_RE.test(firstMeaningful.trim())) {
     return fromConfigMap(text, filename);
@@ -72,7 +93,7 @@ function parseLines(
   filename: string,
   where: (lineIndex: number, column: number) => { line: number; column: number },
   prefix: (lineIndex: number) => string,
-): CozystackLine[] {
+): CozystackParse {
   const problems: ConfigProblem[] = [];
   const out: CozystackLine[] = [];
   const first = new Map<string, number>();
@@ -112,16 +133,15 @@ function parseLines(
     first.set(busId, pos.line);
     out.push({ busId, profileId: Number(id), file: filename, line: pos.line, column: pos.column });
   });
-  if (problems.length > 0) throw new ConfigError(filename, problems);
-  if (out.length === 0) {
+  if (out.length === 0 && problems.length === 0) {
     throw new ConfigError(filename, [
       { path: '', line: 0, column: 0, message: `no <bus-id>=<profile-id> lines found; nothing to import` },
     ]);
   }
-  return out;
+  return { lines: out, error: problems.length > 0 ? new ConfigError(filename, problems) : null };
 }
 
-function fromConfigMap(text: string, filename: string): CozystackLine[] {
+function fromConfigMap(text: string, filename: string): CozystackParse {
   const lc = new LineCounter();
   const docs = parseYamlDocuments(text, { lineCounter: lc, prettyErrors: false, version: '1.2' });
   const at = (offset: number): { line: number; column: number } => {
@@ -198,14 +218,15 @@ function fromConfigMap(text: string, filename: string): CozystackLine[] {
  * of their first VF) plain counts are written; otherwise `vf-placement` keeps
  * every VF exactly where it was. Entries with different framebuffer sizes on
  * one GPU get `mixed-sizes: true`. Throws ConfigError listing every line the
- * resolver rejected.
+ * resolver rejected, together with `parseError`'s lines (the file's lines that
+ * did not parse), so one run reports every problem of the file.
  */
-export function cozystackToConfig(lines: readonly CozystackLine[], resolve: CozystackResolver, configName: string): ConfigFile {
-  const file = lines[0]?.file ?? '<cozystack>';
+export function cozystackToConfig(lines: readonly CozystackLine[], resolve: CozystackResolver, configName: string, parseError: ConfigError | null = null): ConfigFile {
+  const file = parseError?.filename ?? lines[0]?.file ?? '<cozystack>';
   const badName = checkConfigName(configName);
   if (badName) throw new ConfigError(file, [{ path: '', line: 0, column: 0, message: badName }]);
 
-  const problems: ConfigProblem[] = [];
+  const problems: ConfigProblem[] = [...(parseError?.problems ?? [])];
   interface Placed {
     vfIndex: number;
     profile: string | null;
