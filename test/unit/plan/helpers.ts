@@ -30,6 +30,10 @@ function machineOf(node: SimulatedNode): Machine {
   return openSimulated(node, { pciIds: PciIds.empty() });
 }
 
+export async function inventoryOf(node: SimulatedNode): Promise<Inventory> {
+  return machineOf(node).inventory();
+}
+
 /** A one-config file from YAML entries written under `vgpu-configs.<name>`. */
 export function configOf(entriesYaml: string, name = 'c'): ConfigFile {
   const body = entriesYaml
