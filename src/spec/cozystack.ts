@@ -9,7 +9,7 @@
  * Input is either the profiles text itself or the whole ConfigMap YAML (one
  * or more documents; the one with `data.profiles` is used).
  */
-import { isMap, isScalar, LineCounter, type Node } from 'yaml';
+import { isMap, isScalar, LineCounter, type Node, type Scalar } from 'yaml';
 import { parsePciAddress } from '../model/pci.js';
 import { ConfigError, type ConfigEntry, type ConfigFile, type ConfigProblem, type VgpuDeviceRequest } from './config.js';
 import { checkConfigName, parseProfileKey } from './grammar.js';
@@ -141,21 +141,8 @@ function parseLines(
   return { lines: out, error: problems.length > 0 ? new ConfigError(filename, problems) : null };
 }
 
-function fromConfigMap(text: string, filename: string): CozystackParse {
-  const lc = new LineCounter();
-  const docs = parseYamlDocuments(text, { lineCounter: lc, prettyErrors: false, version: '1.2' });
-  const at = (offset: number): { line: number; column: number } => {
-    const p = lc.linePos(Math.max(0, offset));
-    return { line: p.line, column: p.col };
-  };
-  if ('tooDeepAt' in docs) throw new ConfigError(filename, [{ path: '', ...at(docs.tooDeepAt), message: TOO_DEEP_MESSAGE }]);
-  if (!Array.isArray(docs)) {
-    throw new ConfigError(filename, [{ path: '', line: 1, column: 1, message: 'the file is empty' }]);
-  }
-  const syntax: ConfigProblem[] = [];
-  for (const d of docs) for (const e of d.errors) syntax.push({ path: '', ...at(e.pos[0]), message: `YAML: ${e.message.split('\n')[0]}` });
-  if (syntax.length > 0) throw new ConfigError(filename, syntax);
-
+/** The one `data.profiles` text block of the YAML's ConfigMap, or a positioned error. */
+function profilesNode(docs: { contents: unknown }[], filename: string, at: (offset: number) => { line: number; column: number }): Scalar & { value: string } {
   const found: Node[] = [];
   for (const d of docs) {
     const root = d.contents;
@@ -187,6 +174,25 @@ function fromConfigMap(text: string, filename: string): CozystackParse {
       { path: 'data.profiles', ...at(node.range?.[0] ?? 0), message: 'expected a text block of <bus-id>=<profile-id> lines (profiles: |)' },
     ]);
   }
+  return node as Scalar & { value: string };
+}
+
+function fromConfigMap(text: string, filename: string): CozystackParse {
+  const lc = new LineCounter();
+  const docs = parseYamlDocuments(text, { lineCounter: lc, prettyErrors: false, version: '1.2' });
+  const at = (offset: number): { line: number; column: number } => {
+    const p = lc.linePos(Math.max(0, offset));
+    return { line: p.line, column: p.col };
+  };
+  if ('tooDeepAt' in docs) throw new ConfigError(filename, [{ path: '', ...at(docs.tooDeepAt), message: TOO_DEEP_MESSAGE }]);
+  if (!Array.isArray(docs)) {
+    throw new ConfigError(filename, [{ path: '', line: 1, column: 1, message: 'the file is empty' }]);
+  }
+  const syntax: ConfigProblem[] = [];
+  for (const d of docs) for (const e of d.errors) syntax.push({ path: '', ...at(e.pos[0]), message: `YAML: ${e.message.split('\n')[0]}` });
+  if (syntax.length > 0) throw new ConfigError(filename, syntax);
+
+  const node = profilesNode(docs, filename, at);
   const value = node.value;
   const start = at(node.range?.[0] ?? 0);
   const fileLines = text.split(/\r?\n/);
@@ -211,6 +217,67 @@ function fromConfigMap(text: string, filename: string): CozystackParse {
   return parseLines(value, filename, () => start, (i) => `line ${i + 1} of data.profiles: `);
 }
 
+interface Placed {
+  vfIndex: number;
+  profile: string | null;
+  line: number;
+}
+
+/** One line through the resolver: the VF it names and the profile it holds, or what is wrong with it. */
+function placeLine(l: CozystackLine, resolve: CozystackResolver): { pf: string; vfIndex: number; profile: string | null } | { error: string } {
+  let res: CozystackVf | { error: string };
+  try {
+    res = resolve(l.busId, l.profileId);
+  } catch (err) {
+    return { error: `cannot resolve: ${err instanceof Error ? err.message : String(err)}` };
+  }
+  if ('error' in res) return res;
+  let pf: string;
+  try {
+    pf = parsePciAddress(res.pf);
+  } catch {
+    return { error: `the resolver gave an invalid PF address ${JSON.stringify(res.pf)}` };
+  }
+  if (!Number.isSafeInteger(res.vfIndex) || res.vfIndex < 0 || res.vfIndex > 65535) return { error: `the resolver gave an invalid VF index ${String(res.vfIndex)}` };
+  if (l.profileId === 0) return { pf, vfIndex: res.vfIndex, profile: null };
+  if (res.profile === null) return { error: `profile ID ${l.profileId} has no name on this VF` };
+  const parsed = parseProfileKey(res.profile);
+  if ('error' in parsed) return { error: `profile ID ${l.profileId} resolves to ${parsed.error}` };
+  return { pf, vfIndex: res.vfIndex, profile: parsed.name };
+}
+
+/** One GPU's entry: counts per profile, and `vf-placement` only when the layout is not the natural one. */
+function entryOf(pf: string, all: readonly Placed[], path: string): ConfigEntry {
+  const placed = all.filter((p) => p.profile !== null).sort((a, b) => a.vfIndex - b.vfIndex);
+  const vfs = new Map<string, number[]>();
+  for (const p of placed) vfs.set(p.profile!, [...(vfs.get(p.profile!) ?? []), p.vfIndex]);
+  const order = [...vfs.keys()];
+  const vgpuDevices: VgpuDeviceRequest[] = order.map((p) => ({ profile: p, original: p, count: vfs.get(p)!.length }));
+  let next = 0;
+  const natural = order.every((p) => vfs.get(p)!.every((vf) => vf === next++));
+  const sizes = new Set(
+    order.map((p) => {
+      const n = parseProfileKey(p);
+      return 'error' in n ? p : n.framebufferGB;
+    }),
+  );
+  return {
+    deviceFilter: null,
+    devices: 'all',
+    pciAddresses: [pf],
+    mode: 'vgpu',
+    vgpuDevices,
+    vfPlacement: natural ? {} : Object.fromEntries(order.map((p) => [p, vfs.get(p)!])),
+    vgpuParams: {},
+    resourceNames: {},
+    passthroughResourceName: null,
+    mixedSizes: sizes.size > 1 ? true : null,
+    line: Math.min(...all.map((p) => p.line)),
+    column: 1,
+    path,
+  };
+}
+
 /**
  * Turn parsed lines into a config named `configName`: one entry per GPU (by
  * `pci-addresses`), counting each profile. When the assignment is the
@@ -227,103 +294,26 @@ export function cozystackToConfig(lines: readonly CozystackLine[], resolve: Cozy
   if (badName) throw new ConfigError(file, [{ path: '', line: 0, column: 0, message: badName }]);
 
   const problems: ConfigProblem[] = [...(parseError?.problems ?? [])];
-  interface Placed {
-    vfIndex: number;
-    profile: string | null;
-    line: number;
-  }
   const byPf = new Map<string, Placed[]>();
   const taken = new Map<string, number>();
   for (const l of lines) {
-    const report = (message: string): void => {
-      problems.push({ path: l.busId, line: l.line, column: l.column, message });
-    };
-    let res: CozystackVf | { error: string };
-    try {
-      res = resolve(l.busId, l.profileId);
-    } catch (err) {
-      report(`cannot resolve: ${err instanceof Error ? err.message : String(err)}`);
+    const r = placeLine(l, resolve);
+    if ('error' in r) {
+      problems.push({ path: l.busId, line: l.line, column: l.column, message: r.error });
       continue;
     }
-    if ('error' in res) {
-      report(res.error);
-      continue;
-    }
-    let pf: string;
-    try {
-      pf = parsePciAddress(res.pf);
-    } catch {
-      report(`the resolver gave an invalid PF address ${JSON.stringify(res.pf)}`);
-      continue;
-    }
-    if (!Number.isSafeInteger(res.vfIndex) || res.vfIndex < 0 || res.vfIndex > 65535) {
-      report(`the resolver gave an invalid VF index ${String(res.vfIndex)}`);
-      continue;
-    }
-    let profile: string | null = null;
-    if (l.profileId !== 0) {
-      if (res.profile === null) {
-        report(`profile ID ${l.profileId} has no name on this VF`);
-        continue;
-      }
-      const parsed = parseProfileKey(res.profile);
-      if ('error' in parsed) {
-        report(`profile ID ${l.profileId} resolves to ${parsed.error}`);
-        continue;
-      }
-      profile = parsed.name;
-    }
-    const key = `${pf}/${res.vfIndex}`;
+    const key = `${r.pf}/${r.vfIndex}`;
     const prevLine = taken.get(key);
     if (prevLine !== undefined) {
-      report(`is VF ${res.vfIndex} of ${pf}, like line ${prevLine}; keep one line per VF`);
+      problems.push({ path: l.busId, line: l.line, column: l.column, message: `is VF ${r.vfIndex} of ${r.pf}, like line ${prevLine}; keep one line per VF` });
       continue;
     }
     taken.set(key, l.line);
-    const list = byPf.get(pf) ?? [];
-    list.push({ vfIndex: res.vfIndex, profile, line: l.line });
-    byPf.set(pf, list);
+    byPf.set(r.pf, [...(byPf.get(r.pf) ?? []), { vfIndex: r.vfIndex, profile: r.profile, line: l.line }]);
   }
   if (problems.length > 0) throw new ConfigError(file, problems);
 
-  const entries: ConfigEntry[] = [];
-  const pfs = [...byPf.keys()].sort();
-  pfs.forEach((pf, i) => {
-    const placed = byPf.get(pf)!.filter((p) => p.profile !== null).sort((a, b) => a.vfIndex - b.vfIndex);
-    const order: string[] = [];
-    const vfs = new Map<string, number[]>();
-    for (const p of placed) {
-      const prof = p.profile!;
-      if (!vfs.has(prof)) {
-        vfs.set(prof, []);
-        order.push(prof);
-      }
-      vfs.get(prof)!.push(p.vfIndex);
-    }
-    const vgpuDevices: VgpuDeviceRequest[] = order.map((p) => ({ profile: p, original: p, count: vfs.get(p)!.length }));
-    let next = 0;
-    const natural = order.every((p) => vfs.get(p)!.every((vf) => vf === next++));
-    const sizes = new Set(order.map((p) => {
-      const n = parseProfileKey(p);
-      return 'error' in n ? p : n.framebufferGB;
-    }));
-    entries.push({
-      deviceFilter: null,
-      devices: 'all',
-      pciAddresses: [pf],
-      mode: 'vgpu',
-      vgpuDevices,
-      vfPlacement: natural ? {} : Object.fromEntries(order.map((p) => [p, vfs.get(p)!])),
-      vgpuParams: {},
-      resourceNames: {},
-      passthroughResourceName: null,
-      mixedSizes: sizes.size > 1 ? true : null,
-      line: Math.min(...byPf.get(pf)!.map((p) => p.line)),
-      column: 1,
-      path: `vgpu-configs.${configName}[${i}]`,
-    });
-  });
-
+  const entries = [...byPf.keys()].sort().map((pf, i) => entryOf(pf, byPf.get(pf)!, `vgpu-configs.${configName}[${i}]`));
   const built: ConfigFile = { version: 'v1', filename: file, configs: [{ name: configName, entries, line: 0 }] };
   // Re-read what will be written, so the import never produces a file vmgpu would reject.
   return parseConfig(serializeConfig(built), `${file} (imported)`);
