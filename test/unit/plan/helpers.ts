@@ -184,6 +184,7 @@ export function crashingAfter(node: SimulatedNode, k: number): Pick<ApplyOptions
       gate();
       await t.destroyGpuInstance(pf, id);
     },
+    nvlinkPairs: () => t.nvlinkPairs(),
   };
   return { port: new SysfsPort(backend), tools };
 }
