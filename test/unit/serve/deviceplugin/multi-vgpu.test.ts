@@ -4,8 +4,13 @@
  * mdevs, A10s for passthrough; the host driver version and NVLink islands vary.
  */
 import { EventEmitter } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import { enrichWithHostTools, readInventory } from '../../../../src/inventory/read.js';
 import { PciIds } from '../../../../src/inventory/pciids.js';
 import type { Gpu, Inventory } from '../../../../src/inventory/types.js';
 import { AllocationError } from '../../../../src/serve/deviceplugin/allocate.js';
@@ -13,7 +18,9 @@ import { passthroughNamer } from '../../../../src/serve/deviceplugin/passthrough
 import { ResourcePlugin } from '../../../../src/serve/deviceplugin/plugin.js';
 import { collectResources } from '../../../../src/serve/deviceplugin/resources.js';
 import { memoryLogger } from '../../../../src/serve/kube/logger.js';
-import { createSimulatedNode } from '../../../../src/simulator/index.js';
+import { createSimulatedNode, SimHostTools } from '../../../../src/simulator/index.js';
+import { runDevicePlugins } from '../../../../src/serve/deviceplugin/manager.js';
+import { TsKubelet } from '../kubelet/ts-kubelet.js';
 import { gpu, inventory, mdevParent, PCI_IDS_TEXT, vf, vgpuType } from '../fixtures.js';
 
 const passthroughName = passthroughNamer(PciIds.fromText(PCI_IDS_TEXT));
@@ -149,4 +156,30 @@ test('preferred never returns a set Allocate refuses (every driver, size, must-i
       }
     }
   }
+});
+
+test('through gRPC on a simulated node (vGPU 17 driver): the refusal is FAILED_PRECONDITION with the reason; the preferred pair is on two GPUs', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'vmgpu-multi-'));
+  const node = createSimulatedNode({ driverVersion: '550.127.06', gpus: [{ model: 'L40S', count: 2, mode: 'sriov-vgpu', profiles: ['L40S-24Q', 'L40S-24Q'] }] });
+  const inventory = readInventory(node.port);
+  await enrichWithHostTools(inventory, new SimHostTools(node));
+  const kubelet = new TsKubelet(dir);
+  await kubelet.start();
+  const registered = kubelet.waitFor('registered', (r: { resource_name: string }) => r.resource_name === 'nvidia.com/L40S-24Q', 3000);
+  const m = await runDevicePlugins({ inventory, port: node.port, pluginDir: dir, logger: memoryLogger(), passthroughName, healthIntervalMs: 50 });
+  t.after(async () => {
+    await m.stop();
+    await kubelet.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await registered;
+  const client = kubelet.clients.get('nvidia.com/L40S-24Q')! as unknown as Record<string, (req: unknown, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void>;
+  const call = (method: string, req: unknown) => new Promise<unknown>((res, rej) => client[method]!.call(client, req, (err, r) => (err ? rej(err) : res(r))));
+  const [a0, a1, b0] = inventory.gpus.flatMap((g) => g.vfs.filter((v) => v.currentTypeId !== 0).map((v) => v.address));
+  const err = (await call('Allocate', { container_requests: [{ devices_ids: [a0, a1] }] }).catch((e: unknown) => e)) as grpc.ServiceError;
+  assert.equal(err.code, grpc.status.FAILED_PRECONDITION);
+  assert.match(err.details, /^Allocate for nvidia.com\/L40S-24Q: the VM's guest driver would reject these 2 vGPUs together .* only on different physical GPUs/);
+  const pref = (await call('GetPreferredAllocation', { container_requests: [{ available_deviceIDs: [a0, a1, b0], must_include_deviceIDs: [], allocation_size: 2 }] })) as { container_responses: { deviceIDs: string[] }[] };
+  assert.deepEqual(pref.container_responses[0]!.deviceIDs, [a0, b0]);
+  await call('Allocate', { container_requests: [{ devices_ids: [a0, b0] }] });
 });
