@@ -3,6 +3,7 @@
  * islands (connected groups), from NVIDIA's tools (sysfs does not show NVLink).
  * Optional everywhere: unknown topology is no island, never an error.
  */
+import { checkPciAddress } from '../model/pci.js';
 import type { HostTools } from '../sysfs/host-tools.js';
 import type { Inventory } from './types.js';
 
@@ -29,10 +30,11 @@ export function nvlinkIslands(pairs: readonly (readonly [string, string])[]): Ma
  * (left unknown) with fewer than two GPUs on the nvidia driver.
  */
 export async function readNvlinkIslands(inv: Inventory, tools: HostTools): Promise<void> {
-  if (inv.gpus.filter((g) => g.pci.driver === 'nvidia').length < 2) return;
+  const onNvidia = inv.gpus.filter((g) => g.pci.driver === 'nvidia').map((g) => checkPciAddress(g.pci.address));
+  if (onNvidia.length < 2) return;
   let pairs: [string, string][] | undefined;
   try {
-    pairs = await tools.nvlinkPairs();
+    pairs = await tools.nvlinkPairs(onNvidia);
   } catch {
     pairs = undefined;
   }

@@ -48,7 +48,7 @@ export class SimHostTools implements HostTools {
   }
 
   /** Parsed from the text the simulated nvidia-smi prints, as on a real host. */
-  async nvlinkPairs(): Promise<[PciAddress, PciAddress][] | undefined> {
+  async nvlinkPairs(_onNvidia: readonly PciAddress[]): Promise<[PciAddress, PciAddress][] | undefined> {
     const out = this.node.nvidiaSmiTopology();
     return out ? nvlinkPairsFrom(out.topo, out.busIds) : undefined;
   }

@@ -37,10 +37,11 @@ export interface HostTools {
   /** `nvidia-smi mig -i <pf> -dci -gi <id>`, then `-dgi -gi <id>`. EBUSY while a vGPU sits on it. */
   destroyGpuInstance(pf: PciAddress, id: number): Promise<void>;
   /**
-   * GPU pairs joined by NVLink (`nvidia-smi topo -m`), among the GPUs the
-   * nvidia driver holds; undefined when it cannot be told. Read-only.
+   * GPU pairs joined by NVLink (`nvidia-smi topo -m`), among `onNvidia` (the
+   * GPUs the nvidia driver holds, which are all nvidia-smi sees); undefined
+   * when it cannot be told. Read-only.
    */
-  nvlinkPairs(): Promise<[PciAddress, PciAddress][] | undefined>;
+  nvlinkPairs(onNvidia: readonly PciAddress[]): Promise<[PciAddress, PciAddress][] | undefined>;
 }
 
 export interface RealHostToolsOptions {
@@ -56,6 +57,8 @@ export interface RealHostToolsOptions {
 
 /** Runs the real tools on the host. */
 export class RealHostTools implements HostTools {
+  private nvlinkMemo: { key: string; pairs: [PciAddress, PciAddress][] } | null = null;
+
   constructor(private readonly opts: RealHostToolsOptions) {}
 
   async sriovManageEnable(pf: PciAddress): Promise<void> {
@@ -127,9 +130,14 @@ export class RealHostTools implements HostTools {
     await this.smi(['mig', '-i', checkPciAddress(pf), '-dgi', '-gi', gi]);
   }
 
-  async nvlinkPairs(): Promise<[PciAddress, PciAddress][] | undefined> {
+  /** NVLink is wiring: read again only when the set of GPUs nvidia-smi sees changes (two nvidia-smi runs per read). */
+  async nvlinkPairs(onNvidia: readonly PciAddress[]): Promise<[PciAddress, PciAddress][] | undefined> {
+    const key = [...onNvidia].sort().join(',');
+    if (this.nvlinkMemo?.key === key) return this.nvlinkMemo.pairs;
     try {
-      return nvlinkPairsFrom(await this.smi(['topo', '-m']), await this.smi(['--query-gpu=index,pci.bus_id', '--format=csv,noheader']));
+      const pairs = nvlinkPairsFrom(await this.smi(['topo', '-m']), await this.smi(['--query-gpu=index,pci.bus_id', '--format=csv,noheader']));
+      if (pairs) this.nvlinkMemo = { key, pairs };
+      return pairs;
     } catch {
       return undefined;
     }
@@ -222,7 +230,7 @@ export class NoHostTools implements HostTools {
     throw new SysfsError('exec', `nvidia-smi mig -i ${checkPciAddress(pf)} -dgi -gi ${id}`, 'EPERM', this.why);
   }
 
-  async nvlinkPairs(): Promise<[PciAddress, PciAddress][] | undefined> {
+  async nvlinkPairs(_onNvidia: readonly PciAddress[]): Promise<[PciAddress, PciAddress][] | undefined> {
     return undefined;
   }
 }

@@ -184,7 +184,7 @@ export function crashingAfter(node: SimulatedNode, k: number): Pick<ApplyOptions
       gate();
       await t.destroyGpuInstance(pf, id);
     },
-    nvlinkPairs: () => t.nvlinkPairs(),
+    nvlinkPairs: (onNvidia) => t.nvlinkPairs(onNvidia),
   };
   return { port: new SysfsPort(backend), tools };
 }

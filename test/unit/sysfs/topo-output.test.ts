@@ -1,5 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { checkPciAddress } from '../../../src/model/pci.js';
+import { RealHostTools } from '../../../src/sysfs/host-tools.js';
 import { nvlinkPairsFrom, parseGpuBusIds, parseNvlinkMatrix } from '../../../src/sysfs/topo-output.js';
 
 // The shape `nvidia-smi topo -m` prints (recent drivers underline the header with an ANSI escape).
@@ -50,4 +55,31 @@ test('pairs by PCI address; a matrix GPU without an address is "cannot tell"', (
     ['0000:0f:00.0', '0000:47:00.0'],
   ]);
   assert.equal(nvlinkPairsFrom(TOPO, '0, 00000000:07:00.0\n'), undefined);
+});
+
+test('RealHostTools runs nvidia-smi topo -m again only when the GPUs on the nvidia driver change; "cannot tell" is not remembered', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vmgpu-topo-'));
+  const log = join(dir, 'calls');
+  const smi = join(dir, 'nvidia-smi');
+  writeFileSync(join(dir, 'topo'), TOPO);
+  writeFileSync(join(dir, 'bus'), BUS);
+  // A stand-in nvidia-smi: logs each call, prints the fixtures; fails while `broken` exists.
+  writeFileSync(smi, `#!/bin/sh\necho "$1" >> '${log}'\n[ -e '${dir}/broken' ] && exit 9\nif [ "$1" = topo ]; then cat '${dir}/topo'; else cat '${dir}/bus'; fi\n`, { mode: 0o755 });
+  try {
+    const tools = new RealHostTools({ sriovManage: '/nonexistent', nvidiaSmi: smi });
+    const four = ['0000:07:00.0', '0000:0f:00.0', '0000:47:00.0', '0000:4e:00.0'].map(checkPciAddress);
+    const calls = () => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').length : 0);
+    writeFileSync(join(dir, 'broken'), '');
+    assert.equal(await tools.nvlinkPairs(four), undefined);
+    rmSync(join(dir, 'broken'));
+    const before = calls();
+    assert.deepEqual((await tools.nvlinkPairs(four))?.length, 3);
+    assert.equal(calls(), before + 2, 'topo -m and the bus query');
+    assert.deepEqual((await tools.nvlinkPairs([...four].reverse()))?.length, 3);
+    assert.equal(calls(), before + 2, 'same GPUs: remembered');
+    await tools.nvlinkPairs(four.slice(0, 3));
+    assert.equal(calls(), before + 4, 'a GPU left the nvidia driver: read again');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
