@@ -48,7 +48,8 @@ export function preferredDevices(devices: ReadonlyMap<string, DeviceEntry>, driv
 /**
  * Must-include devices plus the rest from one NVLink island when one can hold
  * them (the island of the must-include devices first, else the one that fits
- * most tightly), else from anywhere; NUMA locality decides within.
+ * most tightly), else from anywhere; NUMA locality decides within. A single
+ * device comes from outside the islands when it can.
  */
 function pick(devices: ReadonlyMap<string, DeviceEntry>, available: readonly string[], must: readonly string[], size: number): string[] {
   const numaOf = (id: string) => devices.get(id)?.numaNode ?? -1;
@@ -62,6 +63,9 @@ function pick(devices: ReadonlyMap<string, DeviceEntry>, available: readonly str
     const island = islandOf(id);
     if (island !== null) islands.set(island, [...(islands.get(island) ?? []), id]);
   }
+  // A one-device request with nothing to join takes a GPU outside every island when there is one: islands stay whole for multi-GPU VMs.
+  const loners = rest.filter((id) => islandOf(id) === null);
+  if (need === 1 && must.length === 0 && loners.length > 0) return preferredAllocation(loners, must, size, numaOf);
   const fitting = [...islands.entries()]
     .filter(([island, ids]) => ids.length >= need && (must.length === 0 || (mustIslands.size === 1 && mustIslands.has(island))))
     .sort((a, b) => a[1].length - b[1].length || a[0].localeCompare(b[0]));

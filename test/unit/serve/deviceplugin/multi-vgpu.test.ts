@@ -183,3 +183,12 @@ test('through gRPC on a simulated node (vGPU 17 driver): the refusal is FAILED_P
   assert.deepEqual(pref.container_responses[0]!.deviceIDs, [a0, b0]);
   await call('Allocate', { container_requests: [{ devices_ids: [a0, b0] }] });
 });
+
+test('preferred: a one-vGPU VM takes a GPU outside the NVLink islands, keeping them whole for multi-GPU VMs', () => {
+  const islands = ['0000:10:00.0', '0000:10:00.0', null, null];
+  const p = pluginFor(l40sNode('570.133.10', 'L40S-24Q', 4, islands), 'nvidia.com/L40S-24Q');
+  assert.deepEqual(preferred(p, ALL, [], 1), ['0000:30:00.4']);
+  assert.deepEqual(preferred(p, ALL, [], 2), ['0000:10:00.4', '0000:20:00.4']);
+  // only island GPUs left: one of them
+  assert.deepEqual(preferred(p, ALL.slice(0, 4), [], 1), ['0000:10:00.4']);
+});
