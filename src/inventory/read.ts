@@ -16,6 +16,7 @@ import { knownModel } from '../model/models.js';
 import { PciIds, deviceDisplayName } from './pciids.js';
 import { boardForDevice } from '../model/boards.js';
 import { readGpuInstanceId, readMdevGpuInstances, readMigState } from './mig.js';
+import { readNvlinkIslands } from './topology.js';
 import {
   INVENTORY_SCHEMA_VERSION,
   type Capabilities,
@@ -531,13 +532,14 @@ class Reader {
 }
 
 /**
- * The parts of an inventory that need NVIDIA's tools: mixed-size mode per
- * GPU, and type names for configured VFs that no free VF lists and the cache
+ * The parts of an inventory that need NVIDIA's tools: MIG state and NVLink
+ * islands, mixed-size mode per GPU, and type names for configured VFs that no free VF lists and the cache
  * does not know (from `nvidia-smi vgpu -s`); with `fullCatalog`, every type
  * the GPU supports even when all are named. Changes the inventory in place.
  */
 export async function enrichWithHostTools(inv: Inventory, tools: HostTools, opts: { mixedSizeMode?: boolean; fullCatalog?: boolean } = {}): Promise<void> {
   for (const g of inv.gpus) if (g.framework === 'sriov-vgpu' || g.framework === 'mdev-vgpu' || g.framework === 'host-driver') g.mig = await readMigState(g, tools);
+  await readNvlinkIslands(inv, tools);
   for (const g of inv.gpus) {
     if (g.framework !== 'sriov-vgpu') continue;
     const pf = checkPciAddress(g.pci.address);

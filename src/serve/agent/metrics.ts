@@ -41,7 +41,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): AgentMet
     allocations: new Gauge({ name: 'vmgpu_device_plugin_allocated_devices', help: 'Devices of each vmgpu resource allocated to pods (from the kubelet pod-resources API)', labelNames: ['resource'], registers: [registry] }),
     allocateCalls: new Counter({
       name: 'vmgpu_device_plugin_allocate_calls_total',
-      help: 'Allocate calls the kubelet made to our device plugins, by resource and result (ok, or the refusal reason: unknown-device, unhealthy-device, duplicate-device, empty-request)',
+      help: 'Allocate calls the kubelet made to our device plugins, by resource and result (ok, or the refusal reason: unknown-device, unhealthy-device, duplicate-device, empty-request, multi-vgpu)',
       labelNames: ['resource', 'result'],
       registers: [registry],
     }),

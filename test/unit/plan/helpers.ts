@@ -180,6 +180,7 @@ export function crashingAfter(node: SimulatedNode, k: number): Pick<ApplyOptions
       gate();
       await t.destroyGpuInstance(pf, id);
     },
+    nvlinkPairs: (onNvidia) => t.nvlinkPairs(onNvidia),
   };
   return { port: new SysfsPort(backend), tools };
 }
