@@ -88,6 +88,11 @@ export function parseProfile(text: string): Profile | undefined {
   return undefined;
 }
 
+/** The profile name of a type name, when it parses (`NVIDIA L40S-12Q` -> `L40S-12Q`). */
+export function profileNameOf(text: string): ProfileName | undefined {
+  return parseProfile(text)?.name;
+}
+
 /** Whether a bare name has one of the shapes NVIDIA's config tools accept (upper-case boards). */
 export function isNvidiaProfileShape(bare: string): boolean {
   return NVIDIA_TIME_SLICED_RE.test(bare) || NVIDIA_MIG_RE.test(bare);

@@ -25,7 +25,7 @@ export function pci(address: string, over: Partial<PciFunction> = {}): PciFuncti
   };
 }
 
-function vgpuType(id: number, profile: string, prefix = 'NVIDIA'): VgpuType {
+export function vgpuType(id: number, profile: string, prefix = 'NVIDIA'): VgpuType {
   return { id, name: `${prefix} ${profile}`, profile, series: 'Q', framebufferMiB: null, maxInstances: null, migBacked: false, source: 'creatable' };
 }
 
@@ -70,7 +70,7 @@ export function gpu(address: string, over: Partial<Gpu> & { pciOver?: Partial<Pc
   };
 }
 
-function mdevParent(address: string, instances: { uuid: string; typeDir: string; typeName: string | null; group?: number }[], types: { dir: string; id: number; name: string; profile: string }[]): MdevParent {
+export function mdevParent(address: string, instances: { uuid: string; typeDir: string; typeName: string | null; group?: number }[], types: { dir: string; id: number; name: string; profile: string }[]): MdevParent {
   return {
     address,
     types: types.map((t) => ({ ...t, description: '', availableInstances: 0, deviceApi: 'vfio-pci', framebufferMiB: null, maxInstances: null })),
