@@ -86,9 +86,9 @@ export default tseslint.config(
     // The simulated NVIDIA driver is one state machine (PF, VFs, mdevs, MIG, held devices) whose
     // invariants span the whole class; split it when a second driver generation needs its own.
     'src/simulator/node.ts': ['max-lines', 'max-lines-per-function'],
-    // readGpu reads one GPU's facts in the order the driver exposes them; the file also holds the
-    // mdev and VF readers it calls.
-    'src/inventory/read.ts': ['max-lines', 'max-lines-per-function'],
+    // The inventory reader: one class over the port (PF, VFs, mdev parents, catalog, framework),
+    // whose readers share its per-read caches; its functions are within the limit.
+    'src/inventory/read.ts': ['max-lines'],
   }),
   {
     files: ['**/*.js', '**/*.mjs'],
