@@ -109,6 +109,7 @@ const noTools: HostTools = {
   destroyGpuInstance: async () => {
     throw new Error('nvidia-smi is not installed on the tree');
   },
+  nvlinkPairs: async () => undefined,
 };
 
 async function inventory(port: SysfsPort, tools: HostTools, kernelRelease: string): Promise<Inventory> {

@@ -8,17 +8,17 @@ import * as os from 'node:os';
 import { applyPlan, type ApplyResult } from '../apply/apply.js';
 import { parseDuration } from '../serve/kube/backoff.js';
 import type { Inventory } from '../inventory/types.js';
-import { stripVendorPrefix } from '../model/profile.js';
 import type { Machine } from '../machine/machine.js';
 import { planOn } from '../machine/plan-on.js';
 import { describeAction, type Plan } from '../plan/types.js';
 import { validateOnPaper } from '../plan/validate.js';
-import { defaultEntry, isConfigError, type ConfigEntry, type ConfigFile } from '../spec/config.js';
+import { isConfigError, type ConfigFile } from '../spec/config.js';
 import { cozystackToConfig, loadCozystackFile } from '../spec/cozystack.js';
 import { checkConfigName } from '../spec/grammar.js';
 import { loadConfigFile, selectConfig } from '../spec/load.js';
 import { serializeConfig } from '../spec/serialize.js';
 import { write, type Command } from './command.js';
+import { exportConfig } from './export-config.js';
 import { lockNode, openMachine, GLOBAL_OPTIONS, type GlobalFlags } from './context.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { table } from './table.js';
@@ -221,7 +221,9 @@ export const configCommands: Record<string, Command> = {
       // Every name is checked before the node is read.
       const badName = checkConfigName(configName);
       if (badName) throw new CliError(`--name: ${badName}`);
-      const lines = loadCozystackFile(path);
+      const { lines, error: parseError } = loadCozystackFile(path);
+      // Lines that do not parse never reach the node; the others are resolved so one run reports every problem.
+      if (lines.length === 0 && parseError) throw parseError;
       const inv = await openMachine(v as GlobalFlags).inventory({ fullCatalog: true });
       const cannotName: string[] = [];
       try {
@@ -238,11 +240,13 @@ export const configCommands: Record<string, Command> = {
             if (!catalogIsComplete(g)) {
               // The card lists only what still fits: an ID missing from a partial catalog may well be one of its types.
               cannotName.push(`${busId}: vmgpu cannot name profile ID ${profileId} on ${where}: no free VF lists it, the catalog has not seen it and nvidia-smi did not answer`);
-              return { error: `profile ID ${profileId} cannot be named on ${where}` };
+              // Shown with the file's other problems when there are any (exit 2); alone, the list below and its fix (exit 6).
+              return { error: `profile ID ${profileId} cannot be named on ${where}: no free VF lists it and nvidia-smi did not answer; run the import where nvidia-smi works` };
             }
             return { error: `profile ID ${profileId} is not a vGPU type of ${where} (known: ${g.catalog.map((c) => `${c.id}=${c.profile}`).join(', ')})` };
           },
           configName,
+          parseError,
         );
         write(serializeConfig(file, { header: [`Imported by vmgpu from ${path} (Cozystack vgpu-profiles format)`] }));
       } catch (err) {
@@ -264,31 +268,4 @@ export const configCommands: Record<string, Command> = {
 function catalogIsComplete(g: Inventory['gpus'][number]): boolean {
   if (g.catalog.some((t) => t.source === 'nvidia-smi' || t.source === 'mdev')) return true;
   return g.vfs.length > 0 && g.vfs.every((v) => v.currentTypeId === 0);
-}
-
-/** The node's layout as a config: one entry per GPU, by PCI address. */
-export function exportConfig(inv: Inventory, name: string): { file: ConfigFile; notes: string[] } {
-  const notes: string[] = [];
-  const entries: ConfigEntry[] = [];
-  for (const g of inv.gpus) {
-    const base = defaultEntry({ pciAddresses: [g.pci.address] });
-    if (g.framework === 'passthrough') entries.push({ ...base, mode: 'passthrough' });
-    else if (g.framework === 'sriov-vgpu' || g.framework === 'mdev-vgpu') {
-      const counts = new Map<string, number>();
-      for (const v of g.vfs) {
-        if (!v.currentTypeId) continue;
-        if (!v.currentProfile) {
-          notes.push(`VF ${v.address} has type ID ${v.currentTypeId} whose name is unknown; left out`);
-          continue;
-        }
-        counts.set(v.currentProfile, (counts.get(v.currentProfile) ?? 0) + 1);
-      }
-      for (const p of g.mdevParents) for (const i of p.instances) {
-        const prof = stripVendorPrefix(i.typeName ?? i.typeDir);
-        counts.set(prof, (counts.get(prof) ?? 0) + 1);
-      }
-      entries.push({ ...base, vgpuDevices: [...counts].map(([profile, count]) => ({ profile, original: profile, count })), ...(g.heterogeneousMode ? { mixedSizes: true } : {}) });
-    } else if (g.framework === 'host-driver') entries.push({ ...base, mode: 'host' });
-  }
-  return { file: { version: 'v1', filename: '(export)', configs: [{ name, entries, line: 0 }] }, notes };
 }

@@ -11,7 +11,7 @@ const FRAMEWORK_LABEL: Record<Gpu['framework'], string> = {
 };
 
 /** `L40S-12Q ×4 (2 free)` style summary of a GPU's vGPUs. */
-export function vgpuSummary(g: Gpu): string {
+function vgpuSummary(g: Gpu): string {
   if (g.framework === 'sriov-vgpu') {
     const by = new Map<string, number>();
     let free = 0;
@@ -94,7 +94,7 @@ export function formatDiscover(inv: Inventory): string {
  * The vGPUs whose type no source names: which, what vmgpu does about them
  * (nothing: the GPU is left as it is), and every way to give them a name.
  */
-export function formatUnknownTypes(inv: Inventory): string[] {
+function formatUnknownTypes(inv: Inventory): string[] {
   const rows: string[] = [];
   const cards = new Set<string>();
   for (const g of inv.gpus) {

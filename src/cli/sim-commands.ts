@@ -12,8 +12,9 @@ export const simCommands: Record<string, Command> = {
   'sim create': {
     summary: 'materialise a simulated GPU node as a directory tree (usable with --sysfs-root and --simulate)',
     usage:
-      'vmgpu sim create --out DIR [--model L40S] [--gpus 4] [--mode sriov-vgpu|mdev-vgpu|passthrough|host] [--profiles L40S-12Q,L40S-12Q] [--driver-version V] [--no-iommu] [--no-vfs] [--heterogeneous] [--no-nvidia-smi]\n' +
-      '       (repeat --model/--gpus/--mode groups by giving comma-separated lists of equal length, e.g. --model L40S,A100 --gpus 2,1 --mode sriov-vgpu,mdev-vgpu)',
+      'vmgpu sim create --out DIR [--model L40S] [--gpus 4] [--mode sriov-vgpu|mdev-vgpu|passthrough|host] [--profiles L40S-12Q,L40S-12Q] [--driver-version V] [--no-iommu] [--no-vfs] [--heterogeneous] [--no-nvidia-smi] [--nvlink 0+1,2+3]\n' +
+      '       (repeat --model/--gpus/--mode groups by giving comma-separated lists of equal length, e.g. --model L40S,A100 --gpus 2,1 --mode sriov-vgpu,mdev-vgpu;\n' +
+      '        --nvlink: groups of GPU indices, in PCI address order, joined by NVLink, as nvidia-smi topo -m will show them)',
     options: {
       out: { type: 'string' },
       model: { type: 'string', default: 'L40S' },
@@ -25,6 +26,7 @@ export const simCommands: Record<string, Command> = {
       'no-vfs': { type: 'boolean' },
       heterogeneous: { type: 'boolean' },
       'no-nvidia-smi': { type: 'boolean' },
+      nvlink: { type: 'string' },
     },
     async run(v) {
       const out = v.out as string | undefined;
@@ -54,6 +56,7 @@ export const simCommands: Record<string, Command> = {
           ...(v['driver-version'] ? { driverVersion: String(v['driver-version']) } : {}),
           ...(v['no-iommu'] ? { iommu: false } : {}),
           ...(v['no-nvidia-smi'] ? { nvidiaSmi: false } : {}),
+          ...(v.nvlink ? { nvlink: nvlinkGroups(String(v.nvlink)) } : {}),
         },
         out,
       );
@@ -98,4 +101,13 @@ async function simHold(pos: string[], hold: boolean): Promise<number> {
   const key = setHeld(dir, id, hold);
   write(`${key} ${hold ? 'is now held by a (simulated) VM' : 'released'}`);
   return EXIT.OK;
+}
+
+/** `0+1,2+3` -> [[0, 1], [2, 3]]; the simulator checks the indices against its GPUs. */
+function nvlinkGroups(text: string): number[][] {
+  return text.split(',').map((group) => {
+    const ids = group.split('+').map((x) => (/^[0-9]{1,2}$/.test(x.trim()) ? Number(x.trim()) : NaN));
+    if (ids.length < 2 || ids.some(Number.isNaN)) throw new CliError(`--nvlink ${text}: give groups of GPU indices joined by +, separated by commas (e.g. 0+1,2+3)`);
+    return ids;
+  });
 }

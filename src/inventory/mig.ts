@@ -12,7 +12,7 @@ import type { SysfsPort } from '../sysfs/port.js';
 import type { Gpu, MigState } from './types.js';
 
 /** A `gpu_instance_id` file's text as an instance ID; null for none (`-1`, ENXIO, absent) or anything else. */
-export function parseGpuInstanceId(text: string | undefined): number | null {
+function parseGpuInstanceId(text: string | undefined): number | null {
   const v = text?.trim();
   return v !== undefined && /^[0-9]{1,4}$/.test(v) ? Number(v) : null;
 }

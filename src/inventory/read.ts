@@ -16,6 +16,7 @@ import { knownModel } from '../model/models.js';
 import { PciIds, deviceDisplayName } from './pciids.js';
 import { boardForDevice } from '../model/boards.js';
 import { readGpuInstanceId, readMdevGpuInstances, readMigState } from './mig.js';
+import { readNvlinkIslands } from './topology.js';
 import {
   INVENTORY_SCHEMA_VERSION,
   type Capabilities,
@@ -54,7 +55,7 @@ export interface InventoryOptions {
 }
 
 /** Modules whose presence the inventory reports. */
-export const RELEVANT_MODULES = [
+const RELEVANT_MODULES = [
   'nvidia',
   'nvidia_vgpu_vfio',
   'nvidia_uvm',
@@ -170,16 +171,9 @@ class Reader {
 
   // ---------------------------------------------------------------- one GPU
 
-  private readGpu(pf: PciAddress, index: number): Gpu {
-    const warnings: Warning[] = [];
-    const pci = this.readFunction(pf);
-    const model = this.model(pci);
+  /** The VFs under the vGPU manager (those with an nvidia/ directory): their types, params and instances; free VFs' creatable lists fill the catalog. */
+  private readVgpuVfs(pci: PciFunction, vfFns: VfFacts[], catalog: Map<number, VgpuType>, warnings: Warning[]): VgpuVf[] {
     const vfs: VgpuVf[] = [];
-    const vfFns = (pci.sriov?.vfs ?? []).map((a) => this.readVf(checkPciAddress(a)));
-    // Catalog: creatable lists of free VFs, the cache, and mdev type directories.
-    const catalog = new Map<number, VgpuType>();
-    const cached = this.cachedCatalog(pci);
-    for (const e of cached) catalog.set(e.id, toVgpuType(e, 'cache'));
     let i = -1;
     for (const f of vfFns) {
       const a = checkPciAddress(f.address);
@@ -209,19 +203,28 @@ class Reader {
         gpuInstanceId: current ? readGpuInstanceId(() => this.port.readNvidiaAttr(a, 'gpu_instance_id')) : null,
       });
     }
+    return vfs;
+  }
+
+  /** Each VF's profile from the catalog; a type the catalog cannot name is a warning (it is unknown, never wrong). */
+  private nameVfs(vfs: VgpuVf[], catalog: Map<number, VgpuType>, warnings: Warning[]): void {
     for (const v of vfs) v.currentProfile = v.currentTypeId ? (catalog.get(v.currentTypeId)?.profile ?? null) : null;
     const unnamed = vfs.filter((v) => v.currentTypeId && !v.currentProfile);
-    if (unnamed.length) {
-      const ids = [...new Set(unnamed.map((v) => v.currentTypeId))].join(', ');
-      warnings.push({
-        code: 'unknown-type-id',
-        message: `${unnamed.length} VF(s) (${unnamed.map((v) => v.address).join(', ')}) have vGPU type ID ${ids}, which no free VF lists and the catalog cache does not know: the name shows once a VF of this GPU is free, the catalog cache has seen it, or nvidia-smi is available`,
-        path: this.port.display('sys', `bus/pci/devices/${unnamed[0]!.address}/nvidia/current_vgpu_type`),
-      });
-    }
+    if (unnamed.length === 0) return;
+    const ids = [...new Set(unnamed.map((v) => v.currentTypeId))].join(', ');
+    warnings.push({
+      code: 'unknown-type-id',
+      message: `${unnamed.length} VF(s) (${unnamed.map((v) => v.address).join(', ')}) have vGPU type ID ${ids}, which no free VF lists and the catalog cache does not know: the name shows once a VF of this GPU is free, the catalog cache has seen it, or nvidia-smi is available`,
+      path: this.port.display('sys', `bus/pci/devices/${unnamed[0]!.address}/nvidia/current_vgpu_type`),
+    });
+  }
 
-    // mdev parents: the PF, or its VFs (Ampere). Every parent is listed in /sys/class/mdev_bus;
-    // without that class, look per function, but not on models that only do SR-IOV vGPU.
+  /**
+   * mdev parents: the PF, or its VFs (Ampere). Every parent is listed in /sys/class/mdev_bus;
+   * without that class, look per function, but not on models that only do SR-IOV vGPU. Their
+   * types join the catalog.
+   */
+  private readMdevParents(pci: PciFunction, model: GpuModel, vfFns: VfFacts[], catalog: Map<number, VgpuType>, warnings: Warning[]): MdevParent[] {
     const mdevParents: MdevParent[] = [];
     // Sibling parents (Ampere VFs) share their type directories' name, description and device_api.
     const typeFacts = new Map<string, { name: string; description: string; deviceApi: string | null }>();
@@ -238,7 +241,20 @@ class Reader {
         }
       }
     }
+    return mdevParents;
+  }
 
+  private readGpu(pf: PciAddress, index: number): Gpu {
+    const warnings: Warning[] = [];
+    const pci = this.readFunction(pf);
+    const model = this.model(pci);
+    const vfFns = (pci.sriov?.vfs ?? []).map((a) => this.readVf(checkPciAddress(a)));
+    // Catalog: creatable lists of free VFs, the cache, and mdev type directories.
+    const catalog = new Map<number, VgpuType>();
+    for (const e of this.cachedCatalog(pci)) catalog.set(e.id, toVgpuType(e, 'cache'));
+    const vfs = this.readVgpuVfs(pci, vfFns, catalog, warnings);
+    this.nameVfs(vfs, catalog, warnings);
+    const mdevParents = this.readMdevParents(pci, model, vfFns, catalog, warnings);
     const framework = this.framework(pci, vfs, mdevParents);
     const companions = pci.iommuGroupMembers.filter((m) => m !== pci.address);
     for (const c of companions) this.readFunction(checkPciAddress(c));
@@ -531,13 +547,14 @@ class Reader {
 }
 
 /**
- * The parts of an inventory that need NVIDIA's tools: mixed-size mode per
- * GPU, and type names for configured VFs that no free VF lists and the cache
+ * The parts of an inventory that need NVIDIA's tools: MIG state and NVLink
+ * islands, mixed-size mode per GPU, and type names for configured VFs that no free VF lists and the cache
  * does not know (from `nvidia-smi vgpu -s`); with `fullCatalog`, every type
  * the GPU supports even when all are named. Changes the inventory in place.
  */
 export async function enrichWithHostTools(inv: Inventory, tools: HostTools, opts: { mixedSizeMode?: boolean; fullCatalog?: boolean } = {}): Promise<void> {
   for (const g of inv.gpus) if (g.framework === 'sriov-vgpu' || g.framework === 'mdev-vgpu' || g.framework === 'host-driver') g.mig = await readMigState(g, tools);
+  await readNvlinkIslands(inv, tools);
   for (const g of inv.gpus) {
     if (g.framework !== 'sriov-vgpu') continue;
     const pf = checkPciAddress(g.pci.address);
@@ -571,7 +588,3 @@ export async function enrichWithHostTools(inv: Inventory, tools: HostTools, opts
   }
 }
 
-/** For messages: `0000:3b:00.0 (L40S)`. */
-export function gpuLabel(g: Gpu): string {
-  return `${g.pci.address} (${g.model.name})`;
-}

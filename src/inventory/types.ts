@@ -207,6 +207,13 @@ export interface Gpu {
   heterogeneousMode: boolean | null;
   /** MIG mode and GPU instances of a GPU whose board has MIG-backed profiles; null: not such a GPU, or cannot be told (nvidia-smi unreachable). */
   mig: MigState | null;
+  /**
+   * The GPUs this one reaches over NVLink, directly or through others, named by
+   * the lowest PF address among them (itself included); null or absent when
+   * the topology is unknown (nvidia-smi unreachable, GPU not on the nvidia
+   * driver) or the GPU has no NVLink peer.
+   */
+  nvlinkIsland?: string | null;
   vfs: VgpuVf[];
   mdevParents: MdevParent[];
   warnings: Warning[];

@@ -118,7 +118,7 @@ export function writeFileAtomic(file: string, data: string | Buffer, opts: Atomi
 }
 
 /** fsync a directory so a rename in it is on disk; some file systems refuse, and the rename is atomic anyway. */
-export function fsyncDir(dir: string): void {
+function fsyncDir(dir: string): void {
   try {
     const fd = fs.openSync(dir, 'r');
     try {

@@ -35,7 +35,7 @@ export interface HostOptions {
 }
 
 /** Why nothing may change a replayed capture. */
-export function archiveReadOnly(archive: string): string {
+function archiveReadOnly(archive: string): string {
   return `${archive} is a capture archive: evidence of a node, never a node to change, and vmgpu runs nothing from it`;
 }
 

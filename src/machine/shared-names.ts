@@ -34,7 +34,7 @@ export function withSharedNames(machine: Machine, shared: SharedNames): Machine 
 }
 
 /** Name the VFs no own source names from `shared`, where the name fits the card. */
-export function nameFromShared(inv: Inventory, shared: SharedNames): void {
+function nameFromShared(inv: Inventory, shared: SharedNames): void {
   const version = inv.node.nvidiaDriverVersion;
   if (!version) return;
   for (const g of inv.gpus) {

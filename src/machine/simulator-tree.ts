@@ -30,7 +30,7 @@ export function simulatorTreeAt(dir: string): SimulatorTree | null {
 }
 
 /** Refuse a simulator tree that is half saved, or was saved while it was read. */
-export function checkSimulatorTree(t: SimulatorTree): void {
+function checkSimulatorTree(t: SimulatorTree): void {
   const problem = simTreeProblem(t.dir) ?? (stateStamp(t.dir) !== t.state ? `the simulated node in ${t.dir} was saved while it was being read; read it again` : null);
   if (problem) throw new InventoryError(problem);
 }

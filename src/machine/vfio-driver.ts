@@ -27,7 +27,7 @@ function globToRegExp(glob: string): RegExp {
 }
 
 /** The vendor VFIO variant module for a device, or null. */
-export function vfioVariantFor(modalias: string | null, modulesAlias: string | undefined): string | null {
+function vfioVariantFor(modalias: string | null, modulesAlias: string | undefined): string | null {
   if (!modalias || !modulesAlias || !modalias.startsWith('pci:')) return null;
   const key = `vfio_${modalias}`;
   for (const line of modulesAlias.split('\n')) {
@@ -39,7 +39,7 @@ export function vfioVariantFor(modalias: string | null, modulesAlias: string | u
 }
 
 /** Module name to the PCI driver name it registers (`nvgrace_gpu_vfio_pci` registers as `nvgrace-gpu-vfio-pci` on some kernels; vfio_pci as vfio-pci). */
-export function driverNameForModule(module: string, registeredDrivers: readonly string[]): string {
+function driverNameForModule(module: string, registeredDrivers: readonly string[]): string {
   if (registeredDrivers.includes(module)) return module;
   const dashed = module.replace(/_/g, '-');
   if (registeredDrivers.includes(dashed)) return dashed;

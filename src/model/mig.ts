@@ -45,7 +45,7 @@ export interface MigGeometry {
   source: string;
 }
 
-export const MIG_GUIDE_PROFILES = 'NVIDIA Multi-Instance GPU User Guide, "Supported MIG Profiles" and "List GPU Instance Profiles" (nvidia-smi mig -lgipp)';
+const MIG_GUIDE_PROFILES = 'NVIDIA Multi-Instance GPU User Guide, "Supported MIG Profiles" and "List GPU Instance Profiles" (nvidia-smi mig -lgipp)';
 
 const gi = (name: string, id: number | null, slices: number, gb: number, size: number, starts: number[], max: number, attribute: GpuInstanceProfile['attribute'] = null): GpuInstanceProfile => ({
   name,

@@ -62,14 +62,3 @@ export function toPciId(input: string): PciId | undefined {
   return m ? (m[1]!.toLowerCase().padStart(4, '0') as PciId) : undefined;
 }
 
-/** Like toPciId, but a bad ID is an InvalidNameError naming what was expected. */
-export function parsePciId(input: string): PciId {
-  const id = toPciId(input);
-  if (id === undefined) throw new InvalidNameError('PCI ID', describe(input), '4 hex digits, e.g. 26b9 or 0x26B9');
-  return id;
-}
-
-/** `10de:26b9`, as lspci and KubeVirt's pciVendorSelector write a vendor/device pair. */
-export function pciSelector(vendor: PciId, device: PciId): string {
-  return `${vendor}:${device}`;
-}

@@ -41,7 +41,7 @@ export function isMigBacked(p: Profile): boolean {
 }
 
 /** Longest type name accepted (the driver's names are well under 64 characters). */
-export const MAX_NAME_LENGTH = 128;
+const MAX_NAME_LENGTH = 128;
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9 ._+()-]*$/;
 const BOARD = '[A-Za-z0-9][A-Za-z0-9 ._+()-]{0,63}?';
 const MIG_RE = new RegExp(`^(${BOARD})-([1-8])-(0|[1-9][0-9]{0,3})([ABCQ])(ME|NOME|MEALL|GFX)?$`);

@@ -22,7 +22,7 @@ import { checkRequests } from './requests.js';
 import { planSriov } from './sriov.js';
 import type { GpuOutcome, InUse, Plan } from './types.js';
 
-export { formatParams } from './params.js';
+;
 export { stableMdevUuid } from './uuid.js';
 
 export interface PlanOptions {

@@ -5,9 +5,10 @@
  */
 import { stripVendorPrefix } from '../model/profile.js';
 import type { ConfigEntry } from '../spec/config.js';
-import { didYouMean } from '../spec/suggest.js';
+import { didYouMeanOf } from '../spec/suggest.js';
 import { boardFramebufferMiB, boardOf, factsFor, framebufferTaken, knownProfiles, type ProfileFacts } from './facts.js';
 import type { GpuPlan } from './gpu-plan.js';
+import { largestThatFits, nearestProfiles } from './suggest-profile.js';
 
 /** One requested profile with everything the entry says about it. */
 export interface VgpuRequest {
@@ -63,7 +64,7 @@ function wantedProfiles(p: GpuPlan): Map<string, Wanted> | null {
     if (!f) {
       const board = g.model.profileBoard;
       const other = boardOf(g) && stripVendorPrefix(r.profile).split('-')[0] !== board;
-      p.error(`${r.original} is not a vGPU profile of ${g.model.name} (${g.pci.address})${other && board ? `; its profiles start with ${board}-` : ''}.${didYouMean(r.profile, knownProfiles(g))}`);
+      p.error(`${r.original} is not a vGPU profile of ${g.model.name} (${g.pci.address})${other && board ? `; its profiles start with ${board}-` : ''}.${didYouMeanOf(nearestProfiles(r.profile, offeredProfiles(g)))}`);
       ok = false;
       continue;
     }
@@ -77,7 +78,11 @@ function countProblems(p: GpuPlan, wanted: Map<string, Wanted>, limit: SlotLimit
   const list = [...wanted.values()];
   const out: string[] = [];
   for (const w of list) {
-    if (w.facts.maxInstances !== null && w.count > w.facts.maxInstances) out.push(`${w.count} x ${w.asked} on ${g.pci.address}: at most ${w.facts.maxInstances} fit on one ${g.model.name}`);
+    if (w.facts.maxInstances !== null && w.count > w.facts.maxInstances) {
+      const fits = largestThatFits(w.facts, w.count, offeredProfiles(g));
+      const hint = fits ? `; ${w.count} x ${fits.profile} fit (the largest ${w.facts.series} profile of which ${w.count} do)` : '';
+      out.push(`${w.count} x ${w.asked} on ${g.pci.address}: at most ${w.facts.maxInstances} fit on one ${g.model.name}${hint}`);
+    }
   }
   const total = list.reduce((n, w) => n + w.count, 0);
   if (total > limit.slots) out.push(`${total} vGPUs requested on ${g.pci.address} but ${g.model.name} offers ${limit.slots} ${limit.oneTypeOnly ? 'instances' : 'VFs'} (sriov_totalvfs)`);
@@ -85,6 +90,11 @@ function countProblems(p: GpuPlan, wanted: Map<string, Wanted>, limit: SlotLimit
   const used = list.reduce((n, w) => n + framebufferTaken(w.facts) * w.count, 0);
   if (fb !== null && used > fb) out.push(`${list.map((w) => `${w.count} x ${w.facts.profile}`).join(' + ')} needs ${Math.round(used / 1024)} GB of framebuffer; ${g.model.name} (${g.pci.address}) has ${Math.round(fb / 1024)} GB`);
   return out;
+}
+
+/** Every profile the GPU offers, with how many fit, for suggestions. */
+function offeredProfiles(g: GpuPlan['gpu']): ProfileFacts[] {
+  return knownProfiles(g).flatMap((name) => factsFor(g, name) ?? []);
 }
 
 function mixProblems(p: GpuPlan, list: Wanted[], oneTypeOnly: boolean): string[] {

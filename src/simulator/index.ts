@@ -32,6 +32,3 @@ export function createSimulatedNode(spec: SimNodeSpec): SimulatedNode {
   return new SimulatedNode(spec);
 }
 
-export function simulation(node: SimulatedNode): Simulation {
-  return { node, tools: new SimHostTools(node) };
-}

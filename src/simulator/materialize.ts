@@ -27,7 +27,7 @@ export interface MaterializeResult {
   dirs: number;
 }
 
-export const TREE_ROOTS: readonly Root[] = ['sys', 'dev', 'host'];
+const TREE_ROOTS: readonly Root[] = ['sys', 'dev', 'host'];
 
 /** Every entry of the in-memory trees as it is on disk, parents before children. */
 export function flattenTrees(trees: Trees): FlatTree {

@@ -12,6 +12,7 @@ import { SysfsPort } from '../sysfs/port.js';
 import type { VfioUser } from '../sysfs/vfio-users.js';
 import { simDriver, simModel, simTypes, boardOf, type SimDriver, type SimModel, type SimType } from './hardware.js';
 import { SimMig } from './mig.js';
+import { checkNvlinkGroups, renderNvidiaSmiTopology } from './nvlink.js';
 import { instanceProfileFor, placeInstances } from '../model/mig.js';
 import { VirtualBackend, chardev, dir, file, link, mkdirp, put, text, unput, type Trees, type VDir } from './vfs.js';
 
@@ -55,6 +56,12 @@ export interface SimNodeSpec {
    * card cannot be named from it, and mixed-size mode can be neither read nor set.
    */
   nvidiaSmi?: boolean;
+  /**
+   * GPUs joined by NVLink: groups of GPU indices (the node's GPUs in PCI
+   * address order), every pair in a group linked (as through an NVSwitch).
+   * Only `nvidia-smi topo -m` shows it; absent: no NVLink.
+   */
+  nvlink?: number[][];
 }
 
 export interface WriteRecord {
@@ -164,6 +171,7 @@ export class SimulatedNode {
     );
     this.port = new SysfsPort(this.backend);
     this.createGpus();
+    checkNvlinkGroups(spec.nvlink, this.gpus.length);
   }
 
   // ------------------------------------------------------------ test and CLI controls
@@ -262,6 +270,13 @@ export class SimulatedNode {
     if (!this.sriovManage) throw new SysfsError('exec', 'sriov-manage', 'ENOENT');
     if (g.vfs.some((v) => this.isHeld(v.fn.addr)) || [...g.mdevs.keys()].some((u) => this.isHeld(u))) throw new SysfsError('exec', `sriov-manage -d ${pf}`, 'EBUSY', 'Cannot obtain unbindLock');
     this.disableVfs(g);
+  }
+
+  /** What `nvidia-smi topo -m` and `--query-gpu=index,pci.bus_id` print; undefined without nvidia-smi. */
+  nvidiaSmiTopology(): { topo: string; busIds: string } | undefined {
+    if (!this.nvidiaSmi) return undefined;
+    const gpus = this.gpus.map((g) => ({ address: g.pf.addr, numaNode: g.pf.numa, visible: g.present && g.pf.driver === 'nvidia' }));
+    return renderNvidiaSmiTopology(gpus, this.spec.nvlink ?? []);
   }
 
   /** Mixed-size mode as `nvidia-smi -q` reports it; undefined without nvidia-smi. */

@@ -31,7 +31,7 @@ export const SIM_SAVING_MARKER = 'vmgpu-sim.saving';
 /** Present once the tree was written through `--sysfs-root` (not through the simulator). */
 export const SIM_EDITED_MARKER = 'vmgpu-sim.edited';
 /** A state file is a few KiB per GPU. */
-export const MAX_SIM_STATE_BYTES = 16 * 1024 * 1024;
+const MAX_SIM_STATE_BYTES = 16 * 1024 * 1024;
 
 /** What the node was loaded from (or last saved as) in a directory: the base of the next incremental save. */
 interface Baseline {

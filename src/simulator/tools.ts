@@ -1,6 +1,7 @@
 import type { GpuInstanceInfo, HostTools, MigModeInfo } from '../sysfs/host-tools.js';
 import { checkPciAddress, type PciAddress } from '../model/pci.js';
 import type { SimulatedNode } from './node.js';
+import { nvlinkPairsFrom } from '../sysfs/topo-output.js';
 
 /** NVIDIA's host tools as the simulated node answers them. */
 export class SimHostTools implements HostTools {
@@ -44,5 +45,11 @@ export class SimHostTools implements HostTools {
 
   async destroyGpuInstance(pf: PciAddress, id: number): Promise<void> {
     this.node.destroyGpuInstance(checkPciAddress(pf), id);
+  }
+
+  /** Parsed from the text the simulated nvidia-smi prints, as on a real host. */
+  async nvlinkPairs(_onNvidia: readonly PciAddress[]): Promise<[PciAddress, PciAddress][] | undefined> {
+    const out = this.node.nvidiaSmiTopology();
+    return out ? nvlinkPairsFrom(out.topo, out.busIds) : undefined;
   }
 }

@@ -109,7 +109,7 @@ export interface ConfigProblem {
 }
 
 /** Format one problem as `file:line:col: path: message`. */
-export function formatProblem(filename: string, p: ConfigProblem): string {
+function formatProblem(filename: string, p: ConfigProblem): string {
   const where = p.line > 0 ? `${filename}:${p.line}:${p.column}` : filename;
   return p.path ? `${where}: ${p.path}: ${p.message}` : `${where}: ${p.message}`;
 }

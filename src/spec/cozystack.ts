@@ -9,7 +9,7 @@
  * Input is either the profiles text itself or the whole ConfigMap YAML (one
  * or more documents; the one with `data.profiles` is used).
  */
-import { isMap, isScalar, LineCounter, type Node } from 'yaml';
+import { isMap, isScalar, LineCounter, type Node, type Scalar } from 'yaml';
 import { parsePciAddress } from '../model/pci.js';
 import { ConfigError, type ConfigEntry, type ConfigFile, type ConfigProblem, type VgpuDeviceRequest } from './config.js';
 import { checkConfigName, parseProfileKey } from './grammar.js';
@@ -47,19 +47,40 @@ export interface CozystackVf {
 export type CozystackResolver = (busId: string, profileId: number) => CozystackVf | { error: string };
 
 /** Profile files larger than this are refused while reading (a node with 16 GPUs x 32 VFs needs about 10 KB). */
-export const MAX_COZYSTACK_BYTES = 1024 * 1024;
+const MAX_COZYSTACK_BYTES = 1024 * 1024;
 
-/** Read and parse a profiles file (`-` reads standard input), bounded by MAX_COZYSTACK_BYTES. Throws ConfigError. */
-export function loadCozystackFile(path: string): CozystackLine[] {
+/**
+ * A profiles file read line by line: the lines that parse, and the problems
+ * of those that do not (null when none), so the caller can resolve the good
+ * lines and report everything in one pass.
+ */
+export interface CozystackParse {
+  lines: CozystackLine[];
+  error: ConfigError | null;
+}
+
+/** Read and parse a profiles file (`-` reads standard input), bounded by MAX_COZYSTACK_BYTES. Throws ConfigError for a file it cannot read as a whole. */
+export function loadCozystackFile(path: string): CozystackParse {
   const text = readTextFile(path, MAX_COZYSTACK_BYTES, 'profiles', 'Cozystack profile files');
-  return parseCozystackProfiles(text, path === '-' ? '<stdin>' : path);
+  return parseCozystackLines(text, path === '-' ? '<stdin>' : path);
 }
 
 const YAML_START_RE = /^(---|%YAML|[A-Za-z_][A-Za-z0-9_.-]*\s*:(\s|$))/;
 
 /** Parse a cozystack profiles file (plain lines or the ConfigMap YAML). Throws ConfigError listing every bad line. */
 export function parseCozystackProfiles(text: string, filename: string): CozystackLine[] {
-  if (typeof text !== 'string') throw new TypeError('parseCozystackProfiles: text must be a string');
+  const { lines, error } = parseCozystackLines(text, filename);
+  if (error) throw error;
+  return lines;
+}
+
+/**
+ * Parse a cozystack profiles file, keeping the good lines beside the bad
+ * ones. Throws ConfigError only when the file as a whole cannot be read
+ * (YAML syntax, no data.profiles, no line at all).
+ */
+export function parseCozystackLines(text: string, filename: string): CozystackParse {
+  if (typeof text !== 'string') throw new TypeError('parseCozystackLines: text must be a string');
   const firstMeaningful = text.split(/\r?\n/).find((l) => l.trim() !== '' && !l.trim().startsWith('#'));
   if (firstMeaningful !== undefined && YAML_START_RE.test(firstMeaningful.trim())) {
     return fromConfigMap(text, filename);
@@ -72,7 +93,7 @@ function parseLines(
   filename: string,
   where: (lineIndex: number, column: number) => { line: number; column: number },
   prefix: (lineIndex: number) => string,
-): CozystackLine[] {
+): CozystackParse {
   const problems: ConfigProblem[] = [];
   const out: CozystackLine[] = [];
   const first = new Map<string, number>();
@@ -112,30 +133,16 @@ function parseLines(
     first.set(busId, pos.line);
     out.push({ busId, profileId: Number(id), file: filename, line: pos.line, column: pos.column });
   });
-  if (problems.length > 0) throw new ConfigError(filename, problems);
-  if (out.length === 0) {
+  if (out.length === 0 && problems.length === 0) {
     throw new ConfigError(filename, [
       { path: '', line: 0, column: 0, message: `no <bus-id>=<profile-id> lines found; nothing to import` },
     ]);
   }
-  return out;
+  return { lines: out, error: problems.length > 0 ? new ConfigError(filename, problems) : null };
 }
 
-function fromConfigMap(text: string, filename: string): CozystackLine[] {
-  const lc = new LineCounter();
-  const docs = parseYamlDocuments(text, { lineCounter: lc, prettyErrors: false, version: '1.2' });
-  const at = (offset: number): { line: number; column: number } => {
-    const p = lc.linePos(Math.max(0, offset));
-    return { line: p.line, column: p.col };
-  };
-  if ('tooDeepAt' in docs) throw new ConfigError(filename, [{ path: '', ...at(docs.tooDeepAt), message: TOO_DEEP_MESSAGE }]);
-  if (!Array.isArray(docs)) {
-    throw new ConfigError(filename, [{ path: '', line: 1, column: 1, message: 'the file is empty' }]);
-  }
-  const syntax: ConfigProblem[] = [];
-  for (const d of docs) for (const e of d.errors) syntax.push({ path: '', ...at(e.pos[0]), message: `YAML: ${e.message.split('\n')[0]}` });
-  if (syntax.length > 0) throw new ConfigError(filename, syntax);
-
+/** The one `data.profiles` text block of the YAML's ConfigMap, or a positioned error. */
+function profilesNode(docs: { contents: unknown }[], filename: string, at: (offset: number) => { line: number; column: number }): Scalar & { value: string } {
   const found: Node[] = [];
   for (const d of docs) {
     const root = d.contents;
@@ -167,6 +174,25 @@ function fromConfigMap(text: string, filename: string): CozystackLine[] {
       { path: 'data.profiles', ...at(node.range?.[0] ?? 0), message: 'expected a text block of <bus-id>=<profile-id> lines (profiles: |)' },
     ]);
   }
+  return node as Scalar & { value: string };
+}
+
+function fromConfigMap(text: string, filename: string): CozystackParse {
+  const lc = new LineCounter();
+  const docs = parseYamlDocuments(text, { lineCounter: lc, prettyErrors: false, version: '1.2' });
+  const at = (offset: number): { line: number; column: number } => {
+    const p = lc.linePos(Math.max(0, offset));
+    return { line: p.line, column: p.col };
+  };
+  if ('tooDeepAt' in docs) throw new ConfigError(filename, [{ path: '', ...at(docs.tooDeepAt), message: TOO_DEEP_MESSAGE }]);
+  if (!Array.isArray(docs)) {
+    throw new ConfigError(filename, [{ path: '', line: 1, column: 1, message: 'the file is empty' }]);
+  }
+  const syntax: ConfigProblem[] = [];
+  for (const d of docs) for (const e of d.errors) syntax.push({ path: '', ...at(e.pos[0]), message: `YAML: ${e.message.split('\n')[0]}` });
+  if (syntax.length > 0) throw new ConfigError(filename, syntax);
+
+  const node = profilesNode(docs, filename, at);
   const value = node.value;
   const start = at(node.range?.[0] ?? 0);
   const fileLines = text.split(/\r?\n/);
@@ -191,6 +217,67 @@ function fromConfigMap(text: string, filename: string): CozystackLine[] {
   return parseLines(value, filename, () => start, (i) => `line ${i + 1} of data.profiles: `);
 }
 
+interface Placed {
+  vfIndex: number;
+  profile: string | null;
+  line: number;
+}
+
+/** One line through the resolver: the VF it names and the profile it holds, or what is wrong with it. */
+function placeLine(l: CozystackLine, resolve: CozystackResolver): { pf: string; vfIndex: number; profile: string | null } | { error: string } {
+  let res: CozystackVf | { error: string };
+  try {
+    res = resolve(l.busId, l.profileId);
+  } catch (err) {
+    return { error: `cannot resolve: ${err instanceof Error ? err.message : String(err)}` };
+  }
+  if ('error' in res) return res;
+  let pf: string;
+  try {
+    pf = parsePciAddress(res.pf);
+  } catch {
+    return { error: `the resolver gave an invalid PF address ${JSON.stringify(res.pf)}` };
+  }
+  if (!Number.isSafeInteger(res.vfIndex) || res.vfIndex < 0 || res.vfIndex > 65535) return { error: `the resolver gave an invalid VF index ${String(res.vfIndex)}` };
+  if (l.profileId === 0) return { pf, vfIndex: res.vfIndex, profile: null };
+  if (res.profile === null) return { error: `profile ID ${l.profileId} has no name on this VF` };
+  const parsed = parseProfileKey(res.profile);
+  if ('error' in parsed) return { error: `profile ID ${l.profileId} resolves to ${parsed.error}` };
+  return { pf, vfIndex: res.vfIndex, profile: parsed.name };
+}
+
+/** One GPU's entry: counts per profile, and `vf-placement` only when the layout is not the natural one. */
+function entryOf(pf: string, all: readonly Placed[], path: string): ConfigEntry {
+  const placed = all.filter((p) => p.profile !== null).sort((a, b) => a.vfIndex - b.vfIndex);
+  const vfs = new Map<string, number[]>();
+  for (const p of placed) vfs.set(p.profile!, [...(vfs.get(p.profile!) ?? []), p.vfIndex]);
+  const order = [...vfs.keys()];
+  const vgpuDevices: VgpuDeviceRequest[] = order.map((p) => ({ profile: p, original: p, count: vfs.get(p)!.length }));
+  let next = 0;
+  const natural = order.every((p) => vfs.get(p)!.every((vf) => vf === next++));
+  const sizes = new Set(
+    order.map((p) => {
+      const n = parseProfileKey(p);
+      return 'error' in n ? p : n.framebufferGB;
+    }),
+  );
+  return {
+    deviceFilter: null,
+    devices: 'all',
+    pciAddresses: [pf],
+    mode: 'vgpu',
+    vgpuDevices,
+    vfPlacement: natural ? {} : Object.fromEntries(order.map((p) => [p, vfs.get(p)!])),
+    vgpuParams: {},
+    resourceNames: {},
+    passthroughResourceName: null,
+    mixedSizes: sizes.size > 1 ? true : null,
+    line: Math.min(...all.map((p) => p.line)),
+    column: 1,
+    path,
+  };
+}
+
 /**
  * Turn parsed lines into a config named `configName`: one entry per GPU (by
  * `pci-addresses`), counting each profile. When the assignment is the
@@ -198,111 +285,35 @@ function fromConfigMap(text: string, filename: string): CozystackLine[] {
  * of their first VF) plain counts are written; otherwise `vf-placement` keeps
  * every VF exactly where it was. Entries with different framebuffer sizes on
  * one GPU get `mixed-sizes: true`. Throws ConfigError listing every line the
- * resolver rejected.
+ * resolver rejected, together with `parseError`'s lines (the file's lines that
+ * did not parse), so one run reports every problem of the file.
  */
-export function cozystackToConfig(lines: readonly CozystackLine[], resolve: CozystackResolver, configName: string): ConfigFile {
-  const file = lines[0]?.file ?? '<cozystack>';
+export function cozystackToConfig(lines: readonly CozystackLine[], resolve: CozystackResolver, configName: string, parseError: ConfigError | null = null): ConfigFile {
+  const file = parseError?.filename ?? lines[0]?.file ?? '<cozystack>';
   const badName = checkConfigName(configName);
   if (badName) throw new ConfigError(file, [{ path: '', line: 0, column: 0, message: badName }]);
 
-  const problems: ConfigProblem[] = [];
-  interface Placed {
-    vfIndex: number;
-    profile: string | null;
-    line: number;
-  }
+  const problems: ConfigProblem[] = [...(parseError?.problems ?? [])];
   const byPf = new Map<string, Placed[]>();
   const taken = new Map<string, number>();
   for (const l of lines) {
-    const report = (message: string): void => {
-      problems.push({ path: l.busId, line: l.line, column: l.column, message });
-    };
-    let res: CozystackVf | { error: string };
-    try {
-      res = resolve(l.busId, l.profileId);
-    } catch (err) {
-      report(`cannot resolve: ${err instanceof Error ? err.message : String(err)}`);
+    const r = placeLine(l, resolve);
+    if ('error' in r) {
+      problems.push({ path: l.busId, line: l.line, column: l.column, message: r.error });
       continue;
     }
-    if ('error' in res) {
-      report(res.error);
-      continue;
-    }
-    let pf: string;
-    try {
-      pf = parsePciAddress(res.pf);
-    } catch {
-      report(`the resolver gave an invalid PF address ${JSON.stringify(res.pf)}`);
-      continue;
-    }
-    if (!Number.isSafeInteger(res.vfIndex) || res.vfIndex < 0 || res.vfIndex > 65535) {
-      report(`the resolver gave an invalid VF index ${String(res.vfIndex)}`);
-      continue;
-    }
-    let profile: string | null = null;
-    if (l.profileId !== 0) {
-      if (res.profile === null) {
-        report(`profile ID ${l.profileId} has no name on this VF`);
-        continue;
-      }
-      const parsed = parseProfileKey(res.profile);
-      if ('error' in parsed) {
-        report(`profile ID ${l.profileId} resolves to ${parsed.error}`);
-        continue;
-      }
-      profile = parsed.name;
-    }
-    const key = `${pf}/${res.vfIndex}`;
+    const key = `${r.pf}/${r.vfIndex}`;
     const prevLine = taken.get(key);
     if (prevLine !== undefined) {
-      report(`is VF ${res.vfIndex} of ${pf}, like line ${prevLine}; keep one line per VF`);
+      problems.push({ path: l.busId, line: l.line, column: l.column, message: `is VF ${r.vfIndex} of ${r.pf}, like line ${prevLine}; keep one line per VF` });
       continue;
     }
     taken.set(key, l.line);
-    const list = byPf.get(pf) ?? [];
-    list.push({ vfIndex: res.vfIndex, profile, line: l.line });
-    byPf.set(pf, list);
+    byPf.set(r.pf, [...(byPf.get(r.pf) ?? []), { vfIndex: r.vfIndex, profile: r.profile, line: l.line }]);
   }
   if (problems.length > 0) throw new ConfigError(file, problems);
 
-  const entries: ConfigEntry[] = [];
-  const pfs = [...byPf.keys()].sort();
-  pfs.forEach((pf, i) => {
-    const placed = byPf.get(pf)!.filter((p) => p.profile !== null).sort((a, b) => a.vfIndex - b.vfIndex);
-    const order: string[] = [];
-    const vfs = new Map<string, number[]>();
-    for (const p of placed) {
-      const prof = p.profile!;
-      if (!vfs.has(prof)) {
-        vfs.set(prof, []);
-        order.push(prof);
-      }
-      vfs.get(prof)!.push(p.vfIndex);
-    }
-    const vgpuDevices: VgpuDeviceRequest[] = order.map((p) => ({ profile: p, original: p, count: vfs.get(p)!.length }));
-    let next = 0;
-    const natural = order.every((p) => vfs.get(p)!.every((vf) => vf === next++));
-    const sizes = new Set(order.map((p) => {
-      const n = parseProfileKey(p);
-      return 'error' in n ? p : n.framebufferGB;
-    }));
-    entries.push({
-      deviceFilter: null,
-      devices: 'all',
-      pciAddresses: [pf],
-      mode: 'vgpu',
-      vgpuDevices,
-      vfPlacement: natural ? {} : Object.fromEntries(order.map((p) => [p, vfs.get(p)!])),
-      vgpuParams: {},
-      resourceNames: {},
-      passthroughResourceName: null,
-      mixedSizes: sizes.size > 1 ? true : null,
-      line: Math.min(...byPf.get(pf)!.map((p) => p.line)),
-      column: 1,
-      path: `vgpu-configs.${configName}[${i}]`,
-    });
-  });
-
+  const entries = [...byPf.keys()].sort().map((pf, i) => entryOf(pf, byPf.get(pf)!, `vgpu-configs.${configName}[${i}]`));
   const built: ConfigFile = { version: 'v1', filename: file, configs: [{ name: configName, entries, line: 0 }] };
   // Re-read what will be written, so the import never produces a file vmgpu would reject.
   return parseConfig(serializeConfig(built), `${file} (imported)`);

@@ -23,7 +23,7 @@ import { plainInteger, type Field, type YamlReader } from './yaml-reader.js';
  * - `auto`: the first of these the API server keeps.
  */
 export type DraAllocation = 'auto' | 'compatibility-groups' | 'shared' | 'pinned';
-export const DRA_ALLOCATIONS: readonly DraAllocation[] = ['auto', 'compatibility-groups', 'shared', 'pinned'];
+const DRA_ALLOCATIONS: readonly DraAllocation[] = ['auto', 'compatibility-groups', 'shared', 'pinned'];
 
 export interface DraPolicySpec {
   /** Allowlist of profile names or globs; null: the default policy. */
@@ -37,7 +37,7 @@ const KEYS = ['profiles', 'max-instances', 'passthrough', 'allocation'] as const
 const PATTERN_RE = /^[A-Za-z0-9*][A-Za-z0-9*-]{0,62}$/;
 
 /** Why `pattern` cannot be a profile allowlist entry, or null. */
-export function draProfilePatternProblem(pattern: string): string | null {
+function draProfilePatternProblem(pattern: string): string | null {
   if (!PATTERN_RE.test(pattern)) return `${JSON.stringify(pattern)} is not a profile name or pattern: use letters, digits, "-" and "*", e.g. L40S-12Q or "L40S-*Q"`;
   return null;
 }

@@ -48,7 +48,11 @@ export function closestNames(input: string, candidates: readonly string[], n = 3
 
 /** ` Did you mean "a" or "b"?` (with a leading space), or '' when there is nothing close. */
 export function didYouMean(input: string, candidates: readonly string[], n = 3): string {
-  const close = closestNames(input, candidates, n);
+  return didYouMeanOf(closestNames(input, candidates, n));
+}
+
+/** ` Did you mean "a" or "b"?` for the given names, or '' when there are none. */
+export function didYouMeanOf(close: readonly string[]): string {
   if (close.length === 0) return '';
   const quoted = close.map((c) => `"${c}"`);
   const list = quoted.length === 1 ? quoted[0]! : `${quoted.slice(0, -1).join(', ')} or ${quoted[quoted.length - 1]}`;

@@ -16,7 +16,7 @@ export const MAX_ALIAS_EXPANSIONS = 1000;
  * name > entry > key > profile > value); the YAML library's composer recurses
  * once per level and overflows the stack a few thousand levels down.
  */
-export const MAX_YAML_DEPTH = 64;
+const MAX_YAML_DEPTH = 64;
 
 /** The message for a document nested too deep; the caller positions it. */
 export const TOO_DEEP_MESSAGE = `the YAML nests deeper than ${MAX_YAML_DEPTH} levels here; a config nests about 6 (vgpu-configs > name > entry > key > value)`;
@@ -71,16 +71,16 @@ export interface Field {
 }
 
 /** Append a key to a path: `a.b`, or `a["x y"]` when the key is not a plain word. */
-export function childPath(path: string, key: string): string {
+function childPath(path: string, key: string): string {
   if (/^[A-Za-z0-9_-]+$/.test(key)) return path ? `${path}.${key}` : key;
   return `${path}[${JSON.stringify(key)}]`;
 }
 
-export function indexPath(path: string, i: number): string {
+function indexPath(path: string, i: number): string {
   return `${path}[${i}]`;
 }
 
-export function nodeOffset(node: Node | null | undefined, fallback: number): number {
+function nodeOffset(node: Node | null | undefined, fallback: number): number {
   const r = node?.range;
   return r ? r[0] : fallback;
 }

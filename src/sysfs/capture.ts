@@ -16,7 +16,7 @@ import * as tar from 'tar';
 import { quoteCut } from '../io/cut.js';
 import { FileTooLargeError, formatBytes, readFileBounded, readTextBounded, tempPathFor } from '../io/files.js';
 
-export const CAPTURE_META_FILE = 'vmgpu-capture.json';
+const CAPTURE_META_FILE = 'vmgpu-capture.json';
 const MAX_FILE = 64 * 1024;
 const SKIP_FILE = /^(config|rom|resource[0-9]*(_wc|_resize)?|resource|vpd|remove_id|new_id|uevent|label)$/;
 /** Subdirectories of a PCI device directory worth keeping. */
@@ -77,14 +77,7 @@ class Copier {
     }
     if (st.isDirectory()) {
       fs.mkdirSync(dst, { recursive: true });
-      if (depth <= 0) return;
-      let entries: string[] = [];
-      try {
-        entries = fs.readdirSync(src);
-      } catch (err) {
-        this.skipped.push({ path: src, reason: (err as NodeJS.ErrnoException).code ?? 'unreadable' });
-      }
-      for (const e of entries) if (!filter || filter(e, path.join(rel, e))) this.copy(path.join(rel, e), depth - 1, filter);
+      if (depth > 0) this.copyEntries(rel, depth, filter);
       return;
     }
     if (st.isCharacterDevice() || st.isBlockDevice()) {
@@ -97,11 +90,26 @@ class Copier {
       this.skipped.push({ path: src, reason: 'not a regular file' });
       return;
     }
-    const name = path.basename(rel);
-    if (SKIP_FILE.test(name)) {
+    if (SKIP_FILE.test(path.basename(rel))) {
       this.skipped.push({ path: src, reason: 'binary or not needed' });
       return;
     }
+    this.copyFile(src, dst, st);
+  }
+
+  private copyEntries(rel: string, depth: number, filter?: (name: string, rel: string) => boolean): void {
+    const src = path.join(this.srcRoot, rel);
+    let entries: string[] = [];
+    try {
+      entries = fs.readdirSync(src);
+    } catch (err) {
+      this.skipped.push({ path: src, reason: (err as NodeJS.ErrnoException).code ?? 'unreadable' });
+    }
+    for (const e of entries) if (!filter || filter(e, path.join(rel, e))) this.copy(path.join(rel, e), depth - 1, filter);
+  }
+
+  /** A regular file, at most MAX_FILE bytes, read without blocking (an attribute may never answer). */
+  private copyFile(src: string, dst: string, st: fs.Stats): void {
     let data: Buffer;
     try {
       const fd = fs.openSync(src, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
@@ -152,64 +160,85 @@ function readSmall(p: string): string | null {
   }
 }
 
+/** NVIDIA functions and their IOMMU group companions (audio functions, bridges sharing a group). */
+function nvidiaFunctions(sysRoot: string): Set<string> {
+  const wanted = new Set<string>();
+  for (const d of safeList(path.join(sysRoot, 'bus/pci/devices'))) {
+    if (readSmall(path.join(sysRoot, 'bus/pci/devices', d, 'vendor')) === '0x10de') wanted.add(d);
+  }
+  for (const d of [...wanted]) {
+    for (const m of safeList(path.join(sysRoot, 'bus/pci/devices', d, 'iommu_group', 'devices'))) wanted.add(m);
+  }
+  return wanted;
+}
+
+/** One PCI function: its device directory (the parts vmgpu reads), mdev types and instances, its driver; returns its IOMMU group. */
+function copyFunction(sys: Copier, sysRoot: string, d: string, wanted: Set<string>): string | null {
+  sys.copy(`bus/pci/devices/${d}`);
+  const devRel = sys.target(`bus/pci/devices/${d}`);
+  if (!devRel) return null;
+  sys.copy(devRel, 3, (name, rel) => {
+    if (rel.split(path.sep).length - devRel.split(path.sep).length !== 1) return true;
+    const st = safeLstat(path.join(sysRoot, rel));
+    if (!st) return false;
+    return !st.isDirectory() || DEVICE_SUBDIRS.has(name) || UUID.test(name);
+  });
+  // mdev types need one more level (nvidia-N/devices/<uuid>); mdev instances their nvidia/ dir.
+  sys.copy(path.join(devRel, 'mdev_supported_types'), 4);
+  for (const e of safeList(path.join(sysRoot, devRel))) if (UUID.test(e)) sys.copy(path.join(devRel, e), 3);
+  const driver = sys.target(`bus/pci/devices/${d}/driver`);
+  if (driver) sys.copy(driver, 1, (name) => !/^[0-9a-f]{4}:/.test(name) || wanted.has(name));
+  const group = safeReadlink(path.join(sysRoot, 'bus/pci/devices', d, 'iommu_group'));
+  return group ? path.basename(group) : null;
+}
+
+const MODULES = ['nvidia', 'nvidia_vgpu_vfio', 'nvidia_uvm', 'nouveau', 'vfio', 'vfio_pci', 'vfio_pci_core', 'vfio_iommu_type1', 'iommufd', 'mdev', 'kvm', 'kvm_intel', 'kvm_amd', 'nvgrace_gpu_vfio_pci'];
+
+/** What is not per function: IOMMU groups, the drivers' directories, IOMMU units, mdev buses, module versions. */
+function copyNodeWide(sys: Copier, sysRoot: string, wanted: Set<string>, groups: Set<string>): void {
+  for (const g of groups) sys.copy(`kernel/iommu_groups/${g}`, 2);
+  sys.copy('bus/pci/drivers_probe');
+  for (const drv of safeList(path.join(sysRoot, 'bus/pci/drivers'))) {
+    if (/vfio|nvidia/.test(drv)) sys.copy(`bus/pci/drivers/${drv}`, 1, (name) => !/^[0-9a-f]{4}:/.test(name) || wanted.has(name));
+  }
+  sys.copy('class/iommu', 1);
+  for (const e of safeList(path.join(sysRoot, 'class/iommu'))) {
+    const t = sys.target(`class/iommu/${e}`);
+    if (t) sys.copy(t);
+  }
+  sys.copy('class/mdev_bus', 1);
+  sys.copy('bus/mdev/devices', 1);
+  for (const m of MODULES) {
+    if (!fs.existsSync(path.join(sysRoot, 'module', m))) continue;
+    sys.copy(`module/${m}`);
+    sys.copy(`module/${m}/version`);
+  }
+}
+
+/** The staged tree as a .tar.gz, written beside the output and renamed: a capture stopped half-way leaves no half archive. */
+async function writeArchive(stage: string, outFile: string): Promise<void> {
+  const tmp = tempPathFor(outFile);
+  try {
+    await tar.c({ gzip: true, file: tmp, cwd: stage, portable: true }, fs.readdirSync(stage));
+    fs.chmodSync(tmp, 0o644);
+    fs.renameSync(tmp, outFile);
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+}
+
 /** Walk the sysfs subtree vmgpu reads and write it, with metadata, to a .tar.gz. */
 export async function capture(opts: CaptureOptions): Promise<CaptureMeta> {
   const stage = fs.mkdtempSync(path.join(os.tmpdir(), 'vmgpu-capture-'));
   try {
     const sys = new Copier(opts.sysRoot, path.join(stage, 'sys'));
-    const devices = safeList(path.join(opts.sysRoot, 'bus/pci/devices'));
-    const wanted = new Set<string>();
-    for (const d of devices) {
-      const vendor = readSmall(path.join(opts.sysRoot, 'bus/pci/devices', d, 'vendor'));
-      if (vendor === '0x10de') wanted.add(d);
-    }
-    // Add IOMMU group members of NVIDIA functions (audio companions, bridges sharing a group).
-    for (const d of [...wanted]) {
-      for (const m of safeList(path.join(opts.sysRoot, 'bus/pci/devices', d, 'iommu_group', 'devices'))) wanted.add(m);
-    }
+    const wanted = nvidiaFunctions(opts.sysRoot);
     const groups = new Set<string>();
     for (const d of [...wanted].sort()) {
-      sys.copy(`bus/pci/devices/${d}`);
-      const devRel = sys.target(`bus/pci/devices/${d}`);
-      if (!devRel) continue;
-      sys.copy(devRel, 3, (name, rel) => {
-        const depthFromDev = rel.split(path.sep).length - devRel.split(path.sep).length;
-        if (depthFromDev === 1) {
-          const st = safeLstat(path.join(opts.sysRoot, rel));
-          if (!st) return false;
-          if (st.isDirectory()) return DEVICE_SUBDIRS.has(name) || UUID.test(name);
-          return true;
-        }
-        return true;
-      });
-      // mdev types need one more level (nvidia-N/devices/<uuid>); mdev instances their nvidia/ dir.
-      sys.copy(path.join(devRel, 'mdev_supported_types'), 4);
-      for (const e of safeList(path.join(opts.sysRoot, devRel))) if (UUID.test(e)) sys.copy(path.join(devRel, e), 3);
-      const driver = sys.target(`bus/pci/devices/${d}/driver`);
-      if (driver) {
-        sys.copy(driver, 1, (name) => !/^[0-9a-f]{4}:/.test(name) || wanted.has(name));
-      }
-      const group = safeReadlink(path.join(opts.sysRoot, 'bus/pci/devices', d, 'iommu_group'));
-      if (group) groups.add(path.basename(group));
+      const group = copyFunction(sys, opts.sysRoot, d, wanted);
+      if (group) groups.add(group);
     }
-    for (const g of groups) sys.copy(`kernel/iommu_groups/${g}`, 2);
-    sys.copy('bus/pci/drivers_probe');
-    for (const drv of safeList(path.join(opts.sysRoot, 'bus/pci/drivers'))) {
-      if (/vfio|nvidia/.test(drv)) sys.copy(`bus/pci/drivers/${drv}`, 1, (name) => !/^[0-9a-f]{4}:/.test(name) || wanted.has(name));
-    }
-    sys.copy('class/iommu', 1);
-    for (const e of safeList(path.join(opts.sysRoot, 'class/iommu'))) {
-      const t = sys.target(`class/iommu/${e}`);
-      if (t) sys.copy(t);
-    }
-    sys.copy('class/mdev_bus', 1);
-    sys.copy('bus/mdev/devices', 1);
-    for (const m of ['nvidia', 'nvidia_vgpu_vfio', 'nvidia_uvm', 'nouveau', 'vfio', 'vfio_pci', 'vfio_pci_core', 'vfio_iommu_type1', 'iommufd', 'mdev', 'kvm', 'kvm_intel', 'kvm_amd', 'nvgrace_gpu_vfio_pci']) {
-      const base = path.join(opts.sysRoot, 'module', m);
-      if (!fs.existsSync(base)) continue;
-      sys.copy(`module/${m}`);
-      sys.copy(`module/${m}/version`);
-    }
+    copyNodeWide(sys, opts.sysRoot, wanted, groups);
     const dev = new Copier(opts.devRoot, path.join(stage, 'dev'));
     dev.copy('vfio', 3);
     dev.copy('iommu');
@@ -226,15 +255,7 @@ export async function capture(opts: CaptureOptions): Promise<CaptureMeta> {
       skipped: [...sys.skipped, ...dev.skipped],
     };
     fs.writeFileSync(path.join(stage, CAPTURE_META_FILE), JSON.stringify(meta, null, 1) + '\n');
-    // Written beside the output and renamed: a capture stopped half-way leaves no half archive.
-    const tmp = tempPathFor(opts.outFile);
-    try {
-      await tar.c({ gzip: true, file: tmp, cwd: stage, portable: true }, fs.readdirSync(stage));
-      fs.chmodSync(tmp, 0o644);
-      fs.renameSync(tmp, opts.outFile);
-    } finally {
-      fs.rmSync(tmp, { force: true });
-    }
+    await writeArchive(stage, opts.outFile);
     return meta;
   } finally {
     fs.rmSync(stage, { recursive: true, force: true });

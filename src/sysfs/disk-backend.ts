@@ -26,7 +26,7 @@ export interface DiskBackendOptions {
 /** A sysfs attribute is at most a page; 64 KiB covers 64 KiB pages. Anything larger is not an attribute. */
 export const MAX_ATTRIBUTE_BYTES = 64 * 1024;
 /** Files under the host root (modules.alias: about 1.5 MB on a distribution kernel). */
-export const MAX_HOST_FILE_BYTES = 16 * 1024 * 1024;
+const MAX_HOST_FILE_BYTES = 16 * 1024 * 1024;
 
 const { O_RDONLY, O_WRONLY, O_NONBLOCK, O_NOFOLLOW } = fs.constants;
 /** Symlinks followed while resolving one path, as the kernel's limit. */

@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { SysfsError } from './errors.js';
 import { checkPciAddress, type PciAddress } from '../model/pci.js';
+import { nvlinkPairsFrom } from './topo-output.js';
 import { IN_USE, NO_INSTANCES, parseGpuInstances, parseMigMode, type GpuInstanceInfo, type MigModeInfo } from './mig-output.js';
 
 export type { GpuInstanceInfo, MigModeInfo } from './mig-output.js';
@@ -35,6 +36,12 @@ export interface HostTools {
   createGpuInstance(pf: PciAddress, profile: string | number, start: number): Promise<void>;
   /** `nvidia-smi mig -i <pf> -dci -gi <id>`, then `-dgi -gi <id>`. EBUSY while a vGPU sits on it. */
   destroyGpuInstance(pf: PciAddress, id: number): Promise<void>;
+  /**
+   * GPU pairs joined by NVLink (`nvidia-smi topo -m`), among `onNvidia` (the
+   * GPUs the nvidia driver holds, which are all nvidia-smi sees); undefined
+   * when it cannot be told. Read-only.
+   */
+  nvlinkPairs(onNvidia: readonly PciAddress[]): Promise<[PciAddress, PciAddress][] | undefined>;
 }
 
 export interface RealHostToolsOptions {
@@ -50,6 +57,8 @@ export interface RealHostToolsOptions {
 
 /** Runs the real tools on the host. */
 export class RealHostTools implements HostTools {
+  private nvlinkMemo: { key: string; pairs: [PciAddress, PciAddress][] } | null = null;
+
   constructor(private readonly opts: RealHostToolsOptions) {}
 
   async sriovManageEnable(pf: PciAddress): Promise<void> {
@@ -119,6 +128,19 @@ export class RealHostTools implements HostTools {
     // The compute instances first (an instance without any is fine); then the GPU instance, whose refusal counts.
     await this.smi(['mig', '-i', checkPciAddress(pf), '-dci', '-gi', gi]).catch(() => undefined);
     await this.smi(['mig', '-i', checkPciAddress(pf), '-dgi', '-gi', gi]);
+  }
+
+  /** NVLink is wiring: read again only when the set of GPUs nvidia-smi sees changes (two nvidia-smi runs per read). */
+  async nvlinkPairs(onNvidia: readonly PciAddress[]): Promise<[PciAddress, PciAddress][] | undefined> {
+    const key = [...onNvidia].sort().join(',');
+    if (this.nvlinkMemo?.key === key) return this.nvlinkMemo.pairs;
+    try {
+      const pairs = nvlinkPairsFrom(await this.smi(['topo', '-m']), await this.smi(['--query-gpu=index,pci.bus_id', '--format=csv,noheader']));
+      if (pairs) this.nvlinkMemo = { key, pairs };
+      return pairs;
+    } catch {
+      return undefined;
+    }
   }
 
   /** nvidia-smi for MIG: it says why on stdout as often as on stderr, and "In use by another client" is the driver's EBUSY. */
@@ -206,5 +228,9 @@ export class NoHostTools implements HostTools {
 
   async destroyGpuInstance(pf: PciAddress, id: number): Promise<void> {
     throw new SysfsError('exec', `nvidia-smi mig -i ${checkPciAddress(pf)} -dgi -gi ${id}`, 'EPERM', this.why);
+  }
+
+  async nvlinkPairs(_onNvidia: readonly PciAddress[]): Promise<[PciAddress, PciAddress][] | undefined> {
+    return undefined;
   }
 }

@@ -13,7 +13,7 @@ import { parseDecimal, parseDriverName, parseKernelRelease, parseMdevTypeName, p
 import { checkPciAddress, isPciAddress, type PciAddress } from '../model/pci.js';
 
 /** PCI attribute files the inventory reads. Nothing outside this list can be read. */
-export const PCI_ATTRS = [
+const PCI_ATTRS = [
   'vendor',
   'device',
   'subsystem_vendor',
@@ -33,7 +33,7 @@ export const PCI_ATTRS = [
 export type PciAttr = (typeof PCI_ATTRS)[number];
 
 /** Files in a VF's `nvidia/` directory (SR-IOV vGPU). */
-export const NVIDIA_VF_ATTRS = [
+const NVIDIA_VF_ATTRS = [
   'creatable_vgpu_types',
   'current_vgpu_type',
   'vgpu_params',
@@ -43,7 +43,7 @@ export const NVIDIA_VF_ATTRS = [
 export type NvidiaVfAttr = (typeof NVIDIA_VF_ATTRS)[number];
 
 /** Files in an mdev type directory. */
-export const MDEV_TYPE_ATTRS = ['name', 'description', 'available_instances', 'device_api'] as const;
+const MDEV_TYPE_ATTRS = ['name', 'description', 'available_instances', 'device_api'] as const;
 export type MdevTypeAttr = (typeof MDEV_TYPE_ATTRS)[number];
 
 /** A directory entry that did not parse as the name it should be. */

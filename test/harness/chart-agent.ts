@@ -47,6 +47,8 @@ export interface ChartAgent {
   agentPid(): number;
   /** Waits for the chart's readinessProbe (GET /readyz on the metrics port) to pass. */
   ready(timeoutMs?: number): Promise<void>;
+  /** Waits for the chart's livenessProbe (GET /healthz): running, Ready or not (an agent that reports failed is not Ready). */
+  live(timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -256,6 +258,7 @@ export async function runChartAgent(o: ChartAgentOptions & { standInImage: strin
     env,
     agentPid: () => descendant(proc.child.pid ?? 0, 'node'),
     ready: (timeoutMs = 60_000) => waitReady(proc, `readinessProbe GET ${c.readinessProbe?.httpGet?.path} on port ${port}`, timeoutMs, () => get(`http://127.0.0.1:${port}${c.readinessProbe?.httpGet?.path ?? '/readyz'}`), `unshare ${argv.join(' ')}`),
+    live: (timeoutMs = 60_000) => waitReady(proc, `livenessProbe GET ${c.livenessProbe?.httpGet?.path} on port ${port}`, timeoutMs, () => get(`http://127.0.0.1:${port}${c.livenessProbe?.httpGet?.path ?? '/healthz'}`), `unshare ${argv.join(' ')}`),
     stop: async () => {
       await stopProc(proc, (spec.terminationGracePeriodSeconds ?? 30) * 1000);
       await core.deleteNamespacedPod({ namespace: ns, name: pod.metadata!.name!, gracePeriodSeconds: 0 }).catch(() => {});

@@ -20,7 +20,7 @@ export interface ClaimSpec {
   config?: Record<string, unknown>;
 }
 
-export function claimBody(c: ClaimSpec): object {
+function claimBody(c: ClaimSpec): object {
   return {
     apiVersion: 'resource.k8s.io/v1',
     kind: 'ResourceClaim',

@@ -35,6 +35,8 @@ export interface GpuNodeOptions extends NodeOptions {
   values?: Record<string, unknown>;
   /** Acts on the simulated node before the agent first starts (e.g. another tool filling the card). */
   prepare?: (simDir: string) => void;
+  /** Wait for the agent to be Ready (default), or only alive: an agent the test expects to report failed is never Ready. */
+  agentReady?: boolean;
 }
 
 export interface GpuNode {
@@ -55,7 +57,7 @@ export interface GpuNode {
    * Starts the agent again (after agent.stop()). `edit` changes the rendered DaemonSet first, for
    * a test of what a values change would render (the caller says which value in its name).
    */
-  restartAgent(edit?: (ds: V1DaemonSet) => V1DaemonSet): Promise<ChartAgent>;
+  restartAgent(edit?: (ds: V1DaemonSet) => V1DaemonSet, opts?: { ready?: boolean }): Promise<ChartAgent>;
   stop(): Promise<void>;
 }
 
@@ -135,7 +137,7 @@ async function setUp(node: TestNode, o: GpuNodeOptions): Promise<GpuNode> {
   const daemonSet = rendered.find((x) => x.kind === 'DaemonSet') as unknown as V1DaemonSet;
   const configMaps = rendered.filter((x) => x.kind === 'ConfigMap') as never[];
   let runs = 0;
-  const startAgent = async (edit: (ds: V1DaemonSet) => V1DaemonSet = (ds) => ds): Promise<ChartAgent> => {
+  const startAgent = async (edit: (ds: V1DaemonSet) => V1DaemonSet = (ds) => ds, ready = true): Promise<ChartAgent> => {
     const dir = join(node.dir, `agent-${++runs}`);
     mkdirSync(dir);
     const a = await runChartAgent({
@@ -150,14 +152,14 @@ async function setUp(node: TestNode, o: GpuNodeOptions): Promise<GpuNode> {
       standInImage: node.images.busybox,
       substitute: { args: { '--sysfs-root=/sys': `--simulate=${SIM_MOUNT}` }, mounts: [{ source: simDir, mountPath: SIM_MOUNT }] },
     });
-    await a.ready();
+    await (ready ? a.ready() : a.live());
     return a;
   };
   const g: GpuNode = {
     node,
     core,
     simDir,
-    agent: await startAgent(),
+    agent: await startAgent(undefined, o.agentReady ?? true),
     rendered,
     hostPathFor,
     vmgpu,
@@ -170,8 +172,8 @@ async function setUp(node: TestNode, o: GpuNodeOptions): Promise<GpuNode> {
       for (const gpu of inv.gpus) for (const vf of gpu.vfs) out[vf.address] = vf.currentProfile ?? '';
       return out;
     },
-    async restartAgent(edit) {
-      g.agent = await startAgent(edit);
+    async restartAgent(edit, opts) {
+      g.agent = await startAgent(edit, opts?.ready ?? true);
       return g.agent;
     },
     async stop() {

@@ -66,7 +66,7 @@ function useOldest(): boolean {
 }
 
 /** The directory the build script caches into for the pinned Kubernetes version. */
-export function k8sCacheDir(versions: K8sVersions = pinnedVersions()): string {
+function k8sCacheDir(versions: K8sVersions = pinnedVersions()): string {
   const base = process.env.VMGPU_CACHE || join(homedir(), '.cache', 'vmgpu');
   return join(base, `k8s-${versions.kubernetes}`);
 }

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 export const KUBELET_SYSCTLS = ['vm/overcommit_memory', 'vm/panic_on_oom', 'kernel/panic', 'kernel/panic_on_oops', 'kernel/keys/root_maxkeys', 'kernel/keys/root_maxbytes'];
 const CGROUP_FS = '/sys/fs/cgroup';
 /** Dummy /dev/vfio/N and /dev/vfio/devices/vfioN nodes made by default (a node of 8 simulated GPUs needs more). */
-export const VFIO_NODES = 128;
+const VFIO_NODES = 128;
 
 function need(cond: boolean, why: string): void {
   if (!cond) throw new Error(`the test node cannot start: ${why}`);

@@ -201,7 +201,7 @@ export interface FakePodResources {
 let binDir: string | undefined;
 
 /** Directory holding the built peers; builds them on first use. */
-export function peersBinDir(): string {
+function peersBinDir(): string {
   if (binDir !== undefined) return binDir;
   const script = join(repoRoot, 'scripts', 'build-peers.mjs');
   const r = spawnSync(process.execPath, [script, '--print-dir'], { encoding: 'utf8' });

@@ -24,7 +24,7 @@ export interface LaunchOptions {
 }
 
 /** Minimal environment for a daemon: PATH, and HOME/TMPDIR in its directory. */
-export function daemonEnv(dir: string): NodeJS.ProcessEnv {
+function daemonEnv(dir: string): NodeJS.ProcessEnv {
   return { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, TMPDIR: dir };
 }
 
@@ -90,7 +90,7 @@ export function logTail(p: Proc, lines = 15): string {
   return out.length && out[0] !== '' ? out.map((l) => `    ${l}`).join('\n') : '    (no output)';
 }
 
-export function portClash(p: Proc): boolean {
+function portClash(p: Proc): boolean {
   try {
     return /address already in use/i.test(readFileSync(p.logFile, 'utf8'));
   } catch {

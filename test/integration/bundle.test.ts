@@ -2,7 +2,7 @@
 // as the image starts it (NODE_OPTIONS from deploy/Dockerfile), as `vmgpu agent` against the
 // real API server, on a simulated node materialised on disk, registering its device plugins
 // with the kubelet's own Go code. This is what proves that bundling kept everything the agent
-// needs at run time (client-node, gRPC and the proto files, prom-client, yaml, ajv).
+// needs at run time (client-node, gRPC and the proto files, prom-client, yaml).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';

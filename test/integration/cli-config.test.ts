@@ -286,7 +286,7 @@ const errs = path.join(ENGINE, 'errors.yaml');
 const onErrs = (c: string, message: RegExp): BadCase => ({ name: c, args: (d) => ['apply', '--simulate', d, '-f', errs, '-c', c], message, file: errs, config: c });
 
 const badCases: BadCase[] = [
-  onErrs('unknown-profile', /errors\.yaml:7:\d+: vgpu-configs\.unknown-profile\[0\]: L40S-13Q is not a vGPU profile of L40S \(0000:18:00\.0\)\. Did you mean "L40S-1Q", "L40S-3Q" or "L40S-12Q"\?/),
+  onErrs('unknown-profile', /errors\.yaml:7:\d+: vgpu-configs\.unknown-profile\[0\]: L40S-13Q is not a vGPU profile of L40S \(0000:18:00\.0\)\. Did you mean "L40S-12Q" or "L40S-16Q"\?/),
   onErrs('over-capacity', /errors\.yaml:11:\d+: .*3 x L40S-24Q needs 72 GB of framebuffer; L40S \(0000:18:00\.0\) has 48 GB/),
   onErrs('mixed-without-flag', /errors\.yaml:16:\d+: .*mixing L40S-12Q and L40S-4Q on 0000:18:00\.0 needs mixed-size vGPU mode, which is off: add `mixed-sizes: true` to this entry/),
   onErrs('index-out-of-range', /errors\.yaml:22:\d+: .*index 7 is out of range: this node has 3 NVIDIA GPUs? \(indices 0-2/),

@@ -34,9 +34,10 @@ interface Ctx {
   logger: ReturnType<typeof memoryLogger>;
 }
 
-async function setup(opts: { rejectFirst?: number } = {}): Promise<Ctx> {
+async function setup(opts: { rejectFirst?: number; driverVersion?: string } = {}): Promise<Ctx> {
   const dir = mkdtempSync(join(tmpdir(), 'vmgpu-dpi-'));
   const node = createSimulatedNode({
+    ...(opts.driverVersion ? { driverVersion: opts.driverVersion } : {}),
     gpus: [
       { model: 'L40S', count: 2, mode: 'sriov-vgpu', profiles: ['L40S-12Q', 'L40S-12Q'] },
       { model: 'T4', mode: 'mdev-vgpu', profiles: ['T4-1Q', 'T4-1Q'], numaNode: 1 },
@@ -194,6 +195,29 @@ test('GetPreferredAllocation packs onto one NUMA node and keeps must-include dev
     assert.equal(new Set(r.deviceIDs.map((id) => numa.get(id))).size, 1, `one NUMA node: ${r.deviceIDs}`);
   }
   assert.ok(res.container_responses[1]!.deviceIDs.includes(ids[3]!), 'must-include kept');
+});
+
+test("NVIDIA's multi-vGPU rules (vGPU 17 host driver): two vGPUs of one GPU refused with FailedPrecondition, the preferred pair spans two GPUs", async (t) => {
+  const c = await setup({ driverVersion: '550.127.06' });
+  t.after(() => teardown(c));
+  await waitRegisteredAll(c.kubelet);
+  const ids = lastDevices(c.kubelet, L40S).map((d) => d.ID).sort();
+  const gpuOf = (id: string) => id.slice(0, -1) + '0';
+  const [a0, a1] = ids.filter((id) => gpuOf(id) === gpuOf(ids[0]!));
+  await assert.rejects(c.kubelet.allocate(L40S, [[a0!, a1!]]), (err: unknown) => {
+    assert.ok(err instanceof PeerCallError, String(err));
+    assert.equal(err.code, 'FailedPrecondition');
+    assert.match(err.message, /the VM's guest driver would reject these 2 vGPUs together .*both live on physical GPU .* only on different physical GPUs/);
+    return true;
+  });
+  const res = await c.kubelet.preferred(L40S, [{ available: ids, size: 2 }, { available: ids, mustInclude: [a1!], size: 2 }]);
+  for (const r of res.container_responses) {
+    assert.equal(r.deviceIDs.length, 2);
+    assert.equal(new Set(r.deviceIDs.map(gpuOf)).size, 2, `two GPUs: ${r.deviceIDs}`);
+    const ok = await c.kubelet.allocate(L40S, [r.deviceIDs]);
+    assert.deepEqual(ok.container_responses[0]!.envs, { 'PCI_RESOURCE_NVIDIA_COM_L40S-12Q': r.deviceIDs.join(',') });
+  }
+  assert.ok(res.container_responses[1]!.deviceIDs.includes(a1!), 'must-include kept');
 });
 
 test('health: Unhealthy within 1 s when a VF loses its type, a /dev/vfio node or an mdev vanishes, or a GPU falls off the bus; Healthy again after', async (t) => {

@@ -19,7 +19,7 @@ const NS = 'vmgpu-system';
 const SA = 'vmgpu-agent';
 const tools = k8sTools();
 
-function slice(node: string, driver = 'gpu.vmgpu.io'): object {
+function slice(node: string, driver = 'gpu.vmgpu.io'): { metadata: { name: string } } & Record<string, unknown> {
   return { apiVersion: 'resource.k8s.io/v1', kind: 'ResourceSlice', metadata: { name: sliceName(node, `test-${driver}`) }, spec: { driver, nodeName: node, pool: { name: node, generation: 1, resourceSliceCount: 1 }, devices: [{ name: 'd0', attributes: { kind: { string: 'vgpu' } } }] } };
 }
 
@@ -56,7 +56,10 @@ describe('the chart with dra.enabled on a real API server', { timeout: 300_000 }
 
   test('an agent writes its own node\'s gpu.vmgpu.io slices and no one else\'s', async () => {
     const create = (body: object) => agent.createClusterCustomObject({ group: 'resource.k8s.io', version: 'v1', plural: 'resourceslices', body });
-    // RBAC and the policy load from informers: retry the allowed write for a while.
+    const remove = (name: string) => agent.deleteClusterCustomObject({ group: 'resource.k8s.io', version: 'v1', plural: 'resourceslices', name }).catch(() => undefined);
+    // RBAC and the admission policy load from informers, each in its own time: the allowed write is
+    // retried until RBAC lets it through, and each forbidden one until the policy refuses it (a
+    // forbidden write that got in before the policy was loaded is deleted and tried again).
     const deadline = Date.now() + 30_000;
     for (;;) {
       try {
@@ -71,12 +74,19 @@ describe('the chart with dra.enabled on a real API server', { timeout: 300_000 }
       [slice('node-b'), /may write only ResourceSlices of driver gpu\.vmgpu\.io for that node/],
       [slice('node-a', 'other.example.com'), /may write only ResourceSlices of driver gpu\.vmgpu\.io/],
     ] as const) {
-      const e = await create(body).then(
-        () => null,
-        (err: unknown) => err,
-      );
-      assert.ok(e, `writing ${JSON.stringify(body).slice(0, 120)} should be refused`);
-      assert.match(denied(e), why);
+      for (;;) {
+        const e = await create(body).then(
+          () => null,
+          (err: unknown) => err,
+        );
+        if (e) {
+          assert.match(denied(e), why);
+          break;
+        }
+        await remove(body.metadata.name);
+        if (Date.now() > deadline) assert.fail(`writing ${JSON.stringify(body).slice(0, 120)} should be refused`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
     }
     await agent.deleteClusterCustomObject({ group: 'resource.k8s.io', version: 'v1', plural: 'resourceslices', name: sliceName('node-a', 'test-gpu.vmgpu.io') });
   });

@@ -31,7 +31,8 @@ import {
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { parseConfig, type ConfigFile } from '../../src/spec/index.js';
 import { createSimulatedNode } from '../../src/simulator/index.js';
-import { readInventory } from '../../src/inventory/read.js';
+import { openSimulated } from '../../src/machine/simulated.js';
+import { PciIds } from '../../src/inventory/pciids.js';
 import { plan as makePlan } from '../../src/plan/plan.js';
 
 const repo = resolve(import.meta.dirname, '..', '..');
@@ -221,7 +222,7 @@ void describe('helm chart: lint, template and schema', { timeout: 120_000 }, () 
     [/^a100/, 'A100-40GB', 'mdev-vgpu'],
     [/^t4/, 'T4', 'mdev-vgpu'],
   ];
-  void test('every shipped config plans without errors on simulated hardware of its card', () => {
+  void test('every shipped config plans without errors on simulated hardware of its card', async () => {
     const planned: string[] = [];
     for (const values of [join(chart, 'values.yaml'), ...exampleFiles]) {
       const content = (parseYaml(readFileSync(values, 'utf8')) as { config?: { content?: string } }).config?.content;
@@ -232,9 +233,11 @@ void describe('helm chart: lint, template and schema', { timeout: 120_000 }, () 
         const card = cards.find(([re]) => re.test(config.name));
         assert.ok(card, `${values}: config ${config.name} has no card to be checked on; add it to the table in this test`);
         const sim = createSimulatedNode({ gpus: [{ model: card[1], count: 4, mode: card[2] }] });
-        const inv = readInventory(sim.port, { kernelRelease: sim.kernelRelease });
+        // The node as the agent sees it, host tools included (MIG mode is read with nvidia-smi).
+        const inv = await openSimulated(sim, { pciIds: PciIds.empty() }).inventory();
         const p = makePlan(inv, file, config, { nodeId: 'helm-test' });
         assert.deepEqual(p.errors, [], `${values}: config ${config.name} cannot be applied on 4 x ${card[1]}`);
+        assert.deepEqual(p.undetermined, [], `${values}: config ${config.name} leaves GPUs undetermined on 4 x ${card[1]}`);
         if (!/^(host)$/.test(config.name)) assert.ok(p.actions.length > 0, `${values}: config ${config.name} changes nothing on a fresh ${card[1]} node`);
         planned.push(`${values.split('/').pop()}:${config.name}`);
       }

@@ -73,10 +73,13 @@ describe('defect 3: the chart-rendered agent sees VMs through the host PID names
     await g.agent.stop();
     assert.equal(g.vmgpu(['sim', 'release', g.simDir, Object.entries(await g.vfProfiles()).find(([, p]) => p === 'L40S-12Q')![0]]).code, 0);
     const before = h.simState();
-    await g.restartAgent((ds) => {
-      ds.spec!.template.spec!.hostPID = false; // what agent.hostPID=false renders (helm.test.ts checks the value)
-      return ds;
-    });
+    await g.restartAgent(
+      (ds) => {
+        ds.spec!.template.spec!.hostPID = false; // what agent.hostPID=false renders (helm.test.ts checks the value)
+        return ds;
+      },
+      { ready: false }, // blind, it reports failed: alive, never Ready
+    );
     const s = await eventually('state failed, blind', async () => {
       const x = await h.status();
       return x?.state === 'failed' && x.config === 'l40s-24q' ? x : null;
@@ -107,6 +110,7 @@ describe('defect 1: a card the shell loader filled, no nvidia-smi, a cold catalo
         loadSeed001(sim, sim.gpus[0]!.pf.addr);
         saveSimulation(sim, dir);
       },
+      agentReady: false, // it reports failed until a name source appears: alive, not Ready
     });
   });
   after(() => g?.stop());

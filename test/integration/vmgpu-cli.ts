@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 const pkg = JSON.parse(fs.readFileSync(path.resolve('package.json'), 'utf8')) as { bin: { vmgpu: string } };
-export const CLI = path.resolve(pkg.bin.vmgpu);
+const CLI = path.resolve(pkg.bin.vmgpu);
 
 export interface CliResult {
   code: number;

@@ -12,7 +12,7 @@ import { checkPciAddress } from '../../src/model/pci.js';
 import { parseCreatableVgpuTypes } from '../../src/inventory/catalog.js';
 
 /** The ID of `typeName` (`NVIDIA L40S-24Q`) as a free VF lists it, the way the seed tells the operator to find it. */
-export function profileIdFromCreatable(sim: SimulatedNode, vf: string, typeName: string): number {
+function profileIdFromCreatable(sim: SimulatedNode, vf: string, typeName: string): number {
   const text = sim.port.readNvidiaAttr(checkPciAddress(vf), 'creatable_vgpu_types') ?? '';
   const e = parseCreatableVgpuTypes(text).find((x) => x.name === typeName);
   if (!e) throw new Error(`${vf} does not list ${typeName} as creatable (is the VF free?)`);
@@ -20,7 +20,7 @@ export function profileIdFromCreatable(sim: SimulatedNode, vf: string, typeName:
 }
 
 /** Run the loader's loop once over `profiles` (`<bus-id>=<profile-id>` per line, `#` comments), as its shell script does. */
-export function runShellLoader(sim: SimulatedNode, profiles: string): string[] {
+function runShellLoader(sim: SimulatedNode, profiles: string): string[] {
   const log: string[] = [];
   for (const raw of profiles.split('\n')) {
     const line = raw.replace(/\s*#.*$/, '').trim();

@@ -17,9 +17,9 @@ import { checkCacheDeviceId, checkCacheDriverVersion } from '../../inventory/cat
 import { OWN_SOURCES } from '../../machine/shared-names.js';
 import { cleanTypeName, parseProfile } from '../../model/profile.js';
 
-export const CATALOG_DOC_FORMAT = 1;
+const CATALOG_DOC_FORMAT = 1;
 /** An entry larger than this is not read (a card has well under 100 types). */
-export const MAX_ENTRY_BYTES = 64 * 1024;
+const MAX_ENTRY_BYTES = 64 * 1024;
 const MAX_TYPES = 512;
 const NODE_RE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 

@@ -103,7 +103,7 @@ export class FileConfigSource implements ConfigSource {
   }
 }
 
-export const CONFIG_MAP_KEY = 'config.yaml';
+const CONFIG_MAP_KEY = 'config.yaml';
 
 /** `NAMESPACE/NAME` (of `flag`: --config-map, --catalog-map) -> parts, validated. */
 export function parseConfigMapRef(ref: string, flag = '--config-map'): { namespace: string; name: string } {

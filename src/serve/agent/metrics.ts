@@ -41,7 +41,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): AgentMet
     allocations: new Gauge({ name: 'vmgpu_device_plugin_allocated_devices', help: 'Devices of each vmgpu resource allocated to pods (from the kubelet pod-resources API)', labelNames: ['resource'], registers: [registry] }),
     allocateCalls: new Counter({
       name: 'vmgpu_device_plugin_allocate_calls_total',
-      help: 'Allocate calls the kubelet made to our device plugins, by resource and result (ok, or the refusal reason: unknown-device, unhealthy-device, duplicate-device, empty-request)',
+      help: 'Allocate calls the kubelet made to our device plugins, by resource and result (ok, or the refusal reason: unknown-device, unhealthy-device, duplicate-device, empty-request, multi-vgpu)',
       labelNames: ['resource', 'result'],
       registers: [registry],
     }),
@@ -63,7 +63,7 @@ export interface HealthSource {
 }
 
 /** Parse `HOST:PORT` (`0.0.0.0:9400`, `[::]:9400`, `:9400`). */
-export function parseListenAddress(addr: string): { host: string; port: number } {
+function parseListenAddress(addr: string): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:]*)):(\d{1,5})$/.exec(addr);
   const port = m ? Number(m[3]) : NaN;
   if (!m || port > 65535) throw new Error(`--metrics-addr ${JSON.stringify(addr)}: give HOST:PORT, e.g. 0.0.0.0:9400`);

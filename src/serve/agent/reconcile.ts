@@ -127,7 +127,7 @@ const ADDITIVE = new Set<Action['kind']>(['enable-vfs', 'set-mixed-sizes', 'set-
  * adds (VFs, vGPU types on empty VFs, new mdevs and their params): what a
  * reboot lost comes back; a clear, a removal or a rebind waits, blocked.
  */
-export function onlyAdditive(plan: Plan, why: string): Plan {
+function onlyAdditive(plan: Plan, why: string): Plan {
   const created = new Set(plan.actions.flatMap((a) => (a.kind === 'set-vf-type' ? [a.vf] : a.kind === 'create-mdev' ? [a.uuid] : [])));
   const adds = (a: Action): boolean => ADDITIVE.has(a.kind) || (a.kind === 'set-vf-params' && created.has(a.vf)) || (a.kind === 'set-mdev-params' && created.has(a.uuid));
   const waiting = new Set(plan.actions.filter((a) => !adds(a)).map((a) => a.gpu));

@@ -31,7 +31,7 @@ export interface AgentStatus {
 }
 
 /** Undetermined devices listed in the status; the reason counts them all. */
-export const MAX_UNDETERMINED_LISTED = 16;
+const MAX_UNDETERMINED_LISTED = 16;
 
 /** A reconcile's ending in the status's terms. */
 export interface Verdict {
@@ -143,7 +143,7 @@ export function eventFor(s: AgentStatus, prev: AgentStatus | null, writes: numbe
 }
 
 /** Count one reconcile: result, duration, blocked changes, the state gauge, errors. */
-export function recordReconcile(metrics: AgentMetrics, v: Verdict, seconds: number): void {
+function recordReconcile(metrics: AgentMetrics, v: Verdict, seconds: number): void {
   metrics.reconciles.inc({ result: v.result });
   metrics.reconcileDuration.observe({ result: v.result }, seconds);
   metrics.blocked.set(v.blocked.length);
@@ -152,7 +152,7 @@ export function recordReconcile(metrics: AgentMetrics, v: Verdict, seconds: numb
 }
 
 /** The vGPUs on the node by profile, free or allocated (held by a pod). */
-export function setVgpuGauge(metrics: AgentMetrics, inv: Inventory, inUse: InUse): void {
+function setVgpuGauge(metrics: AgentMetrics, inv: Inventory, inUse: InUse): void {
   const counts = new Map<string, number>();
   const add = (profile: string, id: string) => {
     const k = `${profile}\0${inUse.has(id.toLowerCase()) ? 'allocated' : 'free'}`;
@@ -170,7 +170,7 @@ export function setVgpuGauge(metrics: AgentMetrics, inv: Inventory, inUse: InUse
 }
 
 /** The validator's per-check gauge, and an error when it failed. */
-export function recordValidation(metrics: AgentMetrics, report: ValidationReport, changed: boolean): void {
+function recordValidation(metrics: AgentMetrics, report: ValidationReport, changed: boolean): void {
   for (const c of report.checks) if (c.status !== 'skipped') metrics.validation.set({ check: c.check }, c.status === 'passed' ? 1 : 0);
   if (changed && !report.passed) metrics.errors.inc({ kind: 'validate' });
 }

@@ -35,7 +35,7 @@ export interface ValidationPlan {
   resourceNames: ResourceNames;
 }
 
-export async function planForValidation(machine: Machine, target: ValidationTarget, nodeId: string): Promise<ValidationPlan> {
+async function planForValidation(machine: Machine, target: ValidationTarget, nodeId: string): Promise<ValidationPlan> {
   if ('unavailable' in target) return { plan: null, planUnavailable: target.unavailable, resourceNames: {} };
   try {
     const { file, config } = 'desired' in target ? resolveDesired(target.desired) : { file: target.file, config: { name: target.name, entries: selectConfig(target.file, target.name), line: 0 } };

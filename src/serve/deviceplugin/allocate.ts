@@ -5,6 +5,13 @@
 import { devNodePath, devNodesFor } from './dev-nodes.js';
 import { resourceEnvVar, type ResourceKind } from './naming.js';
 import type { DeviceEntry } from './resources.js';
+import { multiVgpuProblem } from '../../model/multi-vgpu.js';
+
+/** NVIDIA's multi-vGPU rules for one VM's devices of a resource; passthrough GPUs have none. */
+export function multiVgpuProblemOf(entries: readonly DeviceEntry[], driverVersion: string | null): string | null {
+  const vgpus = entries.filter((e) => e.source !== 'passthrough');
+  return multiVgpuProblem(vgpus.map((e) => ({ id: e.id, profile: e.profile, gpu: e.gpu })), driverVersion);
+}
 
 export interface DeviceSpecOut {
   container_path: string;
@@ -21,7 +28,7 @@ export interface ContainerAllocation {
   cdi_devices: never[];
 }
 
-export type AllocationErrorReason = 'unknown-device' | 'unhealthy-device' | 'empty-request' | 'duplicate-device';
+export type AllocationErrorReason = 'unknown-device' | 'unhealthy-device' | 'empty-request' | 'duplicate-device' | 'multi-vgpu';
 
 export class AllocationError extends Error {
   constructor(
@@ -42,6 +49,8 @@ export interface AllocationContext {
   unhealthy: (id: string) => string | null;
   /** Add `/dev/iommu` (iommufd enabled in the config). */
   iommufd: boolean;
+  /** The host driver version, for NVIDIA's multi-vGPU rules (src/model/multi-vgpu.ts). */
+  driverVersion: string | null;
 }
 
 /** The device nodes a VM needs for these devices (dev-nodes.ts), as the kubelet's DeviceSpecs. */
@@ -78,6 +87,10 @@ export function allocateContainer(ctx: AllocationContext, ids: readonly string[]
       throw new AllocationError('unhealthy-device', `Allocate for ${ctx.resourceName}: device ${id} is Unhealthy (${why}); it cannot be given to a VM until it is Healthy again`);
     }
     entries.push(entry);
+  }
+  const problem = multiVgpuProblemOf(entries, ctx.driverVersion);
+  if (problem !== null) {
+    throw new AllocationError('multi-vgpu', `Allocate for ${ctx.resourceName}: the VM's guest driver would reject these ${entries.length} vGPUs together (${ids.join(', ')}): ${problem}`);
   }
   return {
     envs: { [resourceEnvVar(ctx.kind, ctx.resourceName)]: ids.join(',') },

@@ -30,14 +30,14 @@ export function resourceNameProblem(name: string): string | null {
   return null;
 }
 
-export function assertResourceName(name: string, where: string): string {
+function assertResourceName(name: string, where: string): string {
   const problem = resourceNameProblem(name);
   if (problem) throw new Error(`invalid resource name ${JSON.stringify(name)} in ${where}: ${problem}`);
   return name;
 }
 
 /** Turn free text (a profile, an mdev type name) into the part after `nvidia.com/`. */
-export function sanitizeResourceLocalName(text: string): string {
+function sanitizeResourceLocalName(text: string): string {
   const cleaned = text
     .trim()
     .replace(/\s+/g, '_')
@@ -57,8 +57,8 @@ export function mdevResourceName(typeName: string, domain = DEFAULT_RESOURCE_DOM
   return `${domain}/${sanitizeResourceLocalName(typeName)}`;
 }
 
-export const PCI_ENV_PREFIX = 'PCI_RESOURCE';
-export const MDEV_ENV_PREFIX = 'MDEV_PCI_RESOURCE';
+const PCI_ENV_PREFIX = 'PCI_RESOURCE';
+const MDEV_ENV_PREFIX = 'MDEV_PCI_RESOURCE';
 
 /**
  * The env var virt-launcher reads (kubevirt pkg/util ResourceNameToEnvVar):

@@ -9,7 +9,8 @@ import { existsSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { SysfsPort } from '../../sysfs/port.js';
-import { AllocationError, allocateContainer, preferredAllocation, type ContainerAllocation } from './allocate.js';
+import { AllocationError, allocateContainer, type ContainerAllocation } from './allocate.js';
+import { preferredDevices } from './preferred.js';
 import { compileCheck, type DeviceCheck } from './health.js';
 import type { Logger } from '../kube/logger.js';
 import { pluginSocketName } from './naming.js';
@@ -40,7 +41,7 @@ export interface PluginEnv {
   backoffMaxMs: number;
 }
 
-export const PLUGIN_OPTIONS: DevicePluginOptionsMsg = { pre_start_required: false, get_preferred_allocation_available: true };
+const PLUGIN_OPTIONS: DevicePluginOptionsMsg = { pre_start_required: false, get_preferred_allocation_available: true };
 
 type Stream = grpc.ServerWritableStream<unknown, ListAndWatchResponseMsg>;
 
@@ -247,18 +248,19 @@ export class ResourcePlugin {
         return check ? check() : 'not a device of this resource';
       },
       iommufd: this.env.iommufd,
+      driverVersion: this.spec.driverVersion,
     };
     return { container_responses: (req.container_requests ?? []).map((c) => allocateContainer(ctx, c.devices_ids ?? [])) };
   }
 
   preferred(req: PreferredAllocationRequestMsg): PreferredAllocationResponseMsg {
-    const numaOf = (id: string) => this.devices.get(id)?.numaNode ?? -1;
     return {
       container_responses: (req.container_requests ?? []).map((c) => ({
-        deviceIDs: preferredAllocation(c.available_deviceIDs ?? [], c.must_include_deviceIDs ?? [], c.allocation_size, numaOf),
+        deviceIDs: preferredDevices(this.devices, this.spec.driverVersion, { available: c.available_deviceIDs ?? [], mustInclude: c.must_include_deviceIDs ?? [], size: c.allocation_size }),
       })),
     };
   }
+
 
   // ------------------------------------------------------------------ internals
 
@@ -325,7 +327,7 @@ export class ResourcePlugin {
           if (err instanceof AllocationError) {
             this.env.events.emit('allocate-refused', { resource: this.resourceName, reason: err.reason });
             this.env.logger.warn('allocate refused', { resource: this.resourceName, reason: err.reason, error: err.message });
-            cb({ code: err.reason === 'unhealthy-device' ? grpc.status.FAILED_PRECONDITION : grpc.status.INVALID_ARGUMENT, details: err.message });
+            cb({ code: err.reason === 'unhealthy-device' || err.reason === 'multi-vgpu' ? grpc.status.FAILED_PRECONDITION : grpc.status.INVALID_ARGUMENT, details: err.message });
           } else {
             cb({ code: grpc.status.INTERNAL, details: `Allocate for ${this.resourceName} failed: ${String(err)}` });
           }

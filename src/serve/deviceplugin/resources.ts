@@ -4,6 +4,7 @@
  * Pure: no I/O, so the grouping and naming rules are unit-tested on plain data.
  */
 import type { Gpu, Inventory, PciFunction, VgpuVf } from '../../inventory/types.js';
+import { profileNameOf } from '../../model/profile.js';
 import {
   DEFAULT_RESOURCE_DOMAIN,
   mdevResourceName,
@@ -33,6 +34,10 @@ export interface DeviceEntry {
   vfioDev: string | null;
   /** -1 = unknown (no topology is sent). */
   numaNode: number;
+  /** The vGPU profile (`L40S-24Q`, `T4-1Q`); null for passthrough or when unknown. */
+  profile: string | null;
+  /** The NVLink island of the device's GPU (its lowest PF address); null when unknown or not NVLink-joined. */
+  nvlinkIsland: string | null;
   /** What the health check expects: a VF's vGPU type ID, an mdev's type directory, a passthrough GPU's driver. */
   expect: { vgpuTypeId?: number; mdevTypeDir?: string; driver?: string };
 }
@@ -48,6 +53,8 @@ export interface ResourceSpec {
   selectors: string[];
   /** Sorted by ID. */
   devices: DeviceEntry[];
+  /** The host driver version (`/sys/module/nvidia/version`): NVIDIA's multi-vGPU rules depend on it. */
+  driverVersion: string | null;
 }
 
 export interface ResourceProblem {
@@ -136,7 +143,7 @@ interface Namer {
 export function collectResources(inv: Inventory, naming: ResourceNaming): { resources: ResourceSpec[]; problems: ResourceProblem[] } {
   const namer: Namer = { domain: naming.domain ?? DEFAULT_RESOURCE_DOMAIN, lookup: overrideLookup(naming.resourceNames), passthroughName: naming.passthroughName };
   const functions = new Map(inv.otherFunctions.map((f) => [f.address, f]));
-  const table = new ResourceTable();
+  const table = new ResourceTable(inv.node.nvidiaDriverVersion);
   const gpus = [...inv.gpus].sort((a, b) => a.pci.address.localeCompare(b.pci.address));
   for (const gpu of gpus) {
     for (const found of [...sriovDevices(gpu, namer, functions), ...mdevDevices(gpu, namer), ...passthroughDevices(gpu, namer)]) {
@@ -152,6 +159,8 @@ class ResourceTable {
   readonly problems: ResourceProblem[] = [];
   private readonly byName = new Map<string, ResourceSpec>();
 
+  constructor(private readonly driverVersion: string | null) {}
+
   add({ resourceName, kind, source, selector, device }: Offer): void {
     const problem = resourceNameProblem(resourceName);
     if (problem) {
@@ -160,7 +169,7 @@ class ResourceTable {
     }
     let spec = this.byName.get(resourceName);
     if (!spec) {
-      spec = { resourceName, kind, source, selectors: [], devices: [] };
+      spec = { resourceName, kind, source, selectors: [], devices: [], driverVersion: this.driverVersion };
       this.byName.set(resourceName, spec);
     } else if (spec.kind !== kind) {
       this.problems.push({
@@ -211,6 +220,8 @@ function* sriovDevices(gpu: Gpu, namer: Namer, functions: ReadonlyMap<string, Pc
       iommuGroup: vf.iommuGroup,
       vfioDev: vf.vfioDev,
       numaNode: vf.numaNode >= 0 ? vf.numaNode : gpu.pci.numaNode,
+      profile: p.profile,
+      nvlinkIsland: gpu.nvlinkIsland ?? null,
       expect: { vgpuTypeId: vf.currentTypeId },
     };
     const selector = fn ? pciSelector(fn.vendorId, fn.deviceId) : pciSelector(gpu.pci.vendorId, gpu.pci.deviceId);
@@ -240,6 +251,8 @@ function* mdevDevices(gpu: Gpu, namer: Namer): Generator<Found> {
         iommuGroup: inst.iommuGroup,
         vfioDev: null,
         numaNode: parentVf && parentVf.numaNode >= 0 ? parentVf.numaNode : gpu.pci.numaNode,
+        profile: type?.profile ?? profileNameOf(typeName) ?? null,
+        nvlinkIsland: gpu.nvlinkIsland ?? null,
         expect: { mdevTypeDir: inst.typeDir },
       };
       yield { offer: { resourceName: namer.lookup([typeName, type?.profile, def]) ?? def, kind: 'mdev', source: 'mdev-vgpu', selector: typeName, device } };
@@ -266,6 +279,8 @@ function* passthroughDevices(gpu: Gpu, namer: Namer): Generator<Found> {
     iommuGroup: gpu.pci.iommuGroup,
     vfioDev: gpu.pci.vfioDev,
     numaNode: gpu.pci.numaNode,
+    profile: null,
+    nvlinkIsland: gpu.nvlinkIsland ?? null,
     expect: gpu.pci.driver ? { driver: gpu.pci.driver } : {},
   };
   yield { offer: { resourceName: namer.lookup([ids, gpu.model.name, def]) ?? def, kind: 'pci', source: 'passthrough', selector: pciSelector(gpu.pci.vendorId, gpu.pci.deviceId), device } };

@@ -17,8 +17,8 @@ import { deviceSpecsFor } from '../deviceplugin/allocate.js';
 import type { DeviceEntry } from '../deviceplugin/resources.js';
 import { DRIVER_NAME } from './names.js';
 
-export const CDI_KIND = `${DRIVER_NAME}/vgpu`;
-export const CDI_VERSION = '0.6.0';
+const CDI_KIND = `${DRIVER_NAME}/vgpu`;
+const CDI_VERSION = '0.6.0';
 export const DEFAULT_CDI_DIR = '/var/run/cdi';
 
 export interface CdiDevice {

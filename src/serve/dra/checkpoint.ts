@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-export const CHECKPOINT_FILE = 'dra-checkpoint.json';
+const CHECKPOINT_FILE = 'dra-checkpoint.json';
 const MAX_BYTES = 16 * 1024 * 1024;
 
 /** The hardware a prepared device is. */
@@ -140,13 +140,6 @@ function validRecord(r: ClaimRecord): boolean {
     Array.isArray(r.devices) &&
     r.devices.every((d) => typeof d?.device === 'string' && typeof d.gpu === 'string' && Array.isArray(d.requests))
   );
-}
-
-/** Every target the checkpoint names, with the claim that owns it: the driver's devices. */
-export function ownedTargets(records: readonly ClaimRecord[]): { target: Target; record: ClaimRecord; device: PreparedDevice }[] {
-  const out: { target: Target; record: ClaimRecord; device: PreparedDevice }[] = [];
-  for (const record of records) for (const device of record.devices) out.push({ target: device.target, record, device });
-  return out;
 }
 
 /** The PCI address or mdev UUID a target is known by (in-use sets, inventories). */

@@ -19,10 +19,10 @@ import { checkParamKey, checkParamValue } from '../../spec/grammar.js';
 import type { ClaimJson } from './api.js';
 import { DRIVER_NAME } from './names.js';
 
-export const CONFIG_API_VERSION = 'gpu.vmgpu.io/v1alpha1';
-export const CONFIG_KIND = 'VgpuConfig';
-export const EXTENDED_RESOURCE_CLAIM_ANNOTATION = 'resource.kubernetes.io/extended-resource-claim';
-export const POD_CLAIM_NAME_ANNOTATION = 'resource.kubernetes.io/pod-claim-name';
+const CONFIG_API_VERSION = 'gpu.vmgpu.io/v1alpha1';
+const CONFIG_KIND = 'VgpuConfig';
+const EXTENDED_RESOURCE_CLAIM_ANNOTATION = 'resource.kubernetes.io/extended-resource-claim';
+const POD_CLAIM_NAME_ANNOTATION = 'resource.kubernetes.io/pod-claim-name';
 
 export interface AllocatedDevice {
   request: string;
@@ -48,7 +48,7 @@ export interface ClaimView {
   podClaimName: string | null;
 }
 
-export class ClaimError extends Error {
+class ClaimError extends Error {
   override readonly name = 'ClaimError';
 }
 
@@ -90,7 +90,7 @@ function mergeConfig(a: VgpuConfig | undefined, b: VgpuConfig): VgpuConfig {
 
 const KEYS = ['apiVersion', 'kind', 'vgpuParams', 'iommufd'];
 
-export function parseOpaque(raw: unknown, where: string): VgpuConfig {
+function parseOpaque(raw: unknown, where: string): VgpuConfig {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new ClaimError(`${where}: parameters must be an object with apiVersion ${CONFIG_API_VERSION} and kind ${CONFIG_KIND}`);
   const p = raw as Record<string, unknown>;
   const unknown = Object.keys(p).filter((k) => !KEYS.includes(k));

@@ -56,6 +56,8 @@ export class DraDriver {
   readonly plugin: DraPlugin;
   private readonly api: DraApiClient | null;
   private readonly publisher: SlicePublisher | null;
+  /** The agent has said once which GPUs are in DRA mode (configure). */
+  private configured = false;
   private readonly preparer: Preparer;
   private draGpus: ReadonlySet<string> = new Set();
   private policy: DraPolicy = resolvePolicy(null);
@@ -132,6 +134,7 @@ export class DraDriver {
     const next = resolvePolicy(policy);
     await this.serialize(async () => {
       this.draGpus = new Set(gpus.map((g) => checkPciAddress(g)));
+      this.configured = true;
       if (next.allocation !== this.policy.allocation && this.api && this.model !== null) {
         const features = await probeFeatures(this.api).catch((err: unknown) => {
           this.o.log.warn('cannot ask the API server for the new allocation model; keeping the current one', { error: messageOf(err) });
@@ -198,7 +201,9 @@ export class DraDriver {
     this.lastInventory = inv;
     this.gpuStatus = gpus;
     this.plugin.healthChanged();
-    if (this.publisher && this.model) await this.publisher.publish(pool);
+    // Before the agent has said which GPUs are ours, the pool would be empty: publishing it would
+    // take the devices a restarted driver published before from the scheduler for nothing.
+    if (this.publisher && this.model && this.configured) await this.publisher.publish(pool);
   }
 
   private pcieRoot(gpu: string, inv?: Inventory): string | null {

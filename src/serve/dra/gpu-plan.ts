@@ -11,11 +11,11 @@ import type { Gpu, Inventory } from '../../inventory/types.js';
 import { plan as makePlan } from '../../plan/plan.js';
 import type { Action, InUse, Plan } from '../../plan/types.js';
 import { defaultEntry, type ConfigEntry, type ConfigFile } from '../../spec/config.js';
-import { targetId, type PreparedDevice } from './checkpoint.js';
+import type { PreparedDevice } from './checkpoint.js';
 import { slotsOf } from './offers.js';
 
 /** The entry that describes the GPU holding exactly `devices` (all on this GPU). */
-export function entryFor(g: Gpu, devices: readonly PreparedDevice[], vgpuHostDriver: boolean): ConfigEntry {
+function entryFor(g: Gpu, devices: readonly PreparedDevice[], vgpuHostDriver: boolean): ConfigEntry {
   const base = { devices: 'all' as const, pciAddresses: [g.pci.address], path: `dra(${g.pci.address})` };
   if (devices.some((d) => d.profile === null)) return defaultEntry({ ...base, mode: 'passthrough' });
   if (devices.length === 0 && (!vgpuHostDriver || !g.capabilities.vgpu.usable)) return defaultEntry({ ...base, mode: 'host' });
@@ -67,11 +67,6 @@ export function foreignOn(g: Gpu, owned: ReadonlySet<string>, ownsWhole: boolean
   if (!ownsWhole && g.framework === 'passthrough') out.push(`${g.pci.address} is bound to ${g.pci.driver}`);
   if (!ownsWhole && g.pci.driver === null) out.push(`${g.pci.address} is bound to no driver`);
   return out;
-}
-
-/** The ids (VF/GPU addresses, mdev UUIDs) of `devices`, for in-use sets. */
-export function idsOf(devices: readonly PreparedDevice[]): string[] {
-  return devices.map((d) => targetId(d.target));
 }
 
 /** The mdev UUIDs the plan creates on `g`, in plan order. */

@@ -18,8 +18,8 @@ import * as path from 'node:path';
 import type { Attribute } from './devices.js';
 import { DRIVER_NAME } from './names.js';
 
-export const METADATA_VERSIONS = ['metadata.resource.k8s.io/v1beta1', 'metadata.resource.k8s.io/v1alpha1'] as const;
-export const CONTAINER_METADATA_DIR = '/var/run/kubernetes.io/dra-device-attributes';
+const METADATA_VERSIONS = ['metadata.resource.k8s.io/v1beta1', 'metadata.resource.k8s.io/v1alpha1'] as const;
+const CONTAINER_METADATA_DIR = '/var/run/kubernetes.io/dra-device-attributes';
 export const MDEV_UUID_ATTRIBUTE = 'mdevUUID';
 
 export interface MetadataDevice {

@@ -14,7 +14,7 @@ export const ATTR_PCIE_ROOT = 'resource.kubernetes.io/pcieRoot';
 export const ATTR_NUMA_NODE = 'resource.kubernetes.io/numaNode';
 
 /** `gpu-0000-18-00-0` for 0000:18:00.0: the GPU's part of every name. */
-export function gpuKey(address: string): string {
+function gpuKey(address: string): string {
   return `gpu-${checkPciAddress(address).replace(/[:.]/g, '-')}`;
 }
 

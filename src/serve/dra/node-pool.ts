@@ -36,7 +36,7 @@ export interface NodePoolInput {
 }
 
 /** Why a GPU is unhealthy, or null. */
-export function unhealthyReason(g: Gpu): string | null {
+function unhealthyReason(g: Gpu): string | null {
   if (g.framework === 'unusable') return g.unusableReason ?? 'the GPU is unusable';
   return null;
 }

@@ -39,7 +39,7 @@ export interface GpuOffer {
 }
 
 /** GPU-instance slices of a MIG-capable GPU (A100, H100, H200 all have 7). */
-export const MIG_SLICES = 7;
+const MIG_SLICES = 7;
 
 /** vGPU slots: VFs on SR-IOV cards and Ampere mdev-on-VF cards; unbounded (null) for mdev on the PF. */
 export function slotsOf(g: Gpu): number | null {

@@ -9,7 +9,7 @@
  */
 import type { DraAllocation, DraPolicySpec } from '../../spec/dra-policy.js';
 
-export const DEFAULT_MAX_INSTANCES = 8;
+const DEFAULT_MAX_INSTANCES = 8;
 
 export interface DraPolicy {
   /** Allowlist patterns in order (earlier wins for `pinned`); null: the default policy. */

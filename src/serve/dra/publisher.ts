@@ -17,7 +17,7 @@ import type { DraApiClient } from './api.js';
 import type { Pool } from './devices.js';
 import { slicesOf, type SliceObject } from './slices.js';
 
-export const HASH_ANNOTATION = 'vmgpu.io/slice-content';
+const HASH_ANNOTATION = 'vmgpu.io/slice-content';
 
 function contentHash(s: SliceObject): string {
   const { pool, ...rest } = s.spec;

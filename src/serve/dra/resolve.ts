@@ -19,7 +19,7 @@ export class PrepareError extends Error {
 }
 
 /** An empty mdev target: the plan will choose the UUID. */
-export const PENDING_MDEV: Target = { kind: 'mdev', uuid: '', parent: '' };
+const PENDING_MDEV: Target = { kind: 'mdev', uuid: '', parent: '' };
 
 interface Resolved {
   gpu: Gpu;
@@ -28,7 +28,7 @@ interface Resolved {
 }
 
 /** The GPU and profile a device name means on this node. */
-export function resolveDevice(inv: Inventory, name: string, draGpus: ReadonlySet<string>): Resolved {
+function resolveDevice(inv: Inventory, name: string, draGpus: ReadonlySet<string>): Resolved {
   const ref = parseDeviceName(name);
   if (!ref) throw new PrepareError(`device ${name} is not a device of this driver (it was not published by vmgpu)`);
   const gpu = inv.gpus.find((g) => g.pci.address === ref.gpu);
@@ -41,7 +41,7 @@ export function resolveDevice(inv: Inventory, name: string, draGpus: ReadonlySet
 }
 
 /** VF indices every record names on a GPU (present or not): no new vGPU may take them. */
-export function takenVfs(records: readonly ClaimRecord[], gpu: string, except: string): Set<number> {
+function takenVfs(records: readonly ClaimRecord[], gpu: string, except: string): Set<number> {
   const out = new Set<number>();
   for (const r of records) if (r.uid !== except) for (const d of r.devices) if (d.gpu === gpu && d.target.kind === 'vf') out.add(d.target.index);
   return out;

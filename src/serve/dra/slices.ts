@@ -7,7 +7,7 @@
 import { DRIVER_NAME } from './names.js';
 import type { CounterSetJson, DeviceJson, Pool } from './devices.js';
 
-export const MAX_COUNTER_SETS_PER_SLICE = 8;
+const MAX_COUNTER_SETS_PER_SLICE = 8;
 export const MAX_DEVICES_PER_SLICE = 64;
 
 export interface SliceSpec {

@@ -30,7 +30,7 @@ import {
 } from '@kubernetes/client-node';
 import { messageOf } from '../errors.js';
 
-export const IN_CLUSTER_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+const IN_CLUSTER_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 export class KubeConfigError extends Error {
   override readonly name = 'KubeConfigError';

@@ -22,7 +22,7 @@ import { Informer, type KubeObject } from '../kube/informer.js';
 import { describeApiError, isKubeApiError, type Kube } from '../kube/kube.js';
 
 export const ANNOTATION_MANAGED = 'vmgpu.io/managed-permitted-host-devices';
-export const LEASE_NAME = 'vmgpu-kubevirt-sync';
+const LEASE_NAME = 'vmgpu-kubevirt-sync';
 
 const pciKey = (e: { pciVendorSelector: string; resourceName: string }) => `pci|${e.pciVendorSelector.toUpperCase()}|${e.resourceName}`;
 const mdevKey = (e: { mdevNameSelector: string; resourceName: string }) => `mdev|${e.mdevNameSelector}|${e.resourceName}`;

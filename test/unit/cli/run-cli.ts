@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 
 export const REPO = path.resolve(import.meta.dirname, '..', '..', '..');
-export const MAIN = path.join(REPO, 'src', 'cli', 'main.ts');
+const MAIN = path.join(REPO, 'src', 'cli', 'main.ts');
 
 export interface CliRun {
   code: number | null;

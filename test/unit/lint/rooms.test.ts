@@ -9,11 +9,11 @@ import { ESLint } from 'eslint';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..', '..');
 
-async function problems(file: string, code: string): Promise<string[]> {
+async function problems(file: string, code: string, rule = 'no-restricted-imports'): Promise<string[]> {
   // Type-aware rules need the file in a TypeScript project; the import rules do not, so they are linted alone.
   const eslint = new ESLint({ cwd: ROOT, overrideConfig: { languageOptions: { parserOptions: { projectService: false, project: null } }, rules: { '@typescript-eslint/no-floating-promises': 'off' } } });
   const [r] = await eslint.lintText(code, { filePath: path.join(ROOT, file) });
-  return r!.messages.filter((m) => m.ruleId === 'no-restricted-imports').map((m) => m.message);
+  return r!.messages.filter((m) => m.ruleId === rule).map((m) => m.message);
 }
 
 const cases: [string, string, RegExp][] = [
@@ -37,4 +37,14 @@ for (const [file, code, message] of cases) {
 
 void test('an allowed import passes', async () => {
   assert.deepEqual(await problems('src/plan/x.ts', "import { parseProfile } from '../model/profile.js';\nexport const p = parseProfile;\n"), []);
+});
+
+void test('lint refuses a function over 60 lines and a file over 450 in src/, and counts only code', async () => {
+  const body = (n: number) => Array.from({ length: n }, (_, i) => `  x += ${i};`).join('\n');
+  const fn = (n: number) => `export function f(): number {\n  let x = 0;\n${body(n)}\n  return x;\n}\n`;
+  assert.match((await problems('src/plan/x.ts', fn(57), 'max-lines-per-function'))[0] ?? '', /too many lines \(61\)/);
+  assert.deepEqual(await problems('src/plan/x.ts', fn(56), 'max-lines-per-function'), []);
+  assert.deepEqual(await problems('src/plan/x.ts', `/**\n${' * why\n'.repeat(40)} */\n${fn(50)}`, 'max-lines-per-function'), [], 'comments are not counted');
+  const long = Array.from({ length: 451 }, (_, i) => `export const c${i} = ${i};`).join('\n');
+  assert.equal((await problems('src/plan/x.ts', long, 'max-lines')).length, 1);
 });

@@ -26,16 +26,12 @@ export function sim(spec: SimNodeSpec): SimulatedNode {
 }
 
 /** A machine over the simulated node, as the CLI and the agent open one (no PCI IDs database, for speed). */
-export function machineOf(node: SimulatedNode): Machine {
+function machineOf(node: SimulatedNode): Machine {
   return openSimulated(node, { pciIds: PciIds.empty() });
 }
 
 export async function inventoryOf(node: SimulatedNode): Promise<Inventory> {
   return machineOf(node).inventory();
-}
-
-export function config(text: string, filename = 'test.yaml'): ConfigFile {
-  return parseConfig(text, filename);
 }
 
 /** A one-config file from YAML entries written under `vgpu-configs.<name>`. */
@@ -184,6 +180,7 @@ export function crashingAfter(node: SimulatedNode, k: number): Pick<ApplyOptions
       gate();
       await t.destroyGpuInstance(pf, id);
     },
+    nvlinkPairs: (onNvidia) => t.nvlinkPairs(onNvidia),
   };
   return { port: new SysfsPort(backend), tools };
 }

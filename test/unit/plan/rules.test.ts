@@ -27,7 +27,7 @@ const TWO_L40S_A100: SimNodeSpec = { gpus: [{ model: 'L40S', mode: 'sriov-vgpu',
 const A100: SimNodeSpec = { gpus: [{ model: 'A100', mode: 'mdev-vgpu' }] };
 
 const rules: Rule[] = [
-  { name: 'unknown profile, with suggestions', node: L40S, entries: '- devices: all\n  vgpu-devices:\n    L40S-13Q: 1', error: /L40S-13Q is not a vGPU profile of L40S \(0000:18:00\.0\)\. Did you mean "L40S-1Q", "L40S-3Q" or "L40S-12Q"\?/ },
+  { name: 'unknown profile, with suggestions', node: L40S, entries: '- devices: all\n  vgpu-devices:\n    L40S-13Q: 1', error: /L40S-13Q is not a vGPU profile of L40S \(0000:18:00\.0\)\. Did you mean "L40S-12Q" or "L40S-16Q"\?/ },
   { name: 'a profile of another board names the right prefix', node: L40S, entries: '- devices: all\n  vgpu-devices:\n    A100D-10C: 1', error: /A100D-10C is not a vGPU profile of L40S \(0000:18:00\.0\); its profiles start with L40S-/ },
   { name: 'framebuffer over capacity', node: L40S, entries: '- devices: all\n  vgpu-devices:\n    L40S-24Q: 3', error: /3 x L40S-24Q on 0000:18:00\.0: at most 2 fit on one L40S/ },
   { name: 'more instances than the profile allows', node: L40S, entries: '- devices: all\n  vgpu-devices:\n    L40S-1Q: 33', error: /33 x L40S-1Q on 0000:18:00\.0: at most 32 fit on one L40S/ },

@@ -20,9 +20,9 @@ interface Row {
 }
 
 const rows: Row[] = [
-  { name: 'a profile the board lacks, with suggestions', entries: ['- devices: all', '  vgpu-devices: {L40S-13Q: 1}'], errors: [/^4: L40S-13Q is not a vGPU profile of L40S\. Did you mean "L40S-1Q", "L40S-3Q" or "L40S-12Q"\?$/] },
+  { name: 'a profile the board lacks, with suggestions', entries: ['- devices: all', '  vgpu-devices: {L40S-13Q: 1}'], errors: [/^4: L40S-13Q is not a vGPU profile of L40S\. Did you mean "L40S-12Q" or "L40S-16Q"\?$/] },
   { name: "another board's profile under a device filter", entries: ['- device-filter: "0x26B910DE"', '  devices: all', '  vgpu-devices: {A100D-10C: 1}'], errors: [/^4: A100D-10C is not a vGPU profile of L40S; its profiles start with L40S-/] },
-  { name: 'more than fit', entries: ['- devices: all', '  vgpu-devices: {L40S-24Q: 3}'], errors: [/^4: 3 x L40S-24Q on any L40S: at most 2 fit on one L40S$/, /^4: 3 x L40S-24Q needs 72 GB of framebuffer; L40S has 48 GB$/] },
+  { name: 'more than fit', entries: ['- devices: all', '  vgpu-devices: {L40S-24Q: 3}'], errors: [/^4: 3 x L40S-24Q on any L40S: at most 2 fit on one L40S; 3 x L40S-16Q fit \(the largest Q profile of which 3 do\)$/, /^4: 3 x L40S-24Q needs 72 GB of framebuffer; L40S has 48 GB$/] },
   { name: 'two series on one GPU', entries: ['- devices: all', '  mixed-sizes: true', '  vgpu-devices: {L40S-12Q: 1, L40S-12C: 1}'], errors: [/^4: vGPUs of different series cannot share a GPU \(L40S-12Q, L40S-12C on any L40S\)/] },
   { name: 'two types on an mdev card', entries: ['- devices: all', '  vgpu-devices: {A100D-10C: 1, A100D-20C: 1}'], errors: [/^4: A100 80GB PCIe takes one vGPU type per GPU; requested A100D-10C and A100D-20C$/] },
   { name: 'mixed-sizes on an mdev card', entries: ['- devices: all', '  mixed-sizes: true', '  vgpu-devices: {T4-4Q: 4}'], errors: [/^4: mixed-sizes applies to SR-IOV vGPU GPUs only$/] },

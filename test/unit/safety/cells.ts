@@ -101,7 +101,7 @@ export function podsFor(mode: PodResources, podHeld: string | null, erroringSock
 export const unnamed = (c: Pick<Cell, 'tools' | 'cache' | 'card'>): boolean => (c.card === 'full' || c.card === 'full from the shell loader') && c.tools === 'absent' && c.cache === 'cold';
 
 /** The profile the card's vGPUs have, or null on an empty card. */
-export const cardProfile = (c: Pick<Cell, 'card'>): string | null => (c.card === 'empty' ? null : c.card === 'partly used' ? 'L40S-12Q' : 'L40S-24Q');
+const cardProfile = (c: Pick<Cell, 'card'>): string | null => (c.card === 'empty' ? null : c.card === 'partly used' ? 'L40S-12Q' : 'L40S-24Q');
 
 /** The config asks for another profile than the held vGPUs have: the GPU must wait for them. */
 export const waitsForHolders = (c: Pick<Cell, 'card'>, config: ConfigName): boolean => cardProfile(c) !== null && cardProfile(c) !== PROFILE[config];

@@ -86,6 +86,7 @@ function withoutNvidiaSmi(tools: HostTools): HostTools {
     gpuInstances: async () => undefined,
     createGpuInstance: missing,
     destroyGpuInstance: missing,
+    nvlinkPairs: async () => undefined,
   };
 }
 

@@ -89,7 +89,7 @@ export function inventory(gpus: Gpu[], otherFunctions: PciFunction[] = []): Inve
   };
 }
 
-export const L40S_24Q = vgpuType(1069, 'L40S-24Q');
+const L40S_24Q = vgpuType(1069, 'L40S-24Q');
 export const L40S_12Q = vgpuType(1067, 'L40S-12Q');
 
 /**

@@ -8,7 +8,7 @@ import type { PciAddress } from '../../../src/model/pci.js';
 import { createSimulatedNode, type SimNodeSpec, type SimulatedNode } from '../../../src/simulator/index.js';
 import { parseCreatableVgpuTypes } from '../../../src/inventory/catalog.js';
 
-export const addr = (s: string) => s as PciAddress;
+const addr = (s: string) => s as PciAddress;
 
 export function node(spec: SimNodeSpec): SimulatedNode {
   return createSimulatedNode(spec);

@@ -22,7 +22,8 @@ import { ApplyError, applyPlan } from '../../../src/apply/apply.js';
 import { readInventory } from '../../../src/inventory/read.js';
 import { plan as makePlan } from '../../../src/plan/plan.js';
 import { ConfigError, MAX_LISTED_PROBLEMS, type ConfigFile } from '../../../src/spec/config.js';
-import { ENTRY_KEYS, parseConfig, selectConfig } from '../../../src/spec/load.js';
+import { parseConfig, selectConfig } from '../../../src/spec/load.js';
+import { ENTRY_KEYS } from '../../../src/spec/entry.js';
 import { createSimulatedNode, SimHostTools, type SimNodeSpec } from '../../../src/simulator/index.js';
 
 const RUNS = Number(process.env.VMGPU_FUZZ_RUNS ?? 3000);

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../../../src/spec/config.js';
-import { cozystackToConfig, parseCozystackProfiles, type CozystackResolver } from '../../../src/spec/cozystack.js';
+import { cozystackToConfig, parseCozystackLines, parseCozystackProfiles, type CozystackResolver } from '../../../src/spec/cozystack.js';
 import { serializeConfig } from '../../../src/spec/serialize.js';
 
 const fixture = (name: string): string => readFileSync(new URL(`../../fixtures/configs/${name}`, import.meta.url), 'utf8');
@@ -157,4 +157,30 @@ test('cozystackToConfig validates what the resolver returns, and the config name
   const err = errorOf(() => cozystackToConfig(two, () => ({ pf: '0000:3b:00.0', vfIndex: 0, profile: 'L40S-24Q' }), 'c'));
   assert.equal(err.problems[0]!.line, 2);
   assert.match(err.problems[0]!.message, /is VF 0 of 0000:3b:00\.0, like line 1/);
+});
+
+test('one pass: malformed lines, duplicates and lines the node rejects are all reported together, in line order', () => {
+  const text = ['0000:3b:00.4=1155', 'garbage', '0000:99:00.4=1155', '0000:3b:00.5=4242', '0000:3b:00.6=abc', '0000:3b:00.4=1154', '0000:5e:00.4=1154', ''].join('\n');
+  const parsed = parseCozystackLines(text, 'profiles');
+  assert.deepEqual(parsed.lines.map((l) => l.line), [1, 3, 4, 7]);
+  const err = errorOf(() => cozystackToConfig(parsed.lines, resolve, 'c', parsed.error));
+  assert.equal(err.filename, 'profiles');
+  assert.deepEqual(
+    err.problems.map((p) => [p.line, p.message.replace(/[,:(].*/, '')]),
+    [
+      [2, '"garbage" is not a <bus-id>=<profile-id> line'],
+      [3, 'no VF 0000'],
+      [4, 'type ID 4242 is not in creatable_vgpu_types of 0000'],
+      [5, 'profile ID "abc" is not a number'],
+      [6, 'listed twice '],
+    ],
+  );
+  assert.throws(() => parseCozystackProfiles(text, 'profiles'), (e: unknown) => e instanceof ConfigError && e.problems.length === 3);
+});
+
+test('one pass: a file of only bad lines is reported as the parse found it', () => {
+  const parsed = parseCozystackLines('bad\n0000:3b:00.4=x\n', 'p');
+  assert.deepEqual(parsed.lines, []);
+  assert.deepEqual(parsed.error?.problems.map((p) => p.line), [1, 2]);
+  assert.deepEqual(errorOf(() => cozystackToConfig(parsed.lines, resolve, 'c', parsed.error)).problems.map((p) => p.line), [1, 2]);
 });

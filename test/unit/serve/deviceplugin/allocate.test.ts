@@ -11,7 +11,7 @@ const { resources } = collectResources(mixedNode(), { passthroughName: passthrou
 const res = (name: string): ResourceSpec => resources.find((r) => r.resourceName === name)!;
 
 function ctx(r: ResourceSpec, unhealthy: string[] = [], iommufd = false): AllocationContext {
-  return { resourceName: r.resourceName, kind: r.kind, devices: new Map(r.devices.map((d) => [d.id, d])), unhealthy: (id) => (unhealthy.includes(id) ? 'its vGPU type is gone' : null), iommufd };
+  return { resourceName: r.resourceName, kind: r.kind, devices: new Map(r.devices.map((d) => [d.id, d])), unhealthy: (id) => (unhealthy.includes(id) ? 'its vGPU type is gone' : null), iommufd, driverVersion: r.driverVersion };
 }
 
 const specs = (paths: string[]) => paths.map((p) => ({ container_path: p, host_path: p, permissions: 'rwm' }));

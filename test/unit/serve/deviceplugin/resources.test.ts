@@ -34,16 +34,20 @@ test('device entries carry what Allocate and the health check need', () => {
     iommuGroup: 200,
     vfioDev: null,
     numaNode: 1,
+    profile: 'L40S-24Q',
+    nvlinkIsland: null,
     expect: { vgpuTypeId: 1069 },
   });
   const mdev = byId.get('6f3a1e2c-0000-4000-8000-000000000001')!;
   assert.equal(mdev.parent, '0000:3b:00.0');
+  assert.equal(mdev.profile, 'T4-1Q', 'an mdev without a type name on the instance takes its type directory\'s profile');
   assert.equal(mdev.iommuGroup, 40);
   assert.deepEqual(mdev.expect, { mdevTypeDir: 'nvidia-222' });
   const a10 = byId.get('0000:5e:00.0')!;
   assert.equal(a10.numaNode, -1);
   assert.equal(a10.vfioDev, 'vfio7');
   assert.deepEqual(a10.expect, { driver: 'vfio-pci' });
+  assert.equal(a10.profile, null);
   for (const d of byId.values()) assert.ok(d.id.length <= 63, `${d.id} is longer than 63`);
 });
 

@@ -25,7 +25,7 @@ import { SysfsPort } from '../../../../src/sysfs/port.js';
 export const NODE = 'node-a';
 
 /** A backend that fails the n-th write from now (1-based) as a crash would leave it: the write does not happen. */
-export class CrashingBackend implements SysfsBackend {
+class CrashingBackend implements SysfsBackend {
   private countdown = 0;
   writes = 0;
   constructor(private readonly inner: SysfsBackend) {}
