@@ -110,6 +110,10 @@ const scenario = fc.record({
 
 const seen = { accepted: 0, rejected: 0, withHolds: 0, blocked: 0 };
 const RUNS = Number(process.env.VMGPU_PROPERTY_RUNS ?? 120);
+// A fixed seed in npm test, so the coverage check below is the same on every run (at 120 runs a
+// random seed reaches the held-device branch too rarely about one run in twenty); explore with
+// VMGPU_PROPERTY_SEED=<n> VMGPU_PROPERTY_RUNS=<many>.
+const SEED = Number(process.env.VMGPU_PROPERTY_SEED ?? 20260512);
 
 void test('random nodes, configs and in-use sets: capacity, idempotence, in-use devices untouched, rejected plans write nothing', async () => {
   await fc.assert(
@@ -209,7 +213,7 @@ void test('random nodes, configs and in-use sets: capacity, idempotence, in-use 
         }
       }
     }),
-    { numRuns: RUNS, includeErrorInReport: true },
+    { numRuns: RUNS, seed: SEED, includeErrorInReport: true },
   );
   // The generators reach every branch (about 40% accepted, 40% rejected, 7% accepted with held devices).
   assert.ok(seen.accepted >= RUNS / 10 && seen.rejected >= RUNS / 10 && seen.withHolds >= Math.max(1, RUNS / 40), `too few cases of a kind in ${RUNS} runs: ${JSON.stringify(seen)}`);
