@@ -29,7 +29,7 @@ export class SimTree {
 
   /** `patched`: the current tree was changed in place (the backend must resolve paths again). */
   constructor(
-    private readonly k: SimKernel,
+    private readonly kernel: SimKernel,
     private readonly patched: () => void,
   ) {}
 
@@ -49,55 +49,55 @@ export class SimTree {
     this.buildDrivers(sys);
     this.buildModules(sys);
     this.buildIommu(sys, dev);
-    const anyMdev = this.k.gpus.some((g) => g.present && mdevParents(g, this.k.vgpuHostDriver).length > 0);
+    const anyMdev = this.kernel.gpus.some((g) => g.present && mdevParents(g, this.kernel.vgpuHostDriver).length > 0);
     if (anyMdev) mkdirp(sys, 'class/mdev_bus');
     if (anyMdev) mkdirp(sys, 'bus/mdev/devices');
-    for (const fn of this.k.functions()) this.buildFunction(sys, dev, fn);
-    for (const g of this.k.gpus) {
+    for (const fn of this.kernel.functions()) this.buildFunction(sys, dev, fn);
+    for (const g of this.kernel.gpus) {
       if (!g.present) continue;
       this.buildSriov(sys, g);
-      for (const parent of mdevParents(g, this.k.vgpuHostDriver)) this.buildMdev(sys, dev, g, parent);
+      for (const parent of mdevParents(g, this.kernel.vgpuHostDriver)) this.buildMdev(sys, dev, g, parent);
     }
-    if (this.k.sriovManage) put(host, 'usr/lib/nvidia/sriov-manage', text('#!/bin/sh\n# simulated\n'));
-    put(host, `lib/modules/${this.k.kernelRelease}/modules.alias`, text(this.modulesAlias()));
+    if (this.kernel.sriovManage) put(host, 'usr/lib/nvidia/sriov-manage', text('#!/bin/sh\n# simulated\n'));
+    put(host, `lib/modules/${this.kernel.kernelRelease}/modules.alias`, text(this.modulesAlias()));
     return { sys, dev, host };
   }
 
   private buildDrivers(sys: VDir): void {
     const drivers = new Set(['nvidia', 'vfio-pci']);
-    if (this.k.gpus.some((g) => g.audio)) drivers.add('snd_hda_intel');
-    if (this.k.variantModels.size) drivers.add('nvgrace_gpu_vfio_pci');
+    if (this.kernel.gpus.some((g) => g.audio)) drivers.add('snd_hda_intel');
+    if (this.kernel.variantModels.size) drivers.add('nvgrace_gpu_vfio_pci');
     for (const d of drivers) {
       const base = `bus/pci/drivers/${d}`;
       mkdirp(sys, base);
-      put(sys, `${base}/bind`, file(() => '', (data) => this.k.driverBindWrite(d, data)));
-      put(sys, `${base}/unbind`, file(() => '', (data) => this.k.driverUnbindWrite(d, data)));
+      put(sys, `${base}/bind`, file(() => '', (data) => this.kernel.driverBindWrite(d, data)));
+      put(sys, `${base}/unbind`, file(() => '', (data) => this.kernel.driverUnbindWrite(d, data)));
       put(sys, `${base}/new_id`, file(() => '', () => {}));
       put(sys, `${base}/remove_id`, file(() => '', () => {}));
       put(sys, `${base}/module`, link(`../../../../module/${d.replace(/-/g, '_')}`));
     }
-    put(sys, 'bus/pci/drivers_probe', file(() => '', (data) => this.k.probeWrite(data)));
+    put(sys, 'bus/pci/drivers_probe', file(() => '', (data) => this.kernel.probeWrite(data)));
     mkdirp(sys, 'bus/pci/devices');
   }
 
   private buildModules(sys: VDir): void {
     const modules = ['nvidia', 'nvidia_uvm', 'vfio', 'vfio_pci', 'vfio_pci_core', 'vfio_iommu_type1', 'kvm', 'kvm_intel'];
-    if (this.k.vgpuHostDriver) modules.push(...VGPU_MODULES);
-    if (this.k.gpus.some((g) => g.model.framework === 'mdev')) modules.push('mdev');
-    if (this.k.iommufd) modules.push('iommufd');
-    if (this.k.gpus.some((g) => g.audio)) modules.push('snd_hda_intel');
-    if (this.k.variantModels.size) modules.push('nvgrace_gpu_vfio_pci');
+    if (this.kernel.vgpuHostDriver) modules.push(...VGPU_MODULES);
+    if (this.kernel.gpus.some((g) => g.model.framework === 'mdev')) modules.push('mdev');
+    if (this.kernel.iommufd) modules.push('iommufd');
+    if (this.kernel.gpus.some((g) => g.audio)) modules.push('snd_hda_intel');
+    if (this.kernel.variantModels.size) modules.push('nvgrace_gpu_vfio_pci');
     for (const m of modules) mkdirp(sys, `module/${m}`);
-    put(sys, 'module/nvidia/version', text(`${this.k.driver.version}\n`));
+    put(sys, 'module/nvidia/version', text(`${this.kernel.driver.version}\n`));
   }
 
   private buildIommu(sys: VDir, dev: VDir): void {
-    const removed = this.k.removedDevNodes;
-    if (this.k.iommu) {
+    const removed = this.kernel.removedDevNodes;
+    if (this.kernel.iommu) {
       mkdirp(sys, 'devices/virtual/iommu/dmar0');
       put(sys, 'class/iommu/dmar0', link('../../devices/virtual/iommu/dmar0'));
       if (!removed.has('vfio/vfio')) put(dev, 'vfio/vfio', chardev());
-      if (this.k.iommufd && !removed.has('iommu')) put(dev, 'iommu', chardev());
+      if (this.kernel.iommufd && !removed.has('iommu')) put(dev, 'iommu', chardev());
     } else {
       mkdirp(sys, 'class/iommu');
     }
@@ -136,7 +136,7 @@ export class SimTree {
     if (fn.kind === 'vf') {
       const vf = fn.gpu.vfs.find((v) => v.fn === fn)!;
       put(sys, `${p}/physfn`, link(`../${fn.gpu.pf.addr}`));
-      if (fn.driver === 'nvidia' && this.k.vgpuHostDriver && fn.gpu.model.framework === 'sriov') this.buildVfNvidia(sys, `${p}/nvidia`, fn.gpu, vf);
+      if (fn.driver === 'nvidia' && this.kernel.vgpuHostDriver && fn.gpu.model.framework === 'sriov') this.buildVfNvidia(sys, `${p}/nvidia`, fn.gpu, vf);
     }
   }
 
@@ -151,11 +151,11 @@ export class SimTree {
       put(sys, `${p}/iommu_group`, link(`../../../kernel/iommu_groups/${fn.group}`));
       put(sys, `kernel/iommu_groups/${fn.group}/devices/${fn.addr}`, link(`../../../../${p}`));
       const vfioBound = fn.driver !== null && (/vfio/.test(fn.driver) || (fn.kind === 'vf' && fn.driver === 'nvidia'));
-      if (vfioBound && !this.k.removedDevNodes.has(String(fn.group))) put(dev, `vfio/${fn.group}`, chardev());
+      if (vfioBound && !this.kernel.removedDevNodes.has(String(fn.group))) put(dev, `vfio/${fn.group}`, chardev());
     }
     if (fn.vfio !== null && fn.driver !== null) {
       put(sys, `${p}/vfio-dev/vfio${fn.vfio}/dev`, text(`511:${fn.vfio}\n`));
-      if (!this.k.removedDevNodes.has(`vfio/devices/vfio${fn.vfio}`)) put(dev, `vfio/devices/vfio${fn.vfio}`, chardev());
+      if (!this.kernel.removedDevNodes.has(`vfio/devices/vfio${fn.vfio}`)) put(dev, `vfio/devices/vfio${fn.vfio}`, chardev());
     }
   }
 
@@ -165,14 +165,14 @@ export class SimTree {
       `${p}/creatable_vgpu_types`,
       file(() => ['ID    : vGPU Name', ...creatable(gpu, vf).map((t) => `${t.id} : ${t.name}`)].join('\n') + '\n'),
     );
-    put(sys, `${p}/current_vgpu_type`, file(() => `${vf.typeId}\n`, (data) => this.k.writeVgpuType(gpu, vf, data)));
+    put(sys, `${p}/current_vgpu_type`, file(() => `${vf.typeId}\n`, (data) => this.kernel.writeVgpuType(gpu, vf, data)));
     put(
       sys,
       `${p}/vgpu_params`,
       file(
         () => `${vf.params}\n`,
         (data) => {
-          if (this.k.isHeld(vf.fn.addr)) throw new SysfsError('write', '', 'EBUSY', 'the VF is in use by a VM');
+          if (this.kernel.isHeld(vf.fn.addr)) throw new SysfsError('write', '', 'EBUSY', 'the VF is in use by a VM');
           vf.params = data.trim();
         },
       ),
@@ -185,7 +185,7 @@ export class SimTree {
     if (g.model.totalVfs === 0) return;
     const p = devPath(g.pf);
     put(sys, `${p}/sriov_totalvfs`, text(`${g.model.totalVfs}\n`));
-    put(sys, `${p}/sriov_numvfs`, file(() => `${g.vfs.length}\n`, (data) => this.k.writeNumVfs(g, data)));
+    put(sys, `${p}/sriov_numvfs`, file(() => `${g.vfs.length}\n`, (data) => this.kernel.writeNumVfs(g, data)));
     put(sys, `${p}/sriov_offset`, text(`${g.model.vfOffset}\n`));
     put(sys, `${p}/sriov_stride`, text(`${g.model.vfStride}\n`));
     for (const v of g.vfs) put(sys, `${p}/virtfn${v.index}`, link(`../${v.fn.addr}`));
@@ -224,7 +224,7 @@ export class SimTree {
       file(
         () => `${m.params}\n`,
         (data) => {
-          if (this.k.isHeld(m.uuid)) throw new SysfsError('write', '', 'EBUSY', 'the vGPU is in use by a VM');
+          if (this.kernel.isHeld(m.uuid)) throw new SysfsError('write', '', 'EBUSY', 'the vGPU is in use by a VM');
           m.params = data.trim();
         },
       ),
@@ -233,12 +233,12 @@ export class SimTree {
     put(sys, `${p}/mdev_supported_types/nvidia-${m.type.id}/devices/${m.uuid}`, link(`../../../${m.uuid}`));
     put(sys, `bus/mdev/devices/${m.uuid}`, link(`../../../${mp}`));
     put(sys, `kernel/iommu_groups/${m.group}/devices/${m.uuid}`, link(`../../../../${mp}`));
-    if (!this.k.removedDevNodes.has(String(m.group))) put(dev, `vfio/${m.group}`, chardev());
+    if (!this.kernel.removedDevNodes.has(String(m.group))) put(dev, `vfio/${m.group}`, chardev());
   }
 
   private modulesAlias(): string {
     const lines = ['# Aliases extracted from modules themselves.', 'alias pci:v000010DEd*sv*sd*bc03sc02i00* nvidia', 'alias pci:v000010DEd*sv*sd*bc03sc00i00* nvidia'];
-    for (const key of this.k.variantModels) {
+    for (const key of this.kernel.variantModels) {
       const m = simModel(key);
       lines.push(`alias vfio_pci:v000010DEd0000${m.deviceId.toUpperCase()}sv*sd*bc*sc*i* nvgrace_gpu_vfio_pci`);
     }
@@ -247,14 +247,14 @@ export class SimTree {
   }
 
   private mdevCreate(g: SimGpu, parent: SimFn, t: SimType, data: string): void {
-    const m = this.k.mdevCreate(g, parent, t, data);
+    const m = this.kernel.mdevCreate(g, parent, t, data);
     // Patch the current tree instead of rebuilding it: a rebuild per create made filling 8 x A100 take seconds.
     if (this.tree) this.buildMdevInstance(this.tree.sys, this.tree.dev, m);
     this.patched();
   }
 
   private mdevRemove(g: SimGpu, m: SimMdev, data: string): void {
-    this.k.mdevRemove(g, m, data);
+    this.kernel.mdevRemove(g, m, data);
     if (this.tree) {
       // Patch the current tree: the nodes buildMdevInstance made.
       const { sys, dev } = this.tree;
