@@ -83,9 +83,6 @@ export default tseslint.config(
     },
   },
   ...exceptions({
-    // The simulated NVIDIA driver is one state machine (PF, VFs, mdevs, MIG, held devices) whose
-    // invariants span the whole class; split it when a second driver generation needs its own.
-    'src/simulator/node.ts': ['max-lines', 'max-lines-per-function'],
     // The inventory reader: one class over the port (PF, VFs, mdev parents, catalog, framework),
     // whose readers share its per-read caches; its functions are within the limit.
     'src/inventory/read.ts': ['max-lines'],

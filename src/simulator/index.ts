@@ -3,11 +3,14 @@
  * behind the same sysfs port as a real host. Used by every end-to-end test and
  * by `vmgpu sim`.
  */
-import { SimulatedNode, type SimNodeSpec } from './node.js';
+import { SimulatedNode } from './node.js';
+import type { SimNodeSpec } from './state.js';
 import { SimHostTools } from './tools.js';
 
-export { SimulatedNode, snapshotNode, restoreNode, parseHeldDevice } from './node.js';
-export type { SimNodeSpec, SimGpuSpec, SimMode, SimState, WriteRecord } from './node.js';
+export { SimulatedNode, snapshotNode, restoreNode } from './node.js';
+export { parseHeldDevice } from './kernel.js';
+export type { SimNodeSpec, SimGpuSpec, SimMode, WriteRecord } from './state.js';
+export type { SimState } from './snapshot.js';
 export { simModels, simModel, SIM_DRIVERS } from './hardware.js';
 export { SimHostTools } from './tools.js';
 export type { MaterializeResult } from './materialize.js';

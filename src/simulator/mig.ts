@@ -22,6 +22,13 @@ export interface SimInstance {
   start: number;
 }
 
+/** MIG mode and GPU instances as plain data (for tests, and in a saved node's state). */
+export interface SimMigState {
+  current: boolean;
+  pending: boolean;
+  instances: { id: number; profile: string; start: number }[];
+}
+
 const inUse = (cmd: string) => new SysfsError('exec', cmd, 'EBUSY', 'In use by another client');
 
 export class SimMig {
@@ -80,6 +87,18 @@ export class SimMig {
       const on = occupants(i.id);
       return on.length < per && on.every((o) => o.framebufferMiB === t.framebufferMiB);
     });
+  }
+
+  state(): SimMigState {
+    return { current: this.current, pending: this.pending, instances: this.instances.map((i) => ({ id: i.id, profile: i.profile.name, start: i.start })) };
+  }
+
+  /** Lay a saved state over this GPU's (its instances recreated where they were). */
+  restore(state: SimMigState): void {
+    this.instances = state.instances.map((i) => ({ id: i.id, start: i.start, profile: this.geometry.profiles.find((x) => x.name === i.profile)! }));
+    if (this.instances.some((i) => !i.profile)) throw new Error('simulator state: a GPU instance of an unknown profile');
+    this.current = state.current;
+    this.pending = state.pending;
   }
 
   /** The driver rebinds (VFs enabled or disabled): instances are runtime state and go. */

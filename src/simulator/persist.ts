@@ -23,7 +23,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { formatBytes, readTextBounded, writeFileAtomic } from '../io/files.js';
 import { countTree, flattenTrees, patchTree, writeTree, type FlatTree, type MaterializeResult } from './materialize.js';
-import { restoreNode, snapshotNode, type SimState, type SimulatedNode } from './node.js';
+import { restoreNode, snapshotNode, type SimulatedNode } from './node.js';
+import type { SimState } from './snapshot.js';
 
 export const SIM_STATE_FILE = 'vmgpu-sim.json';
 /** Present while a save may have left the tree and the state out of step. */
