@@ -13,14 +13,15 @@ import type { SkippedEntry, SysfsPort } from '../sysfs/port.js';
 import { parseCreatableVgpuTypes, parseMdevDescription, parseNvidiaSmiSupportedTypes, toVgpuType, type CatalogEntry } from './catalog.js';
 import type { CatalogCache } from './catalog-cache.js';
 import { knownModel } from '../model/models.js';
+import { RELEVANT_MODULES } from '../model/modules.js';
 import { PciIds, deviceDisplayName } from './pciids.js';
 import { boardForDevice } from '../model/boards.js';
 import { readGpuInstanceId, readMdevGpuInstances, readMigState } from './mig.js';
 import { readNvlinkIslands } from './topology.js';
+import { capabilitiesOf, frameworkOf } from './capabilities.js';
 import {
   INVENTORY_SCHEMA_VERSION,
   type Capabilities,
-  type Framework,
   type Gpu,
   type GpuModel,
   type Inventory,
@@ -53,24 +54,6 @@ export interface InventoryOptions {
   catalogCache?: CatalogCache;
   kernelRelease?: string | null;
 }
-
-/** Modules whose presence the inventory reports. */
-const RELEVANT_MODULES = [
-  'nvidia',
-  'nvidia_vgpu_vfio',
-  'nvidia_uvm',
-  'nouveau',
-  'vfio',
-  'vfio_pci',
-  'vfio_pci_core',
-  'vfio_iommu_type1',
-  'iommufd',
-  'mdev',
-  'kvm',
-  'kvm_intel',
-  'kvm_amd',
-  'nvgrace_gpu_vfio_pci',
-] as const;
 
 const NVIDIA = '10de';
 const GPU_CLASSES = new Set(['0300', '0302']);
@@ -132,7 +115,7 @@ class Reader {
     }
     const gpus = pfs.map((pf, index) => this.readGpu(pf, index));
     if (!node.vgpuHostDriver && gpus.some((g) => g.framework === 'sriov-vgpu' || g.framework === 'mdev-vgpu')) node.vgpuHostDriver = true;
-    for (const g of gpus) g.capabilities = this.capabilities(g, node);
+    for (const g of gpus) g.capabilities = capabilitiesOf(g, node, (addr) => this.fns.get(addr));
     const inGpus = new Set<string>();
     for (const g of gpus) {
       inGpus.add(g.pci.address);
@@ -255,7 +238,7 @@ class Reader {
     const vfs = this.readVgpuVfs(pci, vfFns, catalog, warnings);
     this.nameVfs(vfs, catalog, warnings);
     const mdevParents = this.readMdevParents(pci, model, vfFns, catalog, warnings);
-    const framework = this.framework(pci, vfs, mdevParents);
+    const framework = frameworkOf(pci, vfs, mdevParents);
     const companions = pci.iommuGroupMembers.filter((m) => m !== pci.address);
     for (const c of companions) this.readFunction(checkPciAddress(c));
     const gpu: Gpu = {
@@ -337,55 +320,6 @@ class Reader {
     }
     for (const s of skipped) warnings.push({ code: 'unknown-entry', message: `${s.entry} in ${s.path}: ${s.reason}; ignored`, path: s.path });
     return { address: parent, types, instances: instances.sort((a, b) => a.uuid.localeCompare(b.uuid)) };
-  }
-
-  private framework(pci: PciFunction, vfs: VgpuVf[], mdevParents: MdevParent[]): { framework: Framework; reason: string | null } {
-    if (pci.driver && /vfio/.test(pci.driver)) return { framework: 'passthrough', reason: null };
-    if (vfs.length > 0) return { framework: 'sriov-vgpu', reason: null };
-    if (mdevParents.length > 0) return { framework: 'mdev-vgpu', reason: null };
-    if (pci.driver === 'nvidia' || pci.driver === 'nouveau') return { framework: 'host-driver', reason: null };
-    if (pci.driver === null) {
-      return { framework: 'unusable', reason: `no driver is bound to ${pci.address}; bind it to nvidia (host or vGPU) or vfio-pci (passthrough)` };
-    }
-    return { framework: 'unusable', reason: `bound to ${pci.driver}, which vmgpu does not manage; unbind it first` };
-  }
-
-  private capabilities(g: Gpu, node: NodeInfo): Capabilities {
-    const pci = g.pci;
-    const containers =
-      pci.driver === 'nvidia' && !node.vgpuHostDriver
-        ? { usable: true, reason: null }
-        : { usable: false, reason: pci.driver === 'nvidia' ? 'the NVIDIA driver is the vGPU manager, which does not run CUDA containers' : `bound to ${pci.driver ?? 'no driver'}, not the NVIDIA host driver` };
-    let passthrough: { usable: boolean; reason: string | null };
-    if (!node.iommuEnabled) {
-      passthrough = { usable: false, reason: 'the IOMMU is off (/sys/class/iommu is empty): enable VT-d/AMD-Vi in the firmware and boot with intel_iommu=on or amd_iommu=on' };
-    } else if (pci.iommuGroup === null) {
-      passthrough = { usable: false, reason: `${pci.address} has no IOMMU group` };
-    } else {
-      const strangers = pci.iommuGroupMembers.filter((m) => {
-        if (m === pci.address || pci.sriov?.vfs.includes(m)) return false; // its own VFs are not strangers
-        const f = this.fns.get(m);
-        return !f || f.vendorId !== NVIDIA || m.slice(0, 10) !== pci.address.slice(0, 10);
-      });
-      passthrough = strangers.length
-        ? { usable: false, reason: `IOMMU group ${pci.iommuGroup} also holds ${strangers.join(', ')}; the whole group would have to go to the VM (fix the slot or enable ACS)` }
-        : { usable: true, reason: null };
-    }
-    let vgpu: { usable: boolean; reason: string | null };
-    if (g.model.vgpuFramework === 'none' || g.model.vgpuFramework === 'unknown') {
-      vgpu = { usable: false, reason: `${g.model.name} is not a vGPU-capable model vmgpu knows` };
-    } else if (!node.vgpuHostDriver) {
-      vgpu = { usable: false, reason: 'no vGPU manager: the NVIDIA vGPU host driver (module nvidia_vgpu_vfio) is not loaded' };
-    } else if (pci.driver !== 'nvidia') {
-      vgpu = { usable: false, reason: `bound to ${pci.driver ?? 'no driver'}; vGPU needs the NVIDIA vGPU manager driver` };
-    } else if (g.model.vgpuFramework === 'sriov' && !pci.sriov) {
-      vgpu = { usable: false, reason: 'no SR-IOV capability is exposed (sriov_totalvfs is missing)' };
-    } else if (g.model.vgpuFramework === 'sriov' && !node.iommuEnabled) {
-      vgpu = { usable: false, reason: 'SR-IOV vGPU VFs are VFIO devices and need the IOMMU on' };
-    } else {
-      vgpu = { usable: true, reason: null };
-    }
-    return { containers, passthrough, vgpu };
   }
 
   private model(pci: PciFunction): GpuModel {

@@ -15,6 +15,7 @@ import * as zlib from 'node:zlib';
 import * as tar from 'tar';
 import { quoteCut } from '../io/cut.js';
 import { FileTooLargeError, formatBytes, readFileBounded, readTextBounded, tempPathFor } from '../io/files.js';
+import { RELEVANT_MODULES } from '../model/modules.js';
 
 const CAPTURE_META_FILE = 'vmgpu-capture.json';
 const MAX_FILE = 64 * 1024;
@@ -192,7 +193,6 @@ function copyFunction(sys: Copier, sysRoot: string, d: string, wanted: Set<strin
   return group ? path.basename(group) : null;
 }
 
-const MODULES = ['nvidia', 'nvidia_vgpu_vfio', 'nvidia_uvm', 'nouveau', 'vfio', 'vfio_pci', 'vfio_pci_core', 'vfio_iommu_type1', 'iommufd', 'mdev', 'kvm', 'kvm_intel', 'kvm_amd', 'nvgrace_gpu_vfio_pci'];
 
 /** What is not per function: IOMMU groups, the drivers' directories, IOMMU units, mdev buses, module versions. */
 function copyNodeWide(sys: Copier, sysRoot: string, wanted: Set<string>, groups: Set<string>): void {
@@ -208,7 +208,7 @@ function copyNodeWide(sys: Copier, sysRoot: string, wanted: Set<string>, groups:
   }
   sys.copy('class/mdev_bus', 1);
   sys.copy('bus/mdev/devices', 1);
-  for (const m of MODULES) {
+  for (const m of RELEVANT_MODULES) {
     if (!fs.existsSync(path.join(sysRoot, 'module', m))) continue;
     sys.copy(`module/${m}`);
     sys.copy(`module/${m}/version`);
