@@ -117,6 +117,20 @@ export function writeFileAtomic(file: string, data: string | Buffer, opts: Atomi
   if (opts.durable) fsyncDir(path.dirname(file));
 }
 
+/**
+ * Write `file` without ever writing through what is at its name: created with
+ * O_EXCL (one step, the usual case for a marker), or, when something is
+ * already there (a stale marker, a planted link), replaced atomically.
+ */
+export function writeFileNoFollow(file: string, data: string): void {
+  try {
+    fs.writeFileSync(file, data, { flag: 'wx', mode: 0o644 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    writeFileAtomic(file, data);
+  }
+}
+
 /** fsync a directory so a rename in it is on disk; some file systems refuse, and the rename is atomic anyway. */
 function fsyncDir(dir: string): void {
   try {

@@ -21,7 +21,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { formatBytes, readTextBounded, writeFileAtomic } from '../io/files.js';
+import { formatBytes, readTextBounded, writeFileAtomic, writeFileNoFollow } from '../io/files.js';
 import { countTree, flattenTrees, patchTree, writeTree, type FlatTree, type MaterializeResult } from './materialize.js';
 import { restoreNode, snapshotNode, type SimulatedNode } from './node.js';
 import type { SimState } from './snapshot.js';
@@ -89,7 +89,8 @@ export function saveSimulation(node: SimulatedNode, dir: string): SaveResult {
   if (incremental && base.stateText === text) return { ...countTree(new Map()), changed: 0, full: false };
   const marker = path.join(dir, SIM_SAVING_MARKER);
   fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
-  fs.writeFileSync(marker, `a save of this simulated node started at ${new Date().toISOString()} (pid ${process.pid})\n`);
+  // Markers are replaced, never written through: a link planted at their name is not followed.
+  writeFileNoFollow(marker, `a save of this simulated node started at ${new Date().toISOString()} (pid ${process.pid})\n`);
   const after = treeOf(text);
   let res: SaveResult;
   if (incremental) {
@@ -127,5 +128,5 @@ export function simTreeProblem(dir: string): string | null {
 
 /** Record that the tree in DIR was changed outside the simulator (DiskBackend's first write through `--sysfs-root`). */
 export function markSimTreeEdited(dir: string): void {
-  fs.writeFileSync(path.join(dir, SIM_EDITED_MARKER), 'the tree was written through --sysfs-root; the next --simulate save rewrites it from the state\n');
+  writeFileNoFollow(path.join(dir, SIM_EDITED_MARKER), 'the tree was written through --sysfs-root; the next --simulate save rewrites it from the state\n');
 }

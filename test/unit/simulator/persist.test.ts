@@ -129,3 +129,22 @@ void test('a write through --sysfs-root marks the tree edited; the next --simula
     assert.ok(fs.existsSync(path.join(dir, SIM_STATE_FILE)));
   });
 });
+
+void test('the markers never follow a link planted at their name out of the simulator directory', async () => {
+  await withDir(async (dir) => {
+    materialize(createSimulatedNode(L40S), path.join(dir, 'sim'));
+    const sim = path.join(dir, 'sim');
+    const outside = path.join(dir, 'outside.txt');
+    fs.writeFileSync(outside, 'not yours\n');
+    // The edited marker, written at the first write through --sysfs-root.
+    fs.symlinkSync(outside, path.join(sim, SIM_EDITED_MARKER));
+    const tree = openMachine({ 'sysfs-root': sim, 'state-dir': path.join(dir, 'state') });
+    tree.port.writeCurrentVgpuType(vfsOf(loadSimulation(sim))[0]!, 934);
+    assert.equal(fs.readFileSync(outside, 'utf8'), 'not yours\n', 'the edited marker followed the link');
+    // The saving marker, written at the start of every --simulate save.
+    fs.symlinkSync(outside, path.join(sim, SIM_SAVING_MARKER));
+    saveSimulation(loadSimulation(sim), sim);
+    assert.equal(fs.readFileSync(outside, 'utf8'), 'not yours\n', 'the saving marker followed the link');
+    assert.ok(fs.existsSync(outside), 'the file the link named is still there');
+  });
+});
