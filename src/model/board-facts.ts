@@ -98,6 +98,15 @@ export function migBacked(board: string, rows: readonly MigRow[], basis?: FactBa
   return rows.map(([gi, gb, max, me]) => fact(`${board}-${gi}-${gb}${series}${me ? 'ME' : ''}`, gb, max, series, true, basis));
 }
 
+/**
+ * The MIG-backed C profiles of a seven-slice card (A100, H100, H200, B200), one per GPU
+ * instance profile of `sevenSlice(small, double, half, full)` (model/mig.ts), with the most
+ * of each that fit on the card.
+ */
+export function sevenSliceMigBacked(board: string, [small, double, half, full]: readonly [number, number, number, number]): ProfileFact[] {
+  return migBacked(board, [[1, small, 7], [1, small, 1, true], [1, double, 4], [2, double, 3], [3, half, 2], [4, half, 1], [7, full, 1]]);
+}
+
 /** Max instances by the rule every verified table follows: framebuffer / size, capped by the VF count. */
 export function fill(totalGb: number, cap: number | null, gbs: readonly number[]): Sized {
   return gbs.map((gb) => [gb, Math.min(Math.floor(totalGb / gb), cap ?? Number.MAX_SAFE_INTEGER)] as const);

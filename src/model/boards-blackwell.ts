@@ -10,7 +10,7 @@
  * (instances of the size x vGPUs per instance), as vgpuConfig counts them.
  */
 import { graphicsSlices, sevenSlice } from './mig.js';
-import { GIB, VGPU_CONFIG, migBacked, timeSliced, type BoardFacts, type MigRow, type Sized } from './board-facts.js';
+import { GIB, VGPU_CONFIG, migBacked, sevenSliceMigBacked, timeSliced, type BoardFacts, type MigRow, type Sized } from './board-facts.js';
 
 const BLACKWELL_REF =
   'NVIDIA AI Enterprise "NVIDIA vGPU Types Reference", Blackwell (https://docs.nvidia.com/ai-enterprise/release-8/latest/infra-software/vgpu/reference/blackwell.html)';
@@ -116,7 +116,7 @@ function b200(board: 'B200X' | 'GB200', model: string, deviceId: string, full: n
     mig: sevenSlice(s, m, l, full, false),
     source: `${VGPU_CONFIG}; MIG geometry from ${MIG_GUIDE}`,
     basis: 'vgpuconfig',
-    profiles: [...timeSliced(board, 'C', [[full, 1]]), ...migBacked(board, [[1, s, 7], [1, s, 1, true], [1, m, 4], [2, m, 3], [3, l, 2], [4, l, 1], [7, full, 1]])],
+    profiles: [...timeSliced(board, 'C', [[full, 1]]), ...sevenSliceMigBacked(board, [s, m, l, full])],
   };
 }
 

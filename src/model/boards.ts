@@ -10,7 +10,7 @@
  */
 import { toPciId } from './pci.js';
 import { BLACKWELL_BOARDS } from './boards-blackwell.js';
-import { HOPPER_REF, VGPU_CONFIG, VGPU_GUIDE, GIB, fill, migBacked, timeSliced, type BoardFacts, type ProfileFact } from './board-facts.js';
+import { HOPPER_REF, VGPU_CONFIG, VGPU_GUIDE, GIB, fill, migBacked, sevenSliceMigBacked, timeSliced, type BoardFacts, type ProfileFact, type Sized } from './board-facts.js';
 import { sevenSlice } from './mig.js';
 import { parseProfile, stripVendorPrefix } from './profile.js';
 
@@ -80,7 +80,7 @@ function h100x80(board: string, model: string, deviceIds: string[]): BoardFacts 
     basis: 'vgpuconfig',
     profiles: [
       ...timeSliced(board, 'C', [[4, 20], [5, 16], [8, 10], [10, 8], [16, 5], [20, 4], [40, 2], [80, 1]]),
-      ...migBacked(board, [[1, 10, 7], [1, 10, 1, true], [1, 20, 4], [2, 20, 3], [3, 40, 2], [4, 40, 1], [7, 80, 1]]),
+      ...sevenSliceMigBacked(board, [10, 20, 40, 80]),
     ],
   };
 }
@@ -119,54 +119,37 @@ function h200(board: string, model: string, deviceIds: string[]): BoardFacts {
     basis: 'vgpuconfig',
     profiles: [
       ...timeSliced(board, 'C', [[4, 32], [7, 20], [8, 16], [14, 10], [17, 8], [28, 5], [35, 4], [70, 2], [141, 1]]),
-      ...migBacked(board, [[1, 18, 7], [1, 18, 1, true], [1, 35, 4], [2, 35, 3], [3, 71, 2], [4, 71, 1], [7, 141, 1]]),
+      ...sevenSliceMigBacked(board, [18, 35, 71, 141]),
     ],
   };
 }
 
 // ---- Ampere (mdev on SR-IOV VFs) ------------------------------------------------
 
-/** A100 40 GB (PCIe `A100`, SXM4 `A100X`): C series only, identical tables. */
-function a100x40(board: string, model: string, deviceIds: string[]): BoardFacts {
+/**
+ * A100 (40 GB: PCIe `A100`, SXM4 `A100X`; 80 GB: PCIe `A100D`, SXM4 `A100DX`): C series only,
+ * identical tables per size; a MIG slice holds an eighth of the framebuffer.
+ */
+function a100(board: string, model: string, deviceIds: string[], gb: 40 | 80, maxVfs: number, sizes: Sized): BoardFacts {
+  const slice = gb / 8;
   return {
     board,
     model,
     deviceIds,
     framework: 'mdev',
     mdevOnVfs: true,
-    framebufferMiB: 40 * GIB,
-    maxVfs: 10,
+    framebufferMiB: gb * GIB,
+    maxVfs,
     migSlices: 7,
-    mig: sevenSlice(5, 10, 20, 40, true),
+    mig: sevenSlice(slice, 2 * slice, 4 * slice, gb, true),
     source: `${VGPU_GUIDE}, ${model}; max instances from ${VGPU_CONFIG}`,
     basis: 'vgpuconfig',
-    profiles: [
-      ...timeSliced(board, 'C', [[4, 10], [5, 8], [8, 5], [10, 4], [20, 2], [40, 1]]),
-      ...migBacked(board, [[1, 5, 7], [1, 5, 1, true], [1, 10, 4], [2, 10, 3], [3, 20, 2], [4, 20, 1], [7, 40, 1]]),
-    ],
+    profiles: [...timeSliced(board, 'C', sizes), ...sevenSliceMigBacked(board, [slice, 2 * slice, 4 * slice, gb])],
   };
 }
 
-/** A100 80 GB (PCIe `A100D`, SXM4 `A100DX`). */
-function a100x80(board: string, model: string, deviceIds: string[]): BoardFacts {
-  return {
-    board,
-    model,
-    deviceIds,
-    framework: 'mdev',
-    mdevOnVfs: true,
-    framebufferMiB: 80 * GIB,
-    maxVfs: 20,
-    migSlices: 7,
-    mig: sevenSlice(10, 20, 40, 80, true),
-    source: `${VGPU_GUIDE}, ${model}; max instances from ${VGPU_CONFIG}`,
-    basis: 'vgpuconfig',
-    profiles: [
-      ...timeSliced(board, 'C', [[4, 20], [8, 10], [10, 8], [16, 5], [20, 4], [40, 2], [80, 1]]),
-      ...migBacked(board, [[1, 10, 7], [1, 10, 1, true], [1, 20, 4], [2, 20, 3], [3, 40, 2], [4, 40, 1], [7, 80, 1]]),
-    ],
-  };
-}
+const A100_40_SIZES: Sized = [[4, 10], [5, 8], [8, 5], [10, 4], [20, 2], [40, 1]];
+const A100_80_SIZES: Sized = [[4, 20], [8, 10], [10, 8], [16, 5], [20, 4], [40, 2], [80, 1]];
 
 const A10: BoardFacts = {
   board: 'A10',
@@ -242,10 +225,10 @@ const BOARDS: readonly BoardFacts[] = Object.freeze([
   H100L,
   h200('H200X', 'NVIDIA H200 SXM5 141GB', ['2335']),
   h200('H200', 'NVIDIA H200 NVL', ['233b']),
-  a100x40('A100', 'NVIDIA A100 PCIe 40GB', ['20f1']),
-  a100x40('A100X', 'NVIDIA A100 SXM4 40GB', ['20b0']),
-  a100x80('A100D', 'NVIDIA A100 80GB PCIe', ['20b5']),
-  a100x80('A100DX', 'NVIDIA A100 SXM4 80GB', ['20b2']),
+  a100('A100', 'NVIDIA A100 PCIe 40GB', ['20f1'], 40, 10, A100_40_SIZES),
+  a100('A100X', 'NVIDIA A100 SXM4 40GB', ['20b0'], 40, 10, A100_40_SIZES),
+  a100('A100D', 'NVIDIA A100 80GB PCIe', ['20b5'], 80, 20, A100_80_SIZES),
+  a100('A100DX', 'NVIDIA A100 SXM4 80GB', ['20b2'], 80, 20, A100_80_SIZES),
   A10,
   ga107('A16', '14a9'),
   ga107('A2', '157e'),
