@@ -116,12 +116,8 @@ function draDriver(v: Record<string, unknown>, o: Pick<DraDriverOptions, 'machin
 /** A `NAMESPACE/NAME` flag (--config-map, --catalog-map) or its env; null when unset. */
 function mapRef(v: Record<string, unknown>, flag: string, env: string): { namespace: string; name: string } | null {
   const ref = str(v, flag, env);
-  if (!ref) return null;
-  try {
-    return parseConfigMapRef(ref, `--${flag}`);
-  } catch (err) {
-    throw new CliError((err as Error).message);
-  }
+  // A bad reference is an InputError: the exit-code table makes it exit 2.
+  return ref ? parseConfigMapRef(ref, `--${flag}`) : null;
 }
 
 export const serveCommands: Record<string, Command> = {
