@@ -13,6 +13,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { writeFileAtomic } from '../../io/files.js';
 import { deviceSpecsFor } from '../deviceplugin/allocate.js';
 import type { DeviceEntry } from '../deviceplugin/resources.js';
 import { DRIVER_NAME } from './names.js';
@@ -55,9 +56,7 @@ export class CdiWriter {
   write(claimUid: string, devices: CdiDevice[]): void {
     const file = this.fileOf(claimUid);
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o755 });
-    const tmp = `${file}.tmp-${process.pid}`;
-    fs.writeFileSync(tmp, JSON.stringify({ cdiVersion: CDI_VERSION, kind: CDI_KIND, devices }, null, 2) + '\n', { mode: 0o644 });
-    fs.renameSync(tmp, file);
+    writeFileAtomic(file, JSON.stringify({ cdiVersion: CDI_VERSION, kind: CDI_KIND, devices }, null, 2) + '\n');
   }
 
   remove(claimUid: string): void {

@@ -9,6 +9,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { readTextBounded, writeFileAtomic } from '../../io/files.js';
 
 const CHECKPOINT_FILE = 'dra-checkpoint.json';
 const MAX_BYTES = 16 * 1024 * 1024;
@@ -65,9 +66,7 @@ export class Checkpoint {
   load(): void {
     let text: string;
     try {
-      const st = fs.statSync(this.file);
-      if (st.size > MAX_BYTES) throw new Error(`it is ${st.size} bytes, more than ${MAX_BYTES}`);
-      text = fs.readFileSync(this.file, 'utf8');
+      text = readTextBounded(this.file, MAX_BYTES);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw new Error(`cannot read the DRA checkpoint ${this.file}: ${(err as Error).message}`, { cause: err });
@@ -111,22 +110,7 @@ export class Checkpoint {
   private save(next: Map<string, ClaimRecord>): void {
     const content: FileContent = { version: 1, claims: [...next.values()] };
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    const tmp = `${this.file}.tmp-${process.pid}`;
-    const fd = fs.openSync(tmp, 'w', 0o600);
-    try {
-      fs.writeSync(fd, JSON.stringify(content, null, 1) + '\n');
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, this.file);
-    try {
-      const dfd = fs.openSync(this.dir, 'r');
-      fs.fsyncSync(dfd);
-      fs.closeSync(dfd);
-    } catch {
-      /* some filesystems refuse fsync on a directory; the rename is still atomic */
-    }
+    writeFileAtomic(this.file, JSON.stringify(content, null, 1) + '\n', { mode: 0o600, durable: true });
     this.claims = next;
   }
 }

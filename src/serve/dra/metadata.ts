@@ -15,6 +15,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { writeFileAtomic } from '../../io/files.js';
 import type { Attribute } from './devices.js';
 import { DRIVER_NAME } from './names.js';
 
@@ -62,9 +63,7 @@ export class MetadataWriter {
   write(ref: ClaimRef, request: string, devices: readonly MetadataDevice[]): string {
     const file = this.hostFile(ref, request);
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
-    const tmp = `${file}.tmp-${process.pid}`;
-    fs.writeFileSync(tmp, metadataStream(ref, request, devices), { mode: 0o644 });
-    fs.renameSync(tmp, file);
+    writeFileAtomic(file, metadataStream(ref, request, devices));
     return file;
   }
 
