@@ -14,6 +14,7 @@ import { Informer } from '../kube/informer.js';
 import { checkNamespace, checkObjectName, type Kube } from '../kube/kube.js';
 import { messageOf } from '../errors.js';
 import { InputError } from '../../model/errors.js';
+import { readTextBounded } from '../../io/files.js';
 
 export interface ConfigSnapshot {
   text: string;
@@ -58,9 +59,7 @@ export class FileConfigSource implements ConfigSource {
   read(): boolean {
     let text: string | null = null;
     try {
-      const st = fs.statSync(this.file);
-      if (st.size > MAX_CONFIG_BYTES) throw new Error(`it is ${st.size} bytes, more than the ${MAX_CONFIG_BYTES} allowed`);
-      text = fs.readFileSync(this.file, 'utf8');
+      text = readTextBounded(this.file, MAX_CONFIG_BYTES);
       this.err = null;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
